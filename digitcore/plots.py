@@ -1,0 +1,221 @@
+"""PNG figures for the comparison: learning curves, confusion matrices, errors, samples, model comparison.
+
+Figures are built as `matplotlib.figure.Figure` objects with an explicit Agg canvas instead of through
+pyplot: no display is ever needed, no global figure state leaks between calls (nothing to close), and
+importing this module does not change the backend of a GUI that may share the process. Every PNG is
+written through `digitcore.atomic.atomic_path`, so an interrupted run never leaves half an image.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from typing import Mapping, Sequence
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from sklearn.metrics import ConfusionMatrixDisplay
+
+from digitcore.atomic import atomic_path
+
+log = logging.getLogger(__name__)
+
+DPI = 110
+N_CLASSES = 10
+
+# Keys read from each model's summary dict in `plot_comparison` (first present alias wins).
+COMPARISON_METRICS: list[tuple[str, tuple[str, ...], str]] = [
+    ("Test accuracy (%)", ("test_accuracy",), "accuracy"),
+    ("Test loss", ("test_loss",), "{:.4f}"),
+    ("Parameters", ("params", "parameters", "n_params"), "params"),
+    ("Training time (s)", ("train_seconds", "training_seconds", "train_time_s"), "{:.0f}"),
+    ("Inference (ms / image)", ("ms_per_image",), "{:.3f}"),
+]
+
+
+# ------------------------------------------------------------------------------------------ helpers
+def _new_figure(width: float, height: float) -> Figure:
+    """A pyplot-free figure rendered by Agg."""
+    fig = Figure(figsize=(width, height), dpi=DPI)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save(fig: Figure, path: str | os.PathLike) -> None:
+    """Write the figure atomically as PNG and release its memory."""
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=DPI, bbox_inches="tight")
+    fig.clear()
+    log.info("wrote %s", path)
+
+
+def _images_2d(x: np.ndarray) -> np.ndarray:
+    """(N, 28, 28, 1) or (N, 28, 28) -> (N, 28, 28) for imshow."""
+    x = np.asarray(x)
+    return x[..., 0] if x.ndim == 4 else x
+
+
+def _hide_axes(ax) -> None:
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+
+
+# ------------------------------------------------------------------------------------------ curves
+def plot_curves(history: Mapping[str, Sequence[float]], model_name: str, path: str | os.PathLike) -> None:
+    """Train/validation accuracy and loss per epoch; markers keep a 1-epoch run visible."""
+    fig = _new_figure(11, 4.2)
+    axes = fig.subplots(1, 2)
+    for ax, metric, label in ((axes[0], "accuracy", "Accuracy"), (axes[1], "loss", "Loss")):
+        for key, name in ((metric, "train"), (f"val_{metric}", "validation")):
+            values = list(history.get(key) or [])
+            if values:
+                epochs = range(1, len(values) + 1)
+                ax.plot(epochs, values, marker="o", markersize=4, label=name)
+        ax.set_xlabel("Epoch")
+        ax.set_ylabel(label)
+        ax.set_title(f"{model_name}: {label.lower()}")
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.grid(alpha=0.3)
+        if ax.has_data():
+            ax.legend()
+        else:
+            ax.text(0.5, 0.5, f"no '{metric}' in history", ha="center", va="center", transform=ax.transAxes)
+    _save(fig, path)
+
+
+# ------------------------------------------------------------------------------------------ confusion
+def plot_confusion(confusion: Sequence[Sequence[int]], model_name: str, path: str | os.PathLike) -> None:
+    """Confusion matrix of counts (rows = true digit) with accuracy in the title."""
+    matrix = np.asarray(confusion, dtype=np.int64)
+    total = int(matrix.sum())
+    accuracy = np.trace(matrix) / total if total else float("nan")
+    fig = _new_figure(7.5, 6.5)
+    ax = fig.subplots()
+    display = ConfusionMatrixDisplay(matrix, display_labels=list(range(len(matrix))))
+    display.plot(ax=ax, cmap="Blues", values_format="d", colorbar=True)
+    ax.set_xlabel("Predicted digit")
+    ax.set_ylabel("True digit")
+    ax.set_title(f"{model_name}: confusion matrix (N={total:,}, accuracy {accuracy:.2%})")
+    _save(fig, path)
+
+
+# ------------------------------------------------------------------------------------------ errors
+def _confidence_vector(confidence: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
+    """Accept per-image confidence (N,) or full probabilities (N, 10)."""
+    confidence = np.asarray(confidence, dtype=np.float64)
+    if confidence.ndim == 2:
+        return confidence[np.arange(len(y_pred)), y_pred]
+    return confidence
+
+
+def plot_misclassified(
+    x: np.ndarray,
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    confidence: np.ndarray,
+    model_name: str,
+    path: str | os.PathLike,
+    max_images: int = 36,
+) -> None:
+    """Grid of wrong predictions, most confident first (those are the instructive ones)."""
+    y_true, y_pred = np.asarray(y_true).astype(int), np.asarray(y_pred).astype(int)
+    conf = _confidence_vector(confidence, y_pred)
+    wrong = np.flatnonzero(y_true != y_pred)
+    if len(wrong) == 0:
+        fig = _new_figure(5, 2.5)
+        ax = fig.subplots()
+        _hide_axes(ax)
+        ax.text(0.5, 0.5, f"{model_name}: no misclassified images\n(all {len(y_true):,} correct)",
+                ha="center", va="center", fontsize=13, transform=ax.transAxes)
+        _save(fig, path)
+        return
+    shown = wrong[np.argsort(-conf[wrong], kind="stable")][:max_images]
+    cols = math.ceil(math.sqrt(len(shown)))
+    rows = math.ceil(len(shown) / cols)
+    fig = _new_figure(1.55 * cols + 0.3, 1.75 * rows + 0.6)
+    axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
+    images = _images_2d(x)
+    vmax = 1.0 if float(np.max(images[shown])) <= 1.0 else 255.0  # scaled floats or raw uint8
+    for ax in axes:
+        _hide_axes(ax)
+    for ax, i in zip(axes, shown):
+        ax.imshow(images[i], cmap="gray", vmin=0.0, vmax=vmax)
+        ax.set_title(f"pred {y_pred[i]} / true {y_true[i]} / {conf[i]:.0%}", fontsize=8, color="firebrick")
+    fig.suptitle(f"{model_name}: {len(shown)} of {len(wrong):,} misclassified test images (most confident first)")
+    _save(fig, path)
+
+
+# ------------------------------------------------------------------------------------------ samples
+def plot_samples(x: np.ndarray, y: np.ndarray, path: str | os.PathLike, per_class: int = 10) -> None:
+    """The first `per_class` images of each digit, one row per digit, to show what the data looks like."""
+    images, labels = _images_2d(x), np.asarray(y).astype(int)
+    fig = _new_figure(0.9 * per_class + 0.6, 0.95 * N_CLASSES + 0.5)
+    axes = fig.subplots(N_CLASSES, per_class, squeeze=False)
+    for digit in range(N_CLASSES):
+        idx = np.flatnonzero(labels == digit)[:per_class]
+        for col in range(per_class):
+            ax = axes[digit, col]
+            _hide_axes(ax)
+            if col < len(idx):
+                ax.imshow(images[idx[col]], cmap="gray")
+        axes[digit, 0].set_ylabel(str(digit), rotation=0, fontsize=12, labelpad=12, va="center")
+    fig.suptitle("Examples of each digit")
+    _save(fig, path)
+
+
+# ------------------------------------------------------------------------------------------ comparison
+def _metric_value(summary: Mapping, aliases: tuple[str, ...]) -> float | None:
+    for key in aliases:
+        value = summary.get(key)
+        if value is not None:
+            return float(value)
+    return None
+
+
+def _format(value: float, style: str) -> str:
+    if style == "accuracy":
+        return f"{value:.2f}%"
+    if style == "params":
+        return f"{value / 1e6:.2f}M" if value >= 1e6 else f"{value / 1e3:.1f}k"
+    return style.format(value)
+
+
+def _zoom_accuracy(ax, values: list[float]) -> None:
+    """Accuracies of good models differ by tenths of a percent: zoom so the bars differ visibly."""
+    lo, hi = min(values), max(values)
+    pad = max((hi - lo) * 0.6, 0.3)
+    ax.set_ylim(max(0.0, lo - pad), min(100.0, hi + pad * 0.6) + 0.05)
+
+
+def plot_comparison(results: Mapping[str, Mapping], path: str | os.PathLike) -> None:
+    """Side-by-side bars of the headline numbers for every model (missing numbers are skipped)."""
+    names = list(results)
+    fig = _new_figure(3.2 * len(COMPARISON_METRICS), 4.2)
+    axes = fig.subplots(1, len(COMPARISON_METRICS))
+    colors = [f"C{i}" for i in range(len(names))]
+    for ax, (title, aliases, style) in zip(axes, COMPARISON_METRICS):
+        values = [_metric_value(results[n], aliases) for n in names]
+        if style == "accuracy":
+            values = [None if v is None else v * 100.0 for v in values]
+        present = [(n, v, c) for n, v, c in zip(names, values, colors) if v is not None]
+        ax.set_title(title)
+        if not present:
+            ax.text(0.5, 0.5, "n/a", ha="center", va="center", transform=ax.transAxes)
+            ax.set_xticks([])
+            continue
+        bar_names, bar_values, bar_colors = zip(*present)
+        bars = ax.bar(bar_names, bar_values, color=bar_colors)
+        ax.bar_label(bars, labels=[_format(v, style) for v in bar_values], padding=2, fontsize=9)
+        if style == "accuracy":
+            _zoom_accuracy(ax, list(bar_values))
+        else:
+            ax.set_ylim(0, max(bar_values) * 1.18 or 1.0)
+        ax.grid(axis="y", alpha=0.3)
+    n_test = {int(r["n_test"]) for r in results.values() if r.get("n_test")}
+    on = f" on the {n_test.pop():,} test images" if len(n_test) == 1 else ""
+    fig.suptitle(f"MNIST: model comparison{on}")
+    _save(fig, path)

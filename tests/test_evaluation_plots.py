@@ -1,0 +1,211 @@
+"""Evaluation numbers, plots and reports on a tiny hand-wired Keras model (no MNIST needed).
+
+The model is Flatten -> Dense(10, softmax) with weights set by hand: an image of digit k has one
+bright pixel at index k, which the weights map to logit k -- except digit 9, which is wired to 8.
+So the exact confusion matrix, accuracy and probabilities are known in advance and every number
+that `evaluate_model` reports can be checked against an independent numpy computation.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np
+import pytest
+from PIL import Image
+
+keras = pytest.importorskip("keras")
+
+from digitcore.evaluation import Evaluation, evaluate_model  # noqa: E402
+from digitcore.plots import (  # noqa: E402
+    plot_comparison,
+    plot_confusion,
+    plot_curves,
+    plot_misclassified,
+    plot_samples,
+)
+from digitcore.reports import keras_summary_text, write_comparison_markdown, write_model_report  # noqa: E402
+
+N_PER_CLASS = 12
+STRENGTH = 3.0  # logit of the wired class; the others get 0 (plus noise from the other pixels)
+
+
+def _weights() -> tuple[np.ndarray, np.ndarray]:
+    """Pixel k -> logit k for k < 9; pixel 9 -> logit 8 (the deliberate mistake); small noise elsewhere."""
+    rng = np.random.default_rng(0)
+    w = rng.normal(0.0, 0.05, size=(784, 10)).astype(np.float32)
+    w[:10, :] = 0.0
+    for k in range(9):
+        w[k, k] = STRENGTH
+    w[9, 8] = STRENGTH
+    b = np.linspace(-0.1, 0.1, 10).astype(np.float32)
+    return w, b
+
+
+def _data() -> tuple[np.ndarray, np.ndarray]:
+    """Images with faint background noise and one bright pixel at the label's index."""
+    rng = np.random.default_rng(1)
+    y = np.repeat(np.arange(10), N_PER_CLASS)
+    rng.shuffle(y)
+    x = rng.uniform(0.0, 0.2, size=(len(y), 28, 28, 1)).astype(np.float32)
+    x[:, 0, :10, 0] = 0.0
+    x[np.arange(len(y)), 0, y, 0] = 1.0
+    return x, y
+
+
+def _softmax_numpy(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
+    logits = x.reshape(len(x), -1).astype(np.float64) @ w.astype(np.float64) + b
+    logits -= logits.max(axis=1, keepdims=True)
+    e = np.exp(logits)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+@pytest.fixture(scope="module")
+def setup():
+    w, b = _weights()
+    model = keras.Sequential(
+        [keras.Input((28, 28, 1)), keras.layers.Flatten(), keras.layers.Dense(10, activation="softmax")],
+        name="tiny",
+    )
+    model.layers[-1].set_weights([w, b])
+    x, y = _data()
+    result = evaluate_model(model, x, y, batch_size=32)  # 120 images: several batches + a partial one
+    return model, x, y, w, b, result
+
+
+# ------------------------------------------------------------------------------------------ evaluation
+def test_confusion_and_accuracy_are_exact(setup):
+    _, x, y, _, _, r = setup
+    conf = np.array(r.confusion)
+    expected = np.diag([N_PER_CLASS] * 9 + [0])
+    expected[9, 8] = N_PER_CLASS  # every 9 is read as 8
+    np.testing.assert_array_equal(conf, expected)
+    assert conf.sum() == len(y)
+    assert r.n_test == len(y)
+    assert r.test_accuracy == pytest.approx(np.trace(conf) / len(y))
+    assert r.test_accuracy == pytest.approx(0.9)
+    np.testing.assert_array_equal(r.predictions, np.where(y == 9, 8, y))
+
+
+def test_per_class_scores_match_the_confusion_matrix(setup):
+    r = setup[-1]
+    conf = np.array(r.confusion, dtype=float)
+    recall = np.diag(conf) / conf.sum(axis=1)
+    col = conf.sum(axis=0)
+    precision = np.divide(np.diag(conf), col, out=np.zeros(10), where=col > 0)
+    denom = precision + recall
+    f1 = np.divide(2 * precision * recall, denom, out=np.zeros(10), where=denom > 0)
+    np.testing.assert_allclose(r.per_class["recall"], recall)
+    np.testing.assert_allclose(r.per_class["precision"], precision)
+    np.testing.assert_allclose(r.per_class["f1"], f1)
+    assert r.per_class["precision"][8] == pytest.approx(0.5)  # half of the "8" predictions are 9s
+    assert r.per_class["recall"][9] == 0.0 and r.per_class["f1"][9] == 0.0
+
+
+def test_probabilities_and_loss_match_a_hand_computation(setup):
+    _, x, y, w, b, r = setup
+    probs = _softmax_numpy(x, w, b)
+    np.testing.assert_allclose(r.probabilities, probs, atol=1e-5)
+    hand_loss = -np.mean(np.log(probs[np.arange(len(y)), y]))
+    assert r.test_loss == pytest.approx(hand_loss, rel=1e-4)
+    keras_loss = float(np.mean(keras.losses.categorical_crossentropy(np.eye(10)[y], probs.astype(np.float32))))
+    assert r.test_loss == pytest.approx(keras_loss, rel=1e-4)
+    np.testing.assert_allclose(r.confidence, probs.max(axis=1), atol=1e-5)
+
+
+def test_report_timing_and_one_hot_labels(setup):
+    model, x, y, _, _, r = setup
+    assert "0.9000" in r.report and "macro avg" in r.report
+    assert np.isfinite(r.ms_per_image) and 0 < r.ms_per_image < 1000
+    one_hot = evaluate_model(model, x, np.eye(10)[y], batch_size=64)
+    assert one_hot.confusion == r.confusion
+    with pytest.raises(ValueError):
+        evaluate_model(model, x, y[:-1])
+
+
+def test_summary_is_plain_json(setup):
+    r: Evaluation = setup[-1]
+    s = r.summary()
+    assert json.loads(json.dumps(s)) == s
+    assert set(s) >= {"test_accuracy", "test_loss", "ms_per_image", "per_class", "confusion", "n_test"}
+    assert "probabilities" not in s and "predictions" not in s
+    assert type(s["confusion"][0][0]) is int and type(s["test_accuracy"]) is float
+
+
+# ------------------------------------------------------------------------------------------ plots
+def _assert_png(path, min_w: int = 200, min_h: int = 150) -> None:
+    with Image.open(path) as img:
+        assert img.format == "PNG"
+        w, h = img.size
+        assert w >= min_w and h >= min_h, (path, img.size)
+        assert w <= 6000 and h <= 6000, (path, img.size)
+        pixels = np.asarray(img.convert("L"))
+        assert pixels.std() > 1.0, f"{path} is blank"
+
+
+def _no_temp_files(folder) -> None:
+    leftovers = [p.name for p in folder.iterdir() if ".tmp" in p.name]
+    assert not leftovers, leftovers
+
+
+def test_every_plot_writes_a_real_png(setup, tmp_path):
+    _, x, y, _, _, r = setup
+    plot_curves({"accuracy": [0.8, 0.9, 0.95], "val_accuracy": [0.82, 0.9, 0.93],
+                 "loss": [0.6, 0.3, 0.2], "val_loss": [0.55, 0.35, 0.25]}, "tiny", tmp_path / "curves.png")
+    plot_curves({"accuracy": [0.9], "val_accuracy": [0.91], "loss": [0.3], "val_loss": [0.28]},
+                "tiny", tmp_path / "curves1.png")
+    plot_confusion(r.confusion, "tiny", tmp_path / "sub" / "confusion.png")
+    plot_misclassified(x, y, r.predictions, r.confidence, "tiny", tmp_path / "wrong.png", max_images=9)
+    plot_samples(x, y, tmp_path / "samples.png", per_class=5)
+    for name in ("curves", "curves1", "wrong", "samples"):
+        _assert_png(tmp_path / f"{name}.png")
+    _assert_png(tmp_path / "sub" / "confusion.png")
+    _no_temp_files(tmp_path)
+
+
+def test_misclassified_with_no_errors(tmp_path):
+    x, y = _data()
+    conf = np.ones(len(y))
+    plot_misclassified(x, y, y, conf, "perfect", tmp_path / "none.png")
+    _assert_png(tmp_path / "none.png", min_w=150, min_h=80)
+
+
+# ------------------------------------------------------------------------------------------ reports
+RESULTS = {
+    "ann": {"test_accuracy": 0.9781, "test_loss": 0.0734, "val_accuracy": 0.9775, "params": 109_386,
+            "train_seconds": 41.2, "epochs": 12, "ms_per_image": 0.012, "n_test": 10_000},
+    "cnn": {"test_accuracy": 0.9923, "test_loss": 0.0251, "val_accuracy": 0.9911, "params": 225_034,
+            "train_seconds": 301.7, "epochs": 10, "ms_per_image": 0.19, "n_test": 10_000},
+    "vgg16": {"test_accuracy": 0.9947, "test_loss": 0.0188, "val_accuracy": 0.9940, "params": 14_982_474,
+              "train_seconds": 2410.0, "epochs": 5, "ms_per_image": 4.6, "n_test": 10_000},
+}
+
+
+def test_comparison_plot_and_markdown(tmp_path):
+    plot_comparison(RESULTS, tmp_path / "comparison.png")
+    _assert_png(tmp_path / "comparison.png", min_w=600)
+    text = write_comparison_markdown(RESULTS, tmp_path / "comparison.md", reference={"cnn": 99.25, "ann": 0.98})
+    assert (tmp_path / "comparison.md").read_text(encoding="utf-8") == text
+    lines = text.splitlines()
+    assert lines[0].startswith("| Model | Test accuracy %") and "Published accuracy %" in lines[0]
+    assert lines[1].startswith("|---|")
+    assert "| ann | 97.81 | 0.0734 | 97.75 | 109,386 | 41.2 | 12 | 0.012 | 98.00 |" in lines
+    assert "| cnn | 99.23 | 0.0251 | 99.11 | 225,034 | 301.7 | 10 | 0.190 | 99.25 |" in lines
+    assert "| vgg16 | 99.47 | 0.0188 | 99.40 | 14,982,474 | 2410.0 | 5 | 4.600 | – |" in lines
+    plain = write_comparison_markdown({"cnn": {"test_accuracy": 0.5}}, tmp_path / "plain.md")
+    assert "Published" not in plain and "| cnn | 50.00 | – |" in plain
+    _no_temp_files(tmp_path)
+
+
+def test_model_report_contains_sklearn_and_keras_text(setup, tmp_path):
+    model, *_, r = setup
+    summary_text = keras_summary_text(model)
+    assert "Total params" in summary_text and "7,850" in summary_text  # 784*10 + 10
+    path = tmp_path / "tiny_report.txt"
+    write_model_report(path, "tiny", r.report, summary_text, {**r.summary(), "params": 7850, "epochs": 1})
+    text = path.read_text(encoding="utf-8")
+    assert r.report.strip() in text and "Total params" in text
+    assert "Test accuracy (%)" in text and "90.00" in text and "7,850" in text
