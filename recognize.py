@@ -1,0 +1,133 @@
+#!/usr/bin/env python3
+"""Read handwritten digits from image files (canvas drawings, photos, scans) with the trained models."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from recognizer import MODEL_NAMES, ModelStore, Recognizer, RecognizerError
+from recognizer.images import IMAGE_SUFFIXES
+
+EPILOG = """examples:
+  python recognize.py photo.jpg                      read one image with the best available model
+  python recognize.py scans/ --model ensemble        every PNG/JPEG/BMP in a folder, averaged models
+  python recognize.py a.png b.png --json             one JSON object per image per line
+  python recognize.py a.png --annotate out/          also write a.png with boxes and labels into out/
+  python recognize.py a.png --threshold 0.8          show digits below 80%% confidence as '?'
+
+JSON fields: image, text, digits[{digit, confidence, box [x, y, w, h], top3 [[digit, p], ...]}], model,
+ms (segmentation + normalisation + inference, without model loading).
+Exit status: 0 if every image was read, 1 if any failed (each failure is reported on stderr), 2 on usage errors.
+"""
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="recognize.py",
+        description="Read handwritten digits in images: several digits in a row, several lines, any stroke "
+                    "width, dark-on-light or light-on-dark, canvas drawings or photos of paper.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("paths", nargs="+", metavar="PATH", help="image files, or folders (every PNG/JPEG/BMP inside)")
+    p.add_argument("--model", choices=MODEL_NAMES, default=None,
+                   help="model to use (default: the most accurate one available)")
+    p.add_argument("--json", action="store_true", help="print one JSON object per image per line")
+    p.add_argument("--threshold", type=float, default=0.5,
+                   help="digits with a lower confidence are shown as '?' (default 0.5)")
+    p.add_argument("--models-dir", default="models", help="folder with ann/cnn/vgg16.keras (default models)")
+    p.add_argument("--annotate", metavar="DIR", default=None,
+                   help="write each image with boxes and labels drawn into DIR")
+    p.add_argument("-v", "--verbose", action="store_true", help="log what happens")
+    args = p.parse_args(argv)
+    if not 0.0 <= args.threshold <= 1.0:
+        p.error("--threshold must be between 0 and 1")
+    return args
+
+
+def expand(paths) -> list[tuple[str, str | None]]:
+    """[(path, error or None)]: folders expand to their images (sorted); missing paths become errors."""
+    out = []
+    for raw in paths:
+        p = Path(raw)
+        if p.is_dir():
+            files = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+            if not files:
+                out.append((raw, "folder contains no PNG/JPEG/BMP images"))
+            out.extend((str(f), None) for f in files)
+        elif p.exists():
+            out.append((raw, None))
+        else:
+            out.append((raw, "no such file or folder"))
+    return out
+
+
+def annotate(path: str, reading, out_dir: Path) -> Path:
+    import cv2
+    import numpy as np
+
+    from digitcore.atomic import atomic_path
+    from recognizer.images import load_gray
+
+    img = cv2.cvtColor(load_gray(path), cv2.COLOR_GRAY2BGR)
+    thick = max(1, round(max(img.shape[:2]) / 400))
+    for d in reading.digits:
+        x, y, w, h = d.box
+        colour = (0, 0, 255) if d.uncertain else (0, 160, 0)
+        cv2.rectangle(img, (x, y), (x + w - 1, y + h - 1), colour, thick)
+        text = f"{d.label} {d.confidence:.2f}"
+        scale = max(0.4, min(2.0, h / 120))
+        cv2.putText(img, text, (x, max(12, y - 4)), cv2.FONT_HERSHEY_SIMPLEX, scale, colour, thick, cv2.LINE_AA)
+    target = out_dir / (Path(path).stem + ".png")
+    with atomic_path(target) as tmp:
+        if not cv2.imwrite(str(tmp), img):
+            raise RecognizerError(f"could not write {target}")
+    return target
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    store = ModelStore(args.models_dir)
+    rec = Recognizer(store, threshold=args.threshold)
+    failed = 0
+    try:
+        name = rec.resolve_model(args.model)
+        store.load(name)
+    except RecognizerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    out_dir = Path(args.annotate) if args.annotate else None
+    for path, err in expand(args.paths):
+        if err is None:
+            try:
+                reading = rec.read(path, model=name)
+                if out_dir is not None:
+                    annotate(path, reading, out_dir)
+            except RecognizerError as exc:
+                err = str(exc)
+            except OSError as exc:
+                err = f"{path}: {exc}"
+        if err is not None:
+            failed += 1
+            msg = err if err.startswith(path) else f"{path}: {err}"
+            print(f"error: {msg}", file=sys.stderr)
+            continue
+        if args.json:
+            obj = {"image": path, "text": reading.text,
+                   "digits": [{"digit": d.digit, "confidence": round(d.confidence, 6), "box": list(d.box),
+                               "top3": [[k, round(p, 6)] for k, p in d.top3]} for d in reading.digits],
+                   "model": reading.model, "ms": round(reading.ms, 2)}
+            print(json.dumps(obj), flush=True)
+        else:
+            confs = " ".join(f"{d.label}:{d.confidence:.2f}" for d in reading.digits)
+            text = reading.text.replace("\n", " / ") if reading.digits else "(no digits)"
+            print(f"{path}: {text}   [{reading.model}, {reading.ms:.1f} ms] {confs}".rstrip(), flush=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

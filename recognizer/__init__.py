@@ -1,0 +1,14 @@
+"""Canvas drawing / photo -> digits: image loading, segmentation, MNIST-style normalisation, models.
+
+Public API (see docs/CONTRACTS.md)::
+
+    from recognizer import Recognizer, Reading, DigitReading, ModelStore, MODEL_NAMES, RecognizerError
+
+TensorFlow is imported only when a model is first loaded, so importing this package is fast.
+"""
+
+from .errors import RecognizerError
+from .models import MODEL_NAMES, ModelStore
+from .pipeline import DigitReading, Reading, Recognizer
+
+__all__ = ["Recognizer", "Reading", "DigitReading", "ModelStore", "MODEL_NAMES", "RecognizerError"]

@@ -1,0 +1,145 @@
+"""Synthetic drawn digits: MNIST digits redrawn the way a user draws them on the canvas.
+
+Each MNIST digit is upscaled, skeletonised and its strokes redrawn with a round anti-aliased brush
+(8-20 px) in dark ink on a white 640x480 canvas, at a random size (40-75% of the canvas height) and
+position; numbers are 3-8 such digits on one line with natural gaps and a little vertical jitter.
+Everything is seeded and deterministic. Used by benchmarks/bench_drawn.py and the tests.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import cv2
+import numpy as np
+
+CANVAS = (640, 480)   # (width, height)
+BRUSH = (8, 20)
+HEIGHT_FRAC = (0.40, 0.75)
+_UP = 4               # MNIST upscale factor before skeletonising
+_SHIFT = 3            # cv2 sub-pixel bits
+
+
+def skeleton_segments(img28: np.ndarray) -> tuple[np.ndarray, tuple]:
+    """Stroke skeleton of an MNIST digit as line segments (K, 2, 2) of (x, y) in a unit-height frame.
+
+    Returns (segments, (width, height)) of the skeleton's box in the same frame (height 1).
+    """
+    from skimage.morphology import skeletonize
+
+    big = cv2.resize(img28, (28 * _UP, 28 * _UP), interpolation=cv2.INTER_CUBIC)
+    big = cv2.GaussianBlur(big, (5, 5), 0)
+    sk = skeletonize(big > 110)
+    ys, xs = np.nonzero(sk)
+    if len(ys) == 0:
+        ys, xs = np.nonzero(big > 0)
+    if len(ys) == 0:
+        return np.zeros((0, 2, 2), np.float32), (0.0, 0.0)
+    y0, x0 = ys.min(), xs.min()
+    hh = max(float(ys.max() - y0), 1.0)
+    segs = []
+    # connect each skeleton pixel with its 8-neighbours (right, down, down-right, down-left)
+    pad = np.pad(sk, 1)
+    for dy, dx in ((0, 1), (1, 0), (1, 1), (1, -1)):
+        nb = pad[1 + dy:1 + dy + sk.shape[0], 1 + dx:1 + dx + sk.shape[1]] & sk
+        py, px = np.nonzero(nb)
+        segs.append(np.stack([np.stack([px, py], -1), np.stack([px + dx, py + dy], -1)], 1))
+    lone = sk & ~_has_neighbour(sk)
+    py, px = np.nonzero(lone)
+    segs.append(np.stack([np.stack([px, py], -1), np.stack([px, py], -1)], 1))
+    segs = np.concatenate(segs).astype(np.float32)
+    segs[..., 0] -= x0
+    segs[..., 1] -= y0
+    segs /= hh
+    return segs, (float(xs.max() - x0) / hh, 1.0)
+
+
+def _has_neighbour(sk: np.ndarray) -> np.ndarray:
+    n = cv2.filter2D(sk.astype(np.uint8), -1, np.ones((3, 3), np.float32), borderType=cv2.BORDER_CONSTANT)
+    return n > 1
+
+
+def draw_digit(canvas: np.ndarray, segs: np.ndarray, x: float, y: float, height: float, brush: int,
+               ink: int = 20) -> tuple:
+    """Draw a skeleton (unit height) with its top-left at (x, y), skeleton height `height`, round brush.
+
+    Returns the ink box (x, y, w, h) in canvas pixels.
+    """
+    if len(segs) == 0:
+        return (int(x), int(y), 0, 0)
+    pts = segs * height
+    pts[..., 0] += x
+    pts[..., 1] += y
+    fixed = np.round(pts * (1 << _SHIFT)).astype(np.int32)
+    cv2.polylines(canvas, list(fixed), False, int(ink), int(brush), cv2.LINE_AA, _SHIFT)
+    r = brush / 2.0
+    x0, y0 = pts[..., 0].min() - r, pts[..., 1].min() - r
+    x1, y1 = pts[..., 0].max() + r, pts[..., 1].max() + r
+    return (int(x0), int(y0), int(np.ceil(x1 - x0)), int(np.ceil(y1 - y0)))
+
+
+def single_canvas(img28: np.ndarray, rng: np.random.Generator, size=CANVAS) -> tuple[np.ndarray, tuple]:
+    """One MNIST digit drawn on a white canvas at random size, position and brush. Returns (canvas, box)."""
+    W, H = size
+    canvas = np.full((H, W), 255, np.uint8)
+    segs, (sw, _) = skeleton_segments(img28)
+    brush = int(rng.integers(BRUSH[0], BRUSH[1] + 1))
+    total_h = rng.uniform(*HEIGHT_FRAC) * H
+    hh = max(total_h - brush, 4.0)
+    wdt = sw * hh + brush
+    x = rng.uniform(brush / 2, max(brush / 2 + 1, W - wdt + brush / 2))
+    y = rng.uniform(brush / 2, max(brush / 2 + 1, H - total_h + brush / 2))
+    box = draw_digit(canvas, segs, x, y, hh, brush, ink=int(rng.integers(0, 60)))
+    return canvas, box
+
+
+def number_canvas(imgs, rng: np.random.Generator, size=CANVAS) -> tuple[np.ndarray, list]:
+    """Several MNIST digits on one line (natural gaps, a little vertical jitter). Returns (canvas, boxes)."""
+    W, H = size
+    canvas = np.full((H, W), 255, np.uint8)
+    skels = [skeleton_segments(im) for im in imgs]
+    gaps = rng.uniform(0.12, 0.45, size=len(imgs))          # gap / digit height
+    widths = np.array([max(s[1][0], 0.08) for s in skels])  # skeleton width / height
+    total_h = rng.uniform(*HEIGHT_FRAC) * H
+    brush = int(rng.integers(BRUSH[0], BRUSH[1] + 1))
+    # shrink until the line fits into 94% of the canvas width (brush kept <= 15% of the digit height)
+    for _ in range(50):
+        b = min(brush, max(4, int(0.15 * total_h)))
+        hh = total_h - b
+        line_w = float((widths * hh + b).sum() + gaps[1:].sum() * total_h)
+        if line_w <= 0.94 * W:
+            break
+        total_h *= 0.94 * W / line_w * 0.98
+    brush = b
+    hh = total_h - brush
+    x = rng.uniform(0.03 * W, max(0.03 * W + 1, W - line_w - 0.03 * W))
+    y_base = rng.uniform(0.05 * H, max(0.05 * H + 1, H - total_h * 1.1 - 0.05 * H))
+    ink = int(rng.integers(0, 60))
+    boxes = []
+    for i, (segs, (sw, _)) in enumerate(skels):
+        if i:
+            x += gaps[i] * total_h
+        scale = hh * rng.uniform(0.92, 1.05)
+        jitter = rng.uniform(-0.05, 0.05) * total_h
+        boxes.append(draw_digit(canvas, segs, x + brush / 2, y_base + brush / 2 + jitter, scale, brush, ink))
+        x += sw * scale + brush
+    return canvas, boxes
+
+
+def drawn_singles(x: np.ndarray, y: np.ndarray, n: int, seed: int = 0, size=CANVAS) -> Iterator:
+    """Yield (canvas, label) for n MNIST digits picked (seeded) from x/y."""
+    rng = np.random.default_rng(seed)
+    idx = rng.choice(len(x), size=min(n, len(x)), replace=False)
+    for i in idx:
+        canvas, _ = single_canvas(x[i], rng, size)
+        yield canvas, int(y[i])
+
+
+def drawn_numbers(x: np.ndarray, y: np.ndarray, n: int, seed: int = 0, lengths=(3, 8), size=CANVAS) -> Iterator:
+    """Yield (canvas, "4071") for n numbers of 3-8 MNIST digits each, one line."""
+    rng = np.random.default_rng(seed + 1_000_003)
+    for _ in range(n):
+        k = int(rng.integers(lengths[0], lengths[1] + 1))
+        idx = rng.choice(len(x), size=k, replace=False)
+        canvas, _ = number_canvas([x[i] for i in idx], rng, size)
+        yield canvas, "".join(str(int(y[i])) for i in idx)

@@ -1,0 +1,151 @@
+"""Load and validate an image (path or array) and turn it into a binary ink mask (ink = 255).
+
+Handles: grayscale / RGB / RGBA arrays and files, dark ink on a light canvas or light ink on a dark one
+(polarity is detected), photos and scans with uneven light (adaptive threshold), very large images
+(scaled down first; the scale is reported so that boxes can be mapped back to input pixels).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .errors import RecognizerError
+
+log = logging.getLogger(__name__)
+
+MAX_SIDE = 1600          # larger images are scaled down to this long side before segmentation
+MIN_CONTRAST = 40        # grey levels between background and ink below which an image counts as blank
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
+EXPECTED = ("expected a uint8 image array of shape (H, W), (H, W, 1), (H, W, 3) or (H, W, 4) "
+            "(bool and float arrays in [0, 1] are accepted too)")
+
+
+@dataclass(frozen=True)
+class InkImage:
+    """Binary ink mask of an image, ink = 255, plus how it relates to the input image."""
+
+    mask: np.ndarray        # uint8 (h, w), 0 = background, 255 = ink, possibly scaled down
+    scale: float            # mask pixels per input pixel (<= 1)
+    input_size: tuple       # (width, height) of the input image
+    photo: bool             # True when the adaptive (uneven light) threshold was used
+    blank: bool             # True when no ink could be found at all
+
+
+# ------------------------------------------------------------------------------------ loading
+def load_gray(image) -> np.ndarray:
+    """Return the image as a 2-D uint8 grayscale array. `image` is a path or a numpy array."""
+    if isinstance(image, (str, os.PathLike)):
+        return _load_file(Path(image))
+    if isinstance(image, np.ndarray):
+        return _from_array(image)
+    raise RecognizerError(f"cannot read an image from {type(image).__name__}: "
+                          "pass a file path or a numpy array; " + EXPECTED)
+
+
+def _load_file(path: Path) -> np.ndarray:
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    if not path.exists():
+        raise RecognizerError(f"{path}: no such file")
+    if path.is_dir():
+        raise RecognizerError(f"{path}: is a folder, not an image file")
+    try:
+        with Image.open(path) as im:
+            im.load()  # decode now: a truncated file fails here, not later
+            im = ImageOps.exif_transpose(im)
+            if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+                arr = np.asarray(im.convert("RGBA"))
+            elif im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+                a = np.asarray(im).astype(np.float64)
+                lo, hi = float(a.min()), float(a.max())
+                arr = np.zeros(a.shape, np.uint8) if hi <= lo else ((a - lo) * (255.0 / (hi - lo))).astype(np.uint8)
+            else:
+                arr = np.asarray(im.convert("RGB"))
+    except UnidentifiedImageError:
+        raise RecognizerError(f"{path}: not an image file (or a format Pillow cannot read)") from None
+    except (OSError, ValueError, SyntaxError) as exc:  # truncated / corrupt data
+        raise RecognizerError(f"{path}: unreadable or truncated image ({exc})") from None
+    except Image.DecompressionBombError as exc:
+        raise RecognizerError(f"{path}: image is too large ({exc})") from None
+    return _from_array(arr)
+
+
+def _from_array(arr: np.ndarray) -> np.ndarray:
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[:, :, 0]
+    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (3, 4)):
+        raise RecognizerError(f"image array has shape {arr.shape}; {EXPECTED}")
+    if arr.shape[0] < 1 or arr.shape[1] < 1:
+        raise RecognizerError(f"image array is empty (shape {arr.shape}); {EXPECTED}")
+    if arr.dtype == np.bool_:
+        arr = arr.astype(np.uint8) * 255
+    elif arr.dtype.kind == "f":
+        if not np.isfinite(arr).all() or arr.min() < 0.0 or arr.max() > 1.0:
+            raise RecognizerError(f"float image array has values outside [0, 1] (or NaN); {EXPECTED}")
+        arr = np.round(arr * 255.0).astype(np.uint8)
+    elif arr.dtype != np.uint8:
+        raise RecognizerError(f"image array has dtype {arr.dtype}; {EXPECTED}")
+    if arr.ndim == 2:
+        return np.ascontiguousarray(arr)
+    if arr.shape[2] == 4:
+        rgb = arr[:, :, :3].astype(np.float32)
+        alpha = arr[:, :, 3].astype(np.float32) / 255.0
+        if alpha.min() < 1.0:
+            # composite onto white; if that leaves nothing (light ink on transparency) use alpha as ink
+            comp = rgb * alpha[..., None] + 255.0 * (1.0 - alpha[..., None])
+            gray = cv2.cvtColor(comp.astype(np.uint8), cv2.COLOR_RGB2GRAY)
+            if int(gray.max()) - int(gray.min()) < MIN_CONTRAST and alpha.max() - alpha.min() > 0.5:
+                return (255 - np.round(alpha * 255)).astype(np.uint8)
+            return gray
+        arr = arr[:, :, :3]
+    return cv2.cvtColor(np.ascontiguousarray(arr), cv2.COLOR_RGB2GRAY)
+
+
+# ------------------------------------------------------------------------------ binarisation
+def to_ink(image) -> InkImage:
+    """Load `image` and return its binary ink mask (polarity detected, large images scaled down)."""
+    gray = load_gray(image)
+    h, w = gray.shape
+    scale = 1.0
+    if max(h, w) > MAX_SIDE:
+        scale = MAX_SIDE / max(h, w)
+        gray = cv2.resize(gray, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+        log.debug("scaled %dx%d image down by %.3f", w, h, scale)
+    mask, photo, blank = binarize(gray)
+    return InkImage(mask=mask, scale=scale, input_size=(w, h), photo=photo, blank=blank)
+
+
+def binarize(gray: np.ndarray) -> tuple[np.ndarray, bool, bool]:
+    """Binary ink mask (ink=255) of a grayscale image; returns (mask, used_adaptive, blank)."""
+    # background level = median; ink is whatever differs from it (works for either polarity)
+    bg = float(np.median(gray))
+    ink = (255 - gray) if bg >= 128 else gray.copy()
+    bg_ink = 255.0 - bg if bg >= 128 else bg
+    hi = float(np.percentile(ink, 99.9)) if ink.size > 1000 else float(ink.max())
+    hi = max(hi, float(ink.max()) * 0.9)
+    if hi - bg_ink < MIN_CONTRAST:
+        return np.zeros_like(gray), False, True
+    near_bg = float(np.mean(np.abs(ink.astype(np.int16) - int(round(bg_ink))) <= 10))
+    if near_bg >= 0.5:
+        # clean canvas: one global threshold halfway between background and ink
+        thr = bg_ink + 0.5 * (hi - bg_ink)
+        mask = np.where(ink > thr, 255, 0).astype(np.uint8)
+        return mask, False, False
+    # photo / scan: uneven light -> compare every pixel with its local mean
+    h, w = ink.shape
+    block = max(15, (min(h, w) // 8) | 1)
+    blur = cv2.GaussianBlur(ink, (3, 3), 0)
+    local = cv2.blur(blur, (block, block)).astype(np.int16)
+    diff = blur.astype(np.int16) - local
+    # offset: clear of the paper's noise, and a fair share of the ink contrast
+    noise = float(np.median(np.abs(diff))) * 1.4826
+    c = max(12.0, 4.0 * noise, 0.25 * (hi - bg_ink))
+    mask = np.where(diff > c, 255, 0).astype(np.uint8)
+    mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3)))
+    return mask, True, not mask.any()

@@ -1,0 +1,193 @@
+"""ModelStore: lazy, thread-safe, cached access to the saved models (and their ensemble).
+
+TensorFlow/Keras are imported only when a model is first needed, so importing `recognizer` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from .errors import RecognizerError
+
+log = logging.getLogger(__name__)
+
+BASE_MODELS = ("ann", "cnn", "vgg16")
+MODEL_NAMES = BASE_MODELS + ("ensemble",)
+FALLBACK_ORDER = ("cnn", "vgg16", "ann")
+
+
+def _train_hint(name: str) -> str:
+    return f"train it with: python train_all.py --models {name}"
+
+
+class ModelStore:
+    """Loads `models_dir/{ann,cnn,vgg16}.keras` on first use and keeps them; safe to share between threads."""
+
+    def __init__(self, models_dir: str | os.PathLike = "models"):
+        self.models_dir = Path(models_dir)
+        self._lock = threading.Lock()
+        self._load_locks = {name: threading.Lock() for name in BASE_MODELS}
+        self._models: dict[str, object] = {}
+        self._fns: dict[str, object] = {}
+        self._errors: dict[str, str] = {}
+
+    # ------------------------------------------------------------------------------ info
+    def path(self, name: str) -> Path:
+        self._check_name(name)
+        if name == "ensemble":
+            raise RecognizerError("the ensemble has no file of its own; it averages ann, cnn and vgg16")
+        return self.models_dir / f"{name}.keras"
+
+    def _check_name(self, name: str) -> None:
+        if name not in MODEL_NAMES:
+            raise RecognizerError(f"unknown model {name!r}; choose one of {', '.join(MODEL_NAMES)}")
+
+    def _base_status(self, name: str) -> str:
+        with self._lock:
+            if name in self._models:
+                return "ok"
+            if name in self._errors:
+                return f"error: {self._errors[name]}"
+        p = self.models_dir / f"{name}.keras"
+        if not p.is_file():
+            return "missing"
+        if not zipfile.is_zipfile(p):
+            return "error: not a Keras model file (not a .keras zip archive)"
+        return "ok"
+
+    def status(self) -> dict[str, str]:
+        """{"ann": "ok"|"missing"|"error: <reason>", ..., "ensemble": ...}; does not load any model."""
+        st = {name: self._base_status(name) for name in BASE_MODELS}
+        bad = [n for n in BASE_MODELS if st[n].startswith("error")]
+        if bad:
+            st["ensemble"] = f"error: {bad[0]}: {st[bad[0]][len('error: '):]}"
+        elif any(st[n] == "missing" for n in BASE_MODELS):
+            st["ensemble"] = "missing"
+        else:
+            st["ensemble"] = "ok"
+        return st
+
+    def available(self) -> list[str]:
+        st = self.status()
+        return [n for n in MODEL_NAMES if st[n] == "ok"]
+
+    def metrics(self) -> dict[str, float]:
+        """Test accuracy per model name from models/metrics.json (empty if absent or unreadable)."""
+        p = self.models_dir / "metrics.json"
+        try:
+            data = json.loads(p.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        found: dict[str, float] = {}
+
+        def acc_of(entry):
+            if isinstance(entry, dict):
+                for key in ("test_accuracy", "test_acc"):
+                    if isinstance(entry.get(key), (int, float)):
+                        return float(entry[key])
+                test = entry.get("test")
+                if isinstance(test, dict) and isinstance(test.get("accuracy"), (int, float)):
+                    return float(test["accuracy"])
+            return None
+
+        def walk(node, depth=0):
+            if not isinstance(node, dict) or depth > 3:
+                return
+            for key, val in node.items():
+                if key in MODEL_NAMES and key not in found:
+                    a = acc_of(val)
+                    if a is not None:
+                        found[key] = a
+                        continue
+                walk(val, depth + 1)
+
+        walk(data)
+        return found
+
+    def default_name(self) -> str | None:
+        """Most accurate present model (by metrics.json test_accuracy); else cnn > vgg16 > ann; None if none."""
+        present = self.available()
+        if not present:
+            return None
+        acc = self.metrics()
+        scored = [(acc[n], n) for n in present if n in acc]
+        if scored:
+            return max(scored)[1]
+        for n in FALLBACK_ORDER:
+            if n in present:
+                return n
+        return None
+
+    # ---------------------------------------------------------------------------- loading
+    def load(self, name: str):
+        """The loaded Keras model for a base model name (loads it once; RecognizerError if missing/corrupt)."""
+        self._check_name(name)
+        if name == "ensemble":
+            return [self.load(n) for n in BASE_MODELS]
+        with self._lock:
+            if name in self._models:
+                return self._models[name]
+        with self._load_locks[name]:
+            with self._lock:
+                if name in self._models:
+                    return self._models[name]
+            model, fn = self._load_file(name)
+            with self._lock:
+                self._models[name] = model
+                self._fns[name] = fn
+                self._errors.pop(name, None)
+            return model
+
+    def _load_file(self, name: str):
+        p = self.models_dir / f"{name}.keras"
+        if not p.is_file():
+            raise RecognizerError(f"model file {p} is missing; {_train_hint(name)}")
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        try:
+            import keras
+            import tensorflow as tf
+        except ImportError as exc:  # pragma: no cover - environment problem
+            raise RecognizerError(f"TensorFlow/Keras are not installed ({exc}); pip install -r requirements.txt")
+        try:
+            model = keras.saving.load_model(p, compile=False)
+            in_shape = tuple(model.input_shape)
+            out_shape = tuple(model.output_shape)
+            if in_shape[1:] != (28, 28, 1) or out_shape[1:] != (10,):
+                raise ValueError(f"expects input {in_shape} and gives {out_shape}; "
+                                 "the contract is (N, 28, 28, 1) -> (N, 10)")
+            fn = tf.function(lambda x: model(x, training=False), reduce_retracing=True,
+                             input_signature=[tf.TensorSpec([None, 28, 28, 1], tf.float32)])
+            fn(tf.zeros((1, 28, 28, 1), tf.float32))  # trace now: tracing counts as loading, not reading
+        except Exception as exc:  # corrupt zip, wrong content, incompatible layers...
+            reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}".strip()
+            with self._lock:
+                self._errors[name] = reason
+            log.warning("cannot load %s: %s", p, reason)
+            raise RecognizerError(f"model file {p} could not be loaded ({reason}); {_train_hint(name)}") from None
+        log.info("loaded model %s from %s", name, p)
+        return model, fn
+
+    # -------------------------------------------------------------------------- inference
+    def predict(self, name: str, batch: np.ndarray) -> np.ndarray:
+        """(N, 28, 28, 1) float32 in [0, 1] -> (N, 10) probabilities; 'ensemble' = mean of the three."""
+        self._check_name(name)
+        batch = np.asarray(batch, dtype=np.float32)
+        if batch.ndim == 3:
+            batch = batch[..., None]
+        if batch.ndim != 4 or batch.shape[1:] != (28, 28, 1):
+            raise RecognizerError(f"batch has shape {batch.shape}; expected (N, 28, 28, 1) float32 in [0, 1]")
+        if name == "ensemble":
+            self.load(name)
+            return np.mean([self.predict(n, batch) for n in BASE_MODELS], axis=0)
+        self.load(name)
+        if len(batch) == 0:
+            return np.zeros((0, 10), np.float32)
+        fn = self._fns[name]
+        return np.asarray(fn(batch)).astype(np.float32).reshape(len(batch), 10)

@@ -1,0 +1,76 @@
+"""MNIST-style normalisation of one digit's ink.
+
+MNIST digits were size-normalised to fit a 20x20 box (aspect kept, anti-aliased grey levels) and centred
+by centre of mass in 28x28. Canvas digits come at any size and brush width, so in addition the stroke is
+redrawn at a fixed relative width: the ink is resampled to a working size, skeletonised and redrawn with a
+round brush, which makes a 4 px and a 30 px brush look alike (MNIST's stroke is ~2-3 px in 28x28).
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+from skimage.morphology import skeletonize
+
+WORK = 72          # long side of the skeleton at working resolution
+PEN = 11           # brush diameter at working resolution -> ~2.7 px stroke in the 20 px box (MNIST median)
+BOX = 20           # MNIST's digit box
+SIZE = 28          # MNIST's image size
+_PEN_KERNEL = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (PEN, PEN))
+_SMOOTH = (5, 5)
+
+
+def normalize_digit(crop: np.ndarray) -> np.ndarray:
+    """One digit's binary ink (uint8, ink=255, cropped or not) -> (28, 28) float32 in [0, 1], white on black."""
+    ys, xs = np.nonzero(crop)
+    out = np.zeros((SIZE, SIZE), np.float32)
+    if len(ys) == 0:
+        return out
+    crop = crop[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
+    h, w = crop.shape
+
+    # 1. resample to the working size (long side WORK), keeping aspect ratio
+    s = WORK / max(h, w)
+    ww, wh = max(1, round(w * s)), max(1, round(h * s))
+    interp = cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR
+    work = cv2.resize(crop, (ww, wh), interpolation=interp)
+    pad = PEN + 3
+    work = cv2.copyMakeBorder(work, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=0)
+    work = cv2.GaussianBlur(work, _SMOOTH, 0)
+    # a low threshold keeps thin (downscaled) strokes connected
+    binary = work > (64 if s < 1 else 110)
+    if not binary.any():
+        binary = work > 0
+
+    # 2. skeleton, redrawn with a round pen of fixed width
+    skel = skeletonize(binary).astype(np.uint8) * 255
+    if not skel.any():
+        skel = binary.astype(np.uint8) * 255
+    ink = cv2.dilate(skel, _PEN_KERNEL)
+
+    # 3. fit the 20x20 box (long side 20, aspect kept), anti-aliased
+    ys, xs = np.nonzero(ink)
+    ink = ink[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
+    h, w = ink.shape
+    s = BOX / max(h, w)
+    bw, bh = max(1, round(w * s)), max(1, round(h * s))
+    small = cv2.resize(ink, (bw, bh), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
+
+    # 4. centre of mass at the centre of the 28x28 field (integer shift, like MNIST)
+    tot = float(small.sum())
+    if tot <= 0:
+        return out
+    cy = float((small.sum(axis=1) * np.arange(bh)).sum()) / tot
+    cx = float((small.sum(axis=0) * np.arange(bw)).sum()) / tot
+    oy = int(np.clip(round(SIZE / 2 - cy), 0, SIZE - bh))
+    ox = int(np.clip(round(SIZE / 2 - cx), 0, SIZE - bw))
+    out[oy:oy + bh, ox:ox + bw] = small
+    return out
+
+
+def normalize_batch(crops) -> np.ndarray:
+    """List of digit crops -> (N, 28, 28, 1) float32 batch."""
+    batch = np.zeros((len(crops), SIZE, SIZE, 1), np.float32)
+    for i, c in enumerate(crops):
+        batch[i, :, :, 0] = normalize_digit(c)
+    return batch

@@ -1,0 +1,128 @@
+"""Recognizer: image -> Reading. One segmentation, one batched inference call per model."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import RecognizerError
+from .images import to_ink
+from .models import MODEL_NAMES, ModelStore
+from .normalize import normalize_batch
+from .segment import segment
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class DigitReading:
+    digit: int
+    confidence: float
+    top3: list                 # [(digit, probability), ...] best first
+    box: tuple                 # (x, y, w, h) in input-image pixels
+    probabilities: np.ndarray  # (10,)
+    uncertain: bool
+    label: str                 # "7", or "?" when uncertain
+    line: int
+
+    def to_dict(self) -> dict:
+        return {"digit": self.digit, "confidence": round(self.confidence, 6), "box": list(self.box),
+                "top3": [[d, round(p, 6)] for d, p in self.top3], "uncertain": self.uncertain,
+                "line": self.line}
+
+
+@dataclass
+class Reading:
+    digits: list = field(default_factory=list)
+    model: str = ""
+    ms: float = 0.0
+
+    @property
+    def text(self) -> str:
+        """Labels in reading order; lines joined with newlines; uncertain digits as '?'."""
+        lines: dict[int, list[str]] = {}
+        for d in self.digits:
+            lines.setdefault(d.line, []).append(d.label)
+        return "\n".join("".join(lines[k]) for k in sorted(lines))
+
+    def to_dict(self) -> dict:
+        return {"text": self.text, "digits": [d.to_dict() for d in self.digits], "model": self.model,
+                "ms": round(self.ms, 2)}
+
+
+@dataclass
+class Prepared:
+    """Segmentation + normalisation of one image, shared by all models."""
+
+    boxes: list
+    lines: list
+    batch: np.ndarray
+    ms: float
+
+
+class Recognizer:
+    """Reads the digits of a canvas drawing or photo with the models of a ModelStore."""
+
+    def __init__(self, store: ModelStore | None = None, threshold: float = 0.5):
+        if not 0.0 <= float(threshold) <= 1.0:
+            raise RecognizerError(f"threshold must be in [0, 1], got {threshold}")
+        self.store = store if store is not None else ModelStore("models")
+        self.threshold = float(threshold)
+
+    def prepare(self, image) -> Prepared:
+        """Load, binarise, segment and normalise: boxes in input pixels and the (N, 28, 28, 1) batch."""
+        t0 = time.perf_counter()
+        ink = to_ink(image)
+        segs = [] if ink.blank else segment(ink.mask)
+        batch = normalize_batch([s.mask for s in segs])
+        inv = 1.0 / ink.scale
+        W, H = ink.input_size
+        boxes = []
+        for s in segs:
+            x, y, w, h = s.box
+            bx, by = int(np.floor(x * inv)), int(np.floor(y * inv))
+            bw = min(W - bx, int(np.ceil((x + w) * inv)) - bx)
+            bh = min(H - by, int(np.ceil((y + h) * inv)) - by)
+            boxes.append((bx, by, max(1, bw), max(1, bh)))
+        return Prepared(boxes, [s.line for s in segs], batch, (time.perf_counter() - t0) * 1000.0)
+
+    def resolve_model(self, model: str | None) -> str:
+        """The model name to use: `model`, or the store's default; RecognizerError if none/unknown."""
+        if model is None:
+            model = self.store.default_name()
+            if model is None:
+                raise RecognizerError(f"no trained model in {self.store.models_dir}/; "
+                                      "train them with: python train_all.py")
+        if model not in MODEL_NAMES:
+            raise RecognizerError(f"unknown model {model!r}; choose one of {', '.join(MODEL_NAMES)}")
+        return model
+
+    def _reading(self, prep: Prepared, name: str) -> Reading:
+        t0 = time.perf_counter()
+        probs = self.store.predict(name, prep.batch) if len(prep.batch) else np.zeros((0, 10), np.float32)
+        digits = []
+        for p, box, line in zip(probs, prep.boxes, prep.lines):
+            order = np.argsort(p)[::-1][:3]
+            d, conf = int(order[0]), float(p[order[0]])
+            uncertain = conf < self.threshold
+            digits.append(DigitReading(digit=d, confidence=conf, top3=[(int(k), float(p[k])) for k in order],
+                                       box=box, probabilities=np.asarray(p, np.float32), uncertain=uncertain,
+                                       label="?" if uncertain else str(d), line=int(line)))
+        return Reading(digits=digits, model=name, ms=prep.ms + (time.perf_counter() - t0) * 1000.0)
+
+    def read(self, image, model: str | None = None) -> Reading:
+        """Read all digits of `image` (array or path) with one batched inference call."""
+        name = self.resolve_model(model)
+        self.store.load(name)  # model loading is not part of the reading time
+        return self._reading(self.prepare(image), name)
+
+    def read_models(self, image, models) -> dict:
+        """One segmentation, one batched inference per model -> {model name: Reading}."""
+        names = [self.resolve_model(m) for m in models]
+        for n in names:
+            self.store.load(n)
+        prep = self.prepare(image)
+        return {n: self._reading(prep, n) for n in names}

@@ -1,0 +1,172 @@
+"""Split a binary ink mask into digits: connected pieces, speck removal, grouping of pieces that belong to
+one digit (a 4 or 5 drawn in two strokes, a detached bar), reliable splitting of touching digits, and
+reading order (lines top -> bottom, digits left -> right). Vectorised OpenCV/NumPy, no per-pixel loops.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+SPECK_REL = 0.12        # pieces smaller than this fraction of the typical digit height (both sides) are specks
+MIN_PIECE_PX = 3        # absolute speck size (pixels on the long side)
+MERGE_X_OVERLAP = 0.5   # pieces overlapping horizontally by this share of the narrower one belong together
+SPLIT_ASPECT = 1.35     # a group wider than this times its height may be several touching digits
+DIGIT_ASPECT = 0.7      # typical width/height of one digit, to guess how many touch
+
+
+@dataclass
+class Segment:
+    """One digit candidate: box (x, y, w, h) in mask pixels, its own ink (uint8 crop, ink=255), line index."""
+
+    box: tuple
+    mask: np.ndarray
+    line: int = 0
+
+
+def segment(mask: np.ndarray) -> list[Segment]:
+    """Digits of a binary mask (ink=255) in reading order."""
+    if mask.size == 0 or not mask.any():
+        return []
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    if n <= 1:
+        return []
+    x, y, w, h, area = (stats[1:, i].astype(np.int64) for i in range(5))
+    ids = np.arange(1, n)
+
+    # --- specks: tiny against the typical digit height (the tallest pieces), or a few pixels at all
+    big = max(int(h.max()), 1)
+    ref_h = float(np.median(h[h >= 0.5 * big]))
+    longside = np.maximum(w, h)
+    keep = (longside >= max(MIN_PIECE_PX, SPECK_REL * ref_h)) & (area >= 4)
+    if not keep.any():
+        return []
+    x, y, w, h, area, ids = x[keep], y[keep], w[keep], h[keep], area[keep], ids[keep]
+    ref_h = float(np.median(h[h >= 0.5 * h.max()]))
+
+    # --- group pieces of one digit: strong horizontal overlap, and vertically together
+    groups = _group(x, y, w, h, ref_h)
+
+    # --- boxes of groups
+    segs = []
+    for members in groups:
+        gx0 = int(x[members].min()); gy0 = int(y[members].min())
+        gx1 = int((x[members] + w[members]).max()); gy1 = int((y[members] + h[members]).max())
+        crop_labels = labels[gy0:gy1, gx0:gx1]
+        own = np.isin(crop_labels, ids[members]) if len(members) > 1 else (crop_labels == ids[members[0]])
+        crop = np.where(own, 255, 0).astype(np.uint8)
+        segs.extend(_split_touching(crop, gx0, gy0, ref_h))
+
+    return _reading_order(segs)
+
+
+def _group(x, y, w, h, ref_h) -> list[list[int]]:
+    k = len(x)
+    parent = list(range(k))
+
+    def find(i):
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    x1, y1 = x + w, y + h
+    ov_x = np.minimum(x1[:, None], x1[None, :]) - np.maximum(x[:, None], x[None, :])
+    min_w = np.minimum(w[:, None], w[None, :])
+    ov_y = np.minimum(y1[:, None], y1[None, :]) - np.maximum(y[:, None], y[None, :])
+    gap_y = -ov_y
+    min_h = np.minimum(h[:, None], h[None, :])
+    max_h = np.maximum(h[:, None], h[None, :])
+    x_together = ov_x >= MERGE_X_OVERLAP * np.maximum(min_w, 1)
+    # vertically: overlapping a fair share of the smaller piece (two strokes of a 4), or a small piece
+    # (bar of a 5, flag of a 1, a dot) just above/below a bigger one - but never two full digits stacked
+    v_overlap = ov_y >= 0.3 * min_h
+    small_near = (min_h < 0.55 * max_h) & (gap_y <= 0.25 * ref_h) & (max_h >= 0.4 * ref_h)
+    join = x_together & (v_overlap | small_near)
+    np.fill_diagonal(join, False)
+    ii, jj = np.nonzero(np.triu(join))
+    for i, j in zip(ii.tolist(), jj.tolist()):
+        ri, rj = find(i), find(j)
+        if ri != rj:
+            parent[rj] = ri
+    groups: dict[int, list[int]] = {}
+    for i in range(k):
+        groups.setdefault(find(i), []).append(i)
+    return list(groups.values())
+
+
+def stroke_width(mask: np.ndarray) -> float:
+    """Mean stroke width of a binary mask: ink area / half the contour length."""
+    area = float(np.count_nonzero(mask))
+    if area == 0:
+        return 0.0
+    contours, _ = cv2.findContours(mask, cv2.RETR_LIST, cv2.CHAIN_APPROX_NONE)
+    per = sum(cv2.arcLength(c, True) for c in contours)
+    return 2.0 * area / max(per, 1.0)
+
+
+def _split_touching(crop: np.ndarray, x0: int, y0: int, ref_h: float) -> list[Segment]:
+    """Split a too-wide group at thin columns near the expected cuts; only where the cut is clean."""
+    h, w = crop.shape
+    if w < SPLIT_ASPECT * h or h < 0.5 * ref_h:
+        return [Segment((x0, y0, w, h), crop)]
+    k = int(round(w / (DIGIT_ASPECT * h)))
+    if k < 2:
+        return [Segment((x0, y0, w, h), crop)]
+    sw = max(stroke_width(crop), 1.0)
+    col = np.count_nonzero(crop, axis=0)
+    cuts = []
+    for i in range(1, k):
+        c = int(round(i * w / k))
+        lo, hi = max(1, c - w // (2 * k) + 1), min(w - 1, c + w // (2 * k))
+        if hi <= lo:
+            return [Segment((x0, y0, w, h), crop)]
+        j = lo + int(np.argmin(col[lo:hi]))
+        if col[j] > 1.6 * sw:  # no clean, thin joint: do not guess
+            return [Segment((x0, y0, w, h), crop)]
+        cuts.append(j)
+    out = []
+    edges = [0] + cuts + [w]
+    for a, b in zip(edges[:-1], edges[1:]):
+        part = crop[:, a:b]
+        ys, xs = np.nonzero(part)
+        if len(ys) == 0:
+            continue
+        py0, py1, px0, px1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+        out.append(Segment((x0 + a + int(px0), y0 + int(py0), int(px1 - px0), int(py1 - py0)),
+                           np.ascontiguousarray(part[py0:py1, px0:px1])))
+    log.debug("split a %dx%d group into %d digits", w, h, len(out))
+    return out
+
+
+def _reading_order(segs: list[Segment]) -> list[Segment]:
+    """Assign lines (top -> bottom) by vertical overlap, then order each line left -> right."""
+    if not segs:
+        return []
+    order = sorted(segs, key=lambda s: s.box[1] + s.box[3] / 2)
+    lines: list[list[Segment]] = []
+    spans: list[list[float]] = []  # running [top, bottom] of the line's core
+    for s in order:
+        cy = s.box[1] + s.box[3] / 2
+        placed = False
+        for li in range(len(lines) - 1, max(-1, len(lines) - 3), -1):
+            top, bot = spans[li]
+            if top <= cy <= bot:
+                lines[li].append(s)
+                spans[li] = [min(top, s.box[1] + 0.25 * s.box[3]), max(bot, s.box[1] + 0.75 * s.box[3])]
+                placed = True
+                break
+        if not placed:
+            lines.append([s])
+            spans.append([s.box[1] + 0.1 * s.box[3], s.box[1] + 0.9 * s.box[3]])
+    out = []
+    for li, line in enumerate(lines):
+        for s in sorted(line, key=lambda s: s.box[0]):
+            s.line = li
+            out.append(s)
+    return out
