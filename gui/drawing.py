@@ -1,0 +1,100 @@
+"""Off-screen copy of what the user draws, kept stroke by stroke beside the Tk canvas.
+
+The recognizer reads this image, never a screen grab: grabbing depends on the window being
+visible and unobscured, and on the display's scaling. Strokes are kept as point lists so that
+Undo and a canvas resize can re-render the image exactly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+Point = tuple[float, float]
+BACKGROUND = 255  # white paper
+INK = 0  # black ink
+
+
+@dataclass
+class Stroke:
+    """One press-drag-release of the pointer, with the brush width it was drawn with."""
+
+    width: int
+    points: list[Point] = field(default_factory=list)
+
+
+class Drawing:
+    """Strokes plus their rendering into a greyscale PIL image ("L", white background)."""
+
+    def __init__(self, width: int, height: int) -> None:
+        self.strokes: list[Stroke] = []
+        self._size = (max(1, int(width)), max(1, int(height)))
+        self.image = Image.new("L", self._size, BACKGROUND)
+        self._draw = ImageDraw.Draw(self.image)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self._size
+
+    @property
+    def empty(self) -> bool:
+        return not self.strokes
+
+    def begin(self, x: float, y: float, width: int) -> Stroke:
+        stroke = Stroke(max(1, int(width)), [(x, y)])
+        self.strokes.append(stroke)
+        self._dot(stroke.points[0], stroke.width)
+        return stroke
+
+    def extend(self, x: float, y: float) -> None:
+        """Add a point to the current stroke and paint just the new segment (cheap while dragging)."""
+        if not self.strokes:
+            return
+        stroke = self.strokes[-1]
+        last = stroke.points[-1]
+        if (x, y) == last:
+            return
+        stroke.points.append((x, y))
+        self._segment(last, (x, y), stroke.width)
+
+    def undo(self) -> bool:
+        """Remove the last stroke; False when there was nothing to undo."""
+        if not self.strokes:
+            return False
+        self.strokes.pop()
+        self._render()
+        return True
+
+    def clear(self) -> None:
+        self.strokes.clear()
+        self._render()
+
+    def resize(self, width: int, height: int) -> None:
+        """Follow the canvas size; strokes keep their pixel positions (shrinking crops them)."""
+        size = (max(1, int(width)), max(1, int(height)))
+        if size != self._size:
+            self._size = size
+            self._render()
+
+    def array(self) -> np.ndarray:
+        """A uint8 HxW copy for the recognizer (a copy, so later strokes cannot change a request)."""
+        return np.array(self.image, dtype=np.uint8, copy=True)
+
+    def _render(self) -> None:
+        self.image = Image.new("L", self._size, BACKGROUND)
+        self._draw = ImageDraw.Draw(self.image)
+        for stroke in self.strokes:
+            self._dot(stroke.points[0], stroke.width)
+            for a, b in zip(stroke.points, stroke.points[1:]):
+                self._segment(a, b, stroke.width)
+
+    def _segment(self, a: Point, b: Point, width: int) -> None:
+        # A plain wide line has square ends; the disc at each point makes round joints and caps.
+        self._draw.line([a, b], fill=INK, width=width)
+        self._dot(b, width)
+
+    def _dot(self, p: Point, width: int) -> None:
+        r = width / 2.0
+        self._draw.ellipse([p[0] - r, p[1] - r, p[0] + r, p[1] + r], fill=INK)

@@ -1,0 +1,39 @@
+"""Status bar: which models are loaded or missing (and how to train them), and the last timing."""
+
+from __future__ import annotations
+
+import tkinter as tk
+
+from .picker import CHOICES, TRAIN_HINT
+
+NAMES = {v: t for v, t in CHOICES}
+
+
+def describe(status: dict[str, str], loaded: tuple[str, ...] = ()) -> str:
+    """One line like "ANN loaded · CNN ok · VGG16 missing — train missing models: python train_all.py"."""
+    parts, missing = [], False
+    for name in ("ann", "cnn", "vgg16", "ensemble"):
+        state = status.get(name, "unknown")
+        if state == "ok":
+            state = "loaded" if name in loaded else "ready"
+        elif state.startswith("error"):
+            state = "failed to load"
+        missing |= state == "missing"
+        parts.append(f"{NAMES[name]} {state}")
+    text = " · ".join(parts)
+    return f"{text} — {TRAIN_HINT}" if missing else text
+
+
+class StatusBar(tk.Frame):
+    def __init__(self, master: tk.Misc) -> None:
+        super().__init__(master, relief="sunken", borderwidth=1)
+        self.models = tk.Label(self, text="Loading models...", anchor="w")
+        self.models.pack(side="left", fill="x", expand=True)
+        self.timing = tk.Label(self, text="", anchor="e", width=28)
+        self.timing.pack(side="right")
+
+    def set_models(self, text: str) -> None:
+        self.models.configure(text=text)
+
+    def set_timing(self, text: str) -> None:
+        self.timing.configure(text=text)

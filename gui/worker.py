@@ -1,0 +1,241 @@
+"""Recognition off the UI thread.
+
+Tk is single-threaded, and TensorFlow is slow to import, to load models and to run, so all of it
+happens in one background thread. The UI submits requests; the worker answers through a
+`queue.Queue` that the UI polls with `after`. The worker never touches Tk. A newer request
+replaces an older one that has not started yet (only the latest drawing matters), and in idle
+time the worker loads the models one by one so that load errors show up in the picker early.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+log = logging.getLogger("gui.worker")
+
+SINGLE_MODELS = ("ann", "cnn", "vgg16")
+ALL_MODELS = "all"  # pseudo model name: the three single models side by side
+
+
+@dataclass(frozen=True)
+class Request:
+    id: int
+    image: Any  # np.ndarray (uint8) or a file path; the recognizer loads and normalises it
+    model: str | None  # a recognizer model name, ALL_MODELS, or None for the store's default
+    source: str = "drawing"  # "drawing" or "image": tells the UI how to place the boxes
+
+
+@dataclass(frozen=True)
+class StatusUpdate:
+    status: dict[str, str]  # like ModelStore.status(): "ok" | "missing" | "error: <reason>"
+    default: str | None
+    loaded: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RecognitionDone:
+    request: Request
+    readings: dict[str, Any]  # model name -> recognizer.Reading
+    primary: str  # the reading whose boxes are drawn
+    ms: float
+
+
+@dataclass(frozen=True)
+class RecognitionFailed:
+    request: Request
+    model: str | None
+    message: str
+
+
+def default_factory(models_dir: str):
+    """Import the recognizer here, in the worker thread, so the UI thread never imports TensorFlow."""
+    from recognizer import ModelStore, Recognizer
+
+    store = ModelStore(models_dir)
+    return store, Recognizer(store)
+
+
+@dataclass
+class _State:
+    pending: Request | None = None
+    preload: list[str] = field(default_factory=list)
+    stop: bool = False
+
+
+class RecognitionWorker:
+    """One daemon thread owning the ModelStore and Recognizer."""
+
+    def __init__(self, models_dir: str, results: "queue.Queue[Any]",
+                 factory: Callable[[str], tuple[Any, Any]] = default_factory) -> None:
+        self.models_dir = models_dir
+        self.results = results
+        self._factory = factory
+        self._cond = threading.Condition()
+        self._state = _State()
+        self._errors: dict[str, str] = {}
+        self._loaded: list[str] = []
+        self._store = None
+        self._rec = None
+        self._thread = threading.Thread(target=self._run, name="recognition-worker", daemon=True)
+
+    def start(self, first_model: str | None = None) -> None:
+        """Start the thread; it loads `first_model` (or the store's default) before anything else."""
+        with self._cond:
+            if first_model:
+                self._state.preload.insert(0, first_model)
+        self._thread.start()
+
+    def submit(self, request: Request) -> None:
+        """Queue `request`, replacing any request that has not started yet."""
+        with self._cond:
+            if self._state.pending is not None:
+                log.debug("request %d superseded by %d", self._state.pending.id, request.id)
+            self._state.pending = request
+            self._cond.notify()
+
+    def preload(self, name: str) -> None:
+        """Load `name` next when idle (the user picked it, so it should be warm by the next stroke)."""
+        with self._cond:
+            if name in self._state.preload:
+                self._state.preload.remove(name)
+            self._state.preload.insert(0, name)
+            self._cond.notify()
+
+    def stop(self, timeout: float | None = None) -> None:
+        with self._cond:
+            self._state.stop = True
+            self._cond.notify()
+        if self._thread.is_alive() and timeout:
+            self._thread.join(timeout)
+
+    # --- worker thread -------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            self._store, self._rec = self._factory(self.models_dir)
+        except Exception as exc:  # the window must stay usable and say why
+            log.exception("could not create the recognizer")
+            reason = f"error: recognizer unavailable: {exc}"
+            self.results.put(StatusUpdate({n: reason for n in (*SINGLE_MODELS, "ensemble")}, None))
+            self._serve_without_recognizer(str(exc))
+            return
+        status = self._post_status()
+        default = self._default()
+        with self._cond:
+            wanted = [default] if default else []
+            wanted += [n for n in SINGLE_MODELS if status.get(n) == "ok"]
+            for name in wanted:
+                if name not in self._state.preload:
+                    self._state.preload.append(name)
+        while True:
+            with self._cond:
+                while not (self._state.stop or self._state.pending or self._state.preload):
+                    self._cond.wait()
+                if self._state.stop:
+                    return
+                request, self._state.pending = self._state.pending, None
+                name = None if request else self._state.preload.pop(0)
+            if request is not None:
+                self._handle(request)
+            else:
+                self._load(name)
+
+    def _serve_without_recognizer(self, reason: str) -> None:
+        while True:
+            with self._cond:
+                while not (self._state.stop or self._state.pending):
+                    self._cond.wait()
+                if self._state.stop:
+                    return
+                request, self._state.pending = self._state.pending, None
+            self.results.put(RecognitionFailed(request, request.model, f"recognizer unavailable: {reason}"))
+
+    def _default(self) -> str | None:
+        try:
+            return self._store.default_name()
+        except Exception:
+            log.exception("default_name failed")
+            return None
+
+    def _status(self) -> dict[str, str]:
+        try:
+            status = dict(self._store.status())
+        except Exception as exc:
+            log.exception("status failed")
+            status = {n: f"error: {exc}" for n in (*SINGLE_MODELS, "ensemble")}
+        for name, reason in self._errors.items():  # a failed load wins over "ok" (file present)
+            if status.get(name) == "ok":
+                status[name] = f"error: {reason}"
+        return status
+
+    def _post_status(self) -> dict[str, str]:
+        status = self._status()
+        self.results.put(StatusUpdate(status, self._default(), tuple(self._loaded)))
+        return status
+
+    def _load(self, name: str | None) -> None:
+        if not name or name == ALL_MODELS:
+            for single in SINGLE_MODELS if name == ALL_MODELS else ():
+                self.preload(single)
+            return
+        if name in self._loaded or name in self._errors or self._status().get(name) != "ok":
+            return
+        t0 = time.perf_counter()
+        try:
+            # ModelStore is lazy: a one-image predict is the documented way to make it load.
+            self._store.predict(name, np.zeros((1, 28, 28, 1), np.float32))
+        except Exception as exc:
+            self._errors[name] = str(exc) or type(exc).__name__
+            log.warning("model %s failed to load: %s", name, self._errors[name])
+        else:
+            self._loaded.append(name)
+            log.info("model %s loaded in %.0f ms", name, (time.perf_counter() - t0) * 1000)
+        self._post_status()
+
+    def _handle(self, request: Request) -> None:
+        t0 = time.perf_counter()
+        try:
+            if request.model == ALL_MODELS:
+                status = self._status()
+                names = [n for n in SINGLE_MODELS if status.get(n) == "ok"]
+                if not names:
+                    raise LookupError("no model available; train them with: python train_all.py")
+                readings = dict(self._rec.read_models(request.image, names))
+                primary = "cnn" if "cnn" in readings else next(iter(readings))
+                ms = max(float(r.ms) for r in readings.values())
+            else:
+                reading = self._rec.read(request.image, model=request.model)
+                primary = reading.model
+                readings = {primary: reading}
+                ms = float(reading.ms)
+        except Exception as exc:
+            if not _is_user_error(exc):
+                log.exception("recognition failed unexpectedly")
+            self.results.put(RecognitionFailed(request, request.model, str(exc) or type(exc).__name__))
+            if request.model not in (None, ALL_MODELS) and _is_load_error(exc):
+                self._errors.setdefault(request.model, str(exc))
+            self._post_status()
+            return
+        log.debug("request %d done in %.0f ms wall", request.id, (time.perf_counter() - t0) * 1000)
+        for name in readings:
+            if name not in self._loaded:
+                self._loaded.append(name)
+                self._post_status()
+        self.results.put(RecognitionDone(request, readings, primary, ms))
+
+
+def _is_user_error(exc: Exception) -> bool:
+    """RecognizerError (bad file, missing model...) is expected; anything else is a bug worth a traceback."""
+    return type(exc).__name__ == "RecognizerError" or isinstance(exc, (LookupError, OSError, ValueError))
+
+
+def _is_load_error(exc: Exception) -> bool:
+    text = str(exc).lower()
+    return "load" in text or "corrupt" in text

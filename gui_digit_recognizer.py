@@ -1,0 +1,52 @@
+"""Desktop handwritten-digit recognizer: draw digits (or open a photo) and read them live.
+
+Thin entry point; the window lives in `gui/`. TensorFlow is imported later, in the recognition
+worker thread, so the window appears within a second or two.
+"""
+
+from __future__ import annotations
+
+import time
+
+STARTED = time.perf_counter()
+
+import argparse  # noqa: E402
+import logging  # noqa: E402
+import os  # noqa: E402
+import sys  # noqa: E402
+
+MODELS = ("ann", "cnn", "vgg16", "ensemble", "all")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--models-dir", default="models", help="folder with ann.keras, cnn.keras, vgg16.keras (default: models)")
+    p.add_argument("--model", choices=MODELS, default=None,
+                   help="model to start with (default: the most accurate one present); 'all' = the three side by side")
+    p.add_argument("--brush", type=int, default=18, help="brush width in pixels (default: 18)")
+    p.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+                   help="log level on stderr (default: INFO); each recognition is one INFO line")
+    return p.parse_args(argv)
+
+
+def setup_logging(level: str) -> None:
+    logging.basicConfig(level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("PIL", "matplotlib", "absl", "tensorflow", "h5py"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ banner is noise for a desktop tool
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    setup_logging(args.log_level)
+    if not 1 <= args.brush <= 200:
+        logging.getLogger("gui").error("--brush must be between 1 and 200")
+        return 2
+    from gui.app import run
+
+    run(args.models_dir, model=args.model, brush=args.brush, started=STARTED)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

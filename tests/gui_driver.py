@@ -1,0 +1,213 @@
+"""Drive the real GUI under Xvfb with real X input events (xdotool), for tests and the screenshot.
+
+The app is a subprocess; its stderr log is the test's window into it: `recognized text=...`
+lines say what it read, DEBUG `canvas geometry` lines say where to draw. Every wait is on a log
+line with a timeout, never a bare sleep.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+ENTRY = REPO / "gui_digit_recognizer.py"
+TITLE = "Digit Recognizer"
+RECOGNIZED = re.compile(r"recognized text=(?P<text>\S*) model=(?P<model>\S+) ms=(?P<ms>\d+)")
+GEOMETRY = re.compile(r"canvas geometry x=(-?\d+) y=(-?\d+) w=(\d+) h=(\d+)")
+
+log = logging.getLogger("gui_driver")
+
+# Digit shapes as strokes of (x, y) in a unit box (x right, y down), drawn like people (and MNIST) do.
+STROKES: dict[str, list[list[tuple[float, float]]]] = {
+    "1": [[(0.55, 0.0), (0.5, 1.0)]],
+    "4": [[(0.2, 0.0), (0.08, 0.62), (0.95, 0.62)], [(0.72, 0.05), (0.72, 1.0)]],
+    "7": [[(0.05, 0.02), (0.95, 0.02), (0.4, 1.0)]],
+    "0": [[(0.5 + 0.45 * math.sin(2 * math.pi * i / 32), 0.5 - 0.5 * math.cos(2 * math.pi * i / 32))
+           for i in range(33)]],
+}
+
+
+def missing_tools() -> list[str]:
+    return [t for t in ("Xvfb", "xdotool") if shutil.which(t) is None]
+
+
+def _free_display() -> int:
+    for n in range(90, 190):
+        if not Path(f"/tmp/.X{n}-lock").exists() and not Path(f"/tmp/.X11-unix/X{n}").exists():
+            return n
+    raise RuntimeError("no free X display number between :90 and :189")
+
+
+class Xvfb:
+    """A private virtual X server; `display` is ":N"."""
+
+    def __init__(self, size: str = "1280x1024x24") -> None:
+        self.size = size
+        self.proc: subprocess.Popen | None = None
+        self.display = ""
+
+    def __enter__(self) -> "Xvfb":
+        for _attempt in range(5):
+            n = _free_display()
+            self.display = f":{n}"
+            self.proc = subprocess.Popen(["Xvfb", self.display, "-screen", "0", self.size, "-nolisten", "tcp"],
+                                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and self.proc.poll() is None:
+                if Path(f"/tmp/.X11-unix/X{n}").exists():
+                    return self
+                time.sleep(0.02)
+            self.proc.kill()
+            self.proc.wait()
+        raise RuntimeError("Xvfb did not start")
+
+    def __exit__(self, *exc) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "DISPLAY": self.display}
+
+
+class GuiApp:
+    """The app as a subprocess, with its stderr collected line by line."""
+
+    def __init__(self, xvfb: Xvfb, models_dir: str | os.PathLike, *args: str, log_level: str = "DEBUG") -> None:
+        self.xvfb = xvfb
+        self.lines: list[str] = []
+        self._cond = threading.Condition()
+        self.started = time.monotonic()
+        env = xvfb.env()
+        env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        env["PYTHONUNBUFFERED"] = "1"
+        self.proc = subprocess.Popen(
+            [sys.executable, str(ENTRY), "--models-dir", str(models_dir), "--log-level", log_level, *args],
+            cwd=REPO, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            text=True, bufsize=1)
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        self.window: str | None = None
+
+    def _read(self) -> None:
+        for line in self.proc.stderr:
+            with self._cond:
+                self.lines.append(line.rstrip("\n"))
+                self._cond.notify_all()
+        with self._cond:
+            self._cond.notify_all()
+
+    def mark(self) -> int:
+        """Index of the next log line: wait_for(..., since=mark) only looks at what comes after."""
+        with self._cond:
+            return len(self.lines)
+
+    def wait_for(self, pattern: str | re.Pattern, timeout: float = 30.0, since: int = 0) -> tuple[int, re.Match]:
+        rx = re.compile(pattern) if isinstance(pattern, str) else pattern
+        deadline = time.monotonic() + timeout
+        i = since
+        with self._cond:
+            while True:
+                while i < len(self.lines):
+                    m = rx.search(self.lines[i])
+                    if m:
+                        return i + 1, m
+                    i += 1
+                left = deadline - time.monotonic()
+                if left <= 0 or (self.proc.poll() is not None and i >= len(self.lines)):
+                    break
+                self._cond.wait(min(left, 0.2))
+        raise AssertionError(f"no log line matching {rx.pattern!r} within {timeout:.0f}s "
+                             f"(exit code {self.proc.poll()}); log tail:\n" + "\n".join(self.lines[-25:]))
+
+    def xdotool(self, *args: str, timeout: float = 20.0) -> str:
+        out = subprocess.run(["xdotool", *args], env=self.xvfb.env(), capture_output=True, text=True,
+                             timeout=timeout)
+        if out.returncode != 0:
+            raise AssertionError(f"xdotool {' '.join(args)} failed: {out.stderr.strip()}")
+        return out.stdout.strip()
+
+    def wait_window(self, timeout: float = 20.0) -> str:
+        """Window id once it is mapped (xdotool --sync waits on X, not on a sleep)."""
+        out = self.xdotool("search", "--sync", "--onlyvisible", "--name", f"^{TITLE}$", timeout=timeout)
+        self.window = out.splitlines()[0]
+        return self.window
+
+    def canvas(self, timeout: float = 10.0) -> tuple[int, int, int, int]:
+        """Latest canvas position and size on screen, from the app's DEBUG log."""
+        self.wait_for(GEOMETRY, timeout)
+        with self._cond:
+            for line in reversed(self.lines):
+                m = GEOMETRY.search(line)
+                if m:
+                    return tuple(int(v) for v in m.groups())  # type: ignore[return-value]
+        raise AssertionError("no canvas geometry logged")
+
+    def key(self, *keys: str) -> None:
+        self.xdotool("key", "--clearmodifiers", *keys)
+
+    def stroke(self, points: list[tuple[float, float]], step: float = 6.0) -> None:
+        """Press, drag through `points` (screen pixels, interpolated every `step` px), release."""
+        args = ["mousemove", str(round(points[0][0])), str(round(points[0][1])), "mousedown", "1"]
+        for (x0, y0), (x1, y1) in zip(points, points[1:]):
+            n = max(1, int(math.hypot(x1 - x0, y1 - y0) / step))
+            for k in range(1, n + 1):
+                args += ["mousemove", str(round(x0 + (x1 - x0) * k / n)), str(round(y0 + (y1 - y0) * k / n))]
+        args += ["mouseup", "1"]
+        since = self.mark()
+        self.xdotool(*args)
+        self.wait_for(r"stroke end strokes=", 20, since)  # the app has seen the whole stroke
+
+    def draw_digit(self, digit: str, x: float, y: float, height: float) -> None:
+        """Draw `digit` with its top-left at canvas pixel (x, y), `height` pixels tall."""
+        cx, cy, _w, _h = self.canvas()
+        width = height * 0.6
+        for stroke in STROKES[digit]:
+            self.stroke([(cx + x + px * width, cy + y + py * height) for px, py in stroke])
+
+    def draw_number(self, digits: str, x: float = 60, y: float = 80, height: float = 180) -> None:
+        for i, d in enumerate(digits):
+            self.draw_digit(d, x + i * height * 0.85, y, height)
+
+    def recognize(self, timeout: float = 60.0) -> re.Match:
+        """Press Return and return the first recognition logged after it was handled."""
+        since = self.mark()
+        self.key("Return")
+        return self.wait_for(RECOGNIZED, timeout, since)[1]
+
+    def screenshot(self, target: str | os.PathLike) -> None:
+        from PIL import ImageGrab
+
+        from digitcore.atomic import atomic_path
+
+        image = ImageGrab.grab(xdisplay=self.xvfb.display)
+        if self.window:
+            geo = self.xdotool("getwindowgeometry", "--shell", self.window)
+            g = dict(line.split("=", 1) for line in geo.splitlines() if "=" in line)
+            x, y, w, h = (int(g[k]) for k in ("X", "Y", "WIDTH", "HEIGHT"))
+            image = image.crop((x, y, x + w, y + h))
+        with atomic_path(target) as tmp:
+            image.save(tmp, format="PNG")
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._reader.join(5)
