@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 SPECK_REL = 0.12        # pieces smaller than this fraction of the typical digit height (both sides) are specks
 MIN_PIECE_PX = 3        # absolute speck size (pixels on the long side)
 MERGE_X_OVERLAP = 0.5   # pieces overlapping horizontally by this share of the narrower one belong together
-SPLIT_ASPECT = 1.35     # a group wider than this times its height may be several touching digits
+SPLIT_ASPECT = 1.2      # a group wider than this times its height may be several touching digits
 DIGIT_ASPECT = 0.7      # typical width/height of one digit, to guess how many touch
 
 
@@ -88,6 +88,16 @@ def _group(x, y, w, h, ref_h) -> list[list[int]]:
     v_overlap = ov_y >= 0.3 * min_h
     small_near = (min_h < 0.55 * max_h) & (gap_y <= 0.25 * ref_h) & (max_h >= 0.4 * ref_h)
     join = x_together & (v_overlap | small_near)
+    # side by side but not overlapping: a shorter piece just left of a taller one, top-aligned, that
+    # together still make one digit's shape (the two strokes of a 4 whose bar stops short of the stem)
+    gap_x = -ov_x
+    comb_w = np.maximum(x1[:, None], x1[None, :]) - np.minimum(x[:, None], x[None, :])
+    comb_h = np.maximum(y1[:, None], y1[None, :]) - np.minimum(y[:, None], y[None, :])
+    left_is_shorter = np.where(x[:, None] <= x[None, :], h[:, None] <= h[None, :], h[None, :] <= h[:, None])
+    side = ((gap_x >= 0) & (gap_x <= 0.12 * ref_h) & (min_h < 0.75 * max_h) & (min_h >= 0.3 * max_h)
+            & (ov_y >= 0.6 * min_h) & (comb_w < 0.85 * comb_h) & left_is_shorter
+            & (np.abs(y[:, None] - y[None, :]) <= 0.25 * max_h))
+    join |= side
     np.fill_diagonal(join, False)
     ii, jj = np.nonzero(np.triu(join))
     for i, j in zip(ii.tolist(), jj.tolist()):
@@ -120,16 +130,22 @@ def _split_touching(crop: np.ndarray, x0: int, y0: int, ref_h: float) -> list[Se
         return [Segment((x0, y0, w, h), crop)]
     sw = max(stroke_width(crop), 1.0)
     col = np.count_nonzero(crop, axis=0)
+    ink = crop > 0
+    runs = np.count_nonzero(ink[1:] & ~ink[:-1], axis=0) + ink[0]  # ink runs crossed by each column
     cuts = []
     for i in range(1, k):
         c = int(round(i * w / k))
-        lo, hi = max(1, c - w // (2 * k) + 1), min(w - 1, c + w // (2 * k))
-        if hi <= lo:
+        lo, hi = max(1, c - w // (3 * k)), min(w - 1, c + w // (3 * k) + 1)
+        cand = np.nonzero(runs[lo:hi] == 1)[0] + lo  # a joint crosses one merged run, a digit's middle two+
+        if len(cand) == 0:
             return [Segment((x0, y0, w, h), crop)]
-        j = lo + int(np.argmin(col[lo:hi]))
-        if col[j] > 1.6 * sw:  # no clean, thin joint: do not guess
+        j = int(cand[np.argmin(col[cand])])
+        # reliable: a thin joint, or a short contact between two parts that are each digit-sized
+        if col[j] > 1.6 * sw and not (col[j] <= 0.6 * h and j - (cuts[-1] if cuts else 0) >= 0.3 * h):
             return [Segment((x0, y0, w, h), crop)]
         cuts.append(j)
+    if w - cuts[-1] < 0.3 * h:
+        return [Segment((x0, y0, w, h), crop)]
     out = []
     edges = [0] + cuts + [w]
     for a, b in zip(edges[:-1], edges[1:]):

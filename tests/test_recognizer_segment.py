@@ -1,0 +1,167 @@
+"""Segmentation on images the test draws itself with cv2: grouping, splitting, order, specks, polarity, blank."""
+
+import cv2
+import numpy as np
+import pytest
+
+from recognizer.images import to_ink
+from recognizer.segment import segment
+
+
+def canvas(w=640, h=480):
+    return np.full((h, w), 255, np.uint8)
+
+
+def line(img, pts, width=10):
+    cv2.polylines(img, [np.array(pts, np.int32)], False, 0, width, cv2.LINE_AA)
+    return img
+
+
+def draw_1(img, x, y, h, width=10):
+    return line(img, [(x, y), (x, y + h)], width)
+
+
+def draw_0(img, x, y, h, width=10):
+    cv2.ellipse(img, (x + h // 3, y + h // 2), (h // 3, h // 2), 0, 0, 360, 0, width, cv2.LINE_AA)
+    return img
+
+
+def draw_7(img, x, y, h, width=10):
+    return line(img, [(x, y), (x + int(0.6 * h), y), (x + int(0.2 * h), y + h)], width)
+
+
+def draw_4_two_strokes(img, x, y, h, width=10, gap=12):
+    # stroke 1: down, then across; stroke 2: a separate vertical line right of the corner, not touching
+    line(img, [(x, y), (x, y + int(0.6 * h)), (x + int(0.45 * h), y + int(0.6 * h))], width)
+    return line(img, [(x + int(0.45 * h) + width + gap, y + int(0.1 * h)),
+                      (x + int(0.45 * h) + width + gap, y + h)], width)
+
+
+def draw_5_detached_bar(img, x, y, h, width=10, gap=14):
+    body = [(x + 2, y + gap + width), (x, y + int(0.45 * h)), (x + int(0.3 * h), y + int(0.4 * h)),
+            (x + int(0.5 * h), y + int(0.55 * h)), (x + int(0.5 * h), y + int(0.8 * h)),
+            (x + int(0.3 * h), y + h), (x, y + int(0.9 * h))]
+    line(img, body, width)
+    return line(img, [(x + width + gap // 2, y), (x + int(0.55 * h), y)], width)
+
+
+def boxes(img):
+    return [s.box for s in segment(to_ink(img).mask)]
+
+
+def test_well_separated_digits_in_reading_order():
+    img = canvas()
+    draw_7(img, 300, 150, 200)
+    draw_1(img, 100, 140, 210)
+    draw_0(img, 470, 150, 200)
+    b = boxes(img)
+    assert len(b) == 3
+    xs = [x for x, _, _, _ in b]
+    assert xs == sorted(xs)
+    assert abs(b[0][0] - 95) <= 3 and abs(b[0][3] - 220) <= 4   # the 1: x from 100 - width/2, full height
+    assert abs(b[1][0] - 295) <= 3                               # the 7
+
+
+@pytest.mark.parametrize("width", [4, 10, 24])
+def test_two_stroke_4_and_detached_bar_5_stay_one_digit(width):
+    img = canvas()
+    draw_4_two_strokes(img, 80, 100, 250, width)
+    draw_5_detached_bar(img, 380, 100, 250, width)
+    segs = segment(to_ink(img).mask)
+    assert len(segs) == 2
+    four, five = segs
+    assert four.box[0] < 100 and four.box[0] + four.box[2] > 80 + 0.45 * 250 + width
+    assert five.box[1] <= 100 and five.box[3] >= 245  # bar and body in one box
+    assert np.count_nonzero(four.mask) > 0 and four.mask.shape == (four.box[3], four.box[2])
+
+
+def test_seven_with_detached_crossbar_and_one_with_flag():
+    img = canvas()
+    draw_7(img, 100, 100, 250)
+    line(img, [(120, 225), (200, 225)])  # crossbar crossing the stem
+    line(img, [(400, 100), (400, 350)])  # 1 ...
+    line(img, [(400, 100), (370, 130)])  # ... with a flag
+    line(img, [(370, 350), (430, 350)])  # ... and a base
+    assert len(boxes(img)) == 2
+
+
+def test_touching_digits_are_split_but_a_wide_digit_is_not():
+    img = canvas()
+    draw_0(img, 100, 100, 240)
+    draw_0(img, 100 + 168, 100, 240)  # the two 0s touch
+    draw_1(img, 520, 100, 240)
+    line(img, [(450, 220), (535, 220)])  # a 7 crossing the 1: one run per column there, but no clean cut
+    b = boxes(img)
+    assert len(b) == 3
+    assert abs(b[0][0] + b[0][2] - 270) <= 12  # cut near the joint
+    assert b[1][2] > 150
+    single = canvas()
+    cv2.ellipse(single, (300, 240), (130, 110), 0, 0, 360, 0, 12, cv2.LINE_AA)  # wide 0, aspect 1.18
+    assert len(boxes(single)) == 1
+
+
+def test_two_rows_are_two_lines_top_to_bottom():
+    img = canvas(640, 640)
+    for i, x in enumerate((80, 280, 480)):
+        draw_1(img, x + 40, 300 + 40 + (i % 2) * 12, 200)  # lower row, a little jitter
+        draw_7(img, x, 60 + (i % 2) * 10, 200)              # upper row
+    segs = segment(to_ink(img).mask)
+    assert [s.line for s in segs] == [0, 0, 0, 1, 1, 1]
+    assert [s.box[0] for s in segs[:3]] == sorted(s.box[0] for s in segs[:3])
+    assert all(s.box[1] < 300 for s in segs[:3]) and all(s.box[1] > 300 for s in segs[3:])
+
+
+def test_specks_are_ignored():
+    img = canvas()
+    draw_7(img, 250, 120, 240)
+    rng = np.random.default_rng(3)
+    for _ in range(25):
+        cv2.circle(img, (int(rng.integers(0, 640)), int(rng.integers(0, 480))), 2, 0, -1)
+    assert len(boxes(img)) == 1
+
+
+def test_polarity_white_on_black_gives_the_same_boxes():
+    img = canvas()
+    draw_1(img, 100, 100, 200)
+    draw_7(img, 300, 100, 200)
+    assert boxes(255 - img) == boxes(img)
+    rgb = cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
+    assert boxes(rgb) == boxes(img)
+
+
+@pytest.mark.parametrize("value", [0, 255, 128])
+def test_blank_images_have_no_digits(value):
+    assert boxes(np.full((300, 400), value, np.uint8)) == []
+
+
+def test_faint_noise_is_blank():
+    rng = np.random.default_rng(0)
+    img = np.clip(200 + rng.normal(0, 4, (300, 400)), 0, 255).astype(np.uint8)
+    assert boxes(img) == []
+
+
+def test_photo_with_uneven_light():
+    h, w = 480, 640
+    yy, xx = np.mgrid[:h, :w]
+    paper = 90 + 140 * (xx / w) + 20 * (yy / h)          # dark left, bright right
+    ink_img = canvas()
+    draw_1(ink_img, 100, 120, 220, 8)
+    draw_7(ink_img, 280, 120, 220, 8)
+    draw_0(ink_img, 470, 120, 220, 8)
+    ink = (255 - ink_img) / 255.0
+    rng = np.random.default_rng(1)
+    photo = paper * (1 - 0.75 * ink) + rng.normal(0, 3, (h, w))
+    photo = np.clip(photo, 0, 255).astype(np.uint8)
+    assert to_ink(photo).photo
+    b = boxes(photo)
+    assert len(b) == 3
+    assert [x for x, *_ in b] == sorted(x for x, *_ in b)
+
+
+def test_small_digits_in_a_corner_of_a_large_canvas():
+    img = canvas(3000, 2400)   # scaled down internally
+    draw_7(img, 2850, 2300, 60, 6)
+    draw_1(img, 2800, 2300, 60, 6)
+    ink = to_ink(img)
+    assert ink.scale < 1
+    assert len(segment(ink.mask)) == 2
