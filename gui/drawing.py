@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import numpy as np
 from PIL import Image, ImageDraw
 
 Point = tuple[float, float]
@@ -78,8 +77,10 @@ class Drawing:
             self._size = size
             self._render()
 
-    def array(self) -> np.ndarray:
-        """A uint8 HxW copy for the recognizer (a copy, so later strokes cannot change a request)."""
+    def array(self):
+        """A uint8 HxW numpy copy for the recognizer (a copy, so later strokes cannot change a request)."""
+        import numpy as np  # not at import time: the window must show before numpy/TensorFlow load
+
         return np.array(self.image, dtype=np.uint8, copy=True)
 
     def _render(self) -> None:

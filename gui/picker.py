@@ -19,7 +19,7 @@ def reason_for(state: str | None) -> str:
     if state == "ok":
         return "ready"
     if state == "missing":
-        return f"missing; {TRAIN_HINT}"
+        return "missing; train it with: python train_all.py"
     return state
 
 

@@ -16,8 +16,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-import numpy as np
-
 log = logging.getLogger("gui.worker")
 
 SINGLE_MODELS = ("ann", "cnn", "vgg16")
@@ -187,6 +185,8 @@ class RecognitionWorker:
             return
         if name in self._loaded or name in self._errors or self._status().get(name) != "ok":
             return
+        import numpy as np  # worker thread only: keeps numpy off the UI's startup path
+
         t0 = time.perf_counter()
         try:
             # ModelStore is lazy: a one-image predict is the documented way to make it load.

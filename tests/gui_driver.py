@@ -159,13 +159,18 @@ class GuiApp:
     def key(self, *keys: str) -> None:
         self.xdotool("key", "--clearmodifiers", *keys)
 
-    def stroke(self, points: list[tuple[float, float]], step: float = 6.0) -> None:
-        """Press, drag through `points` (screen pixels, interpolated every `step` px), release."""
+    def stroke(self, points: list[tuple[float, float]], step: float = 8.0, pace_s: float = 0.006) -> None:
+        """Press, drag through `points` (screen pixels, interpolated every `step` px), release.
+
+        Moves are paced like a hand (`pace_s` apart): Tk merges motion events that arrive in one
+        burst, which would cut the corners off a "4" or "7".
+        """
         args = ["mousemove", str(round(points[0][0])), str(round(points[0][1])), "mousedown", "1"]
         for (x0, y0), (x1, y1) in zip(points, points[1:]):
             n = max(1, int(math.hypot(x1 - x0, y1 - y0) / step))
             for k in range(1, n + 1):
-                args += ["mousemove", str(round(x0 + (x1 - x0) * k / n)), str(round(y0 + (y1 - y0) * k / n))]
+                args += ["sleep", str(pace_s),
+                         "mousemove", str(round(x0 + (x1 - x0) * k / n)), str(round(y0 + (y1 - y0) * k / n))]
         args += ["mouseup", "1"]
         since = self.mark()
         self.xdotool(*args)

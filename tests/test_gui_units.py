@@ -1,0 +1,256 @@
+"""Unit tests for the GUI's parts that need no display: drawing model, geometry, worker, saving."""
+
+from __future__ import annotations
+
+import queue
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # plain `pytest` too, not only `python -m pytest`
+from gui import overlay  # noqa: E402
+from gui.app import log_text
+from gui.drawing import Drawing
+from gui.files import save_png
+from gui.picker import reason_for
+from gui.statusbar import describe
+from gui.worker import ALL_MODELS, RecognitionDone, RecognitionFailed, RecognitionWorker, Request, StatusUpdate
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+# --- drawing -------------------------------------------------------------------------------------
+
+def test_drawing_renders_strokes_with_round_caps_and_undo_rerenders():
+    d = Drawing(200, 100)
+    assert d.empty and d.array().min() == 255
+    d.begin(20, 50, 10)
+    d.extend(120, 50)
+    a = d.array()
+    assert a.shape == (100, 200) and a.dtype == np.uint8
+    assert a[50, 70] == 0  # on the line
+    assert a[50, 16] == 0 and a[50, 124] == 0  # round caps reach past the end points
+    assert a[40, 70] == 255  # not wider than the brush
+    before = d.array()
+    d.begin(60, 10, 6)
+    d.extend(60, 90)
+    assert (d.array() != before).any()
+    assert d.undo()
+    np.testing.assert_array_equal(d.array(), before)
+    assert d.undo() and d.empty and not d.undo()
+
+
+def test_single_click_leaves_a_dot_and_clear_wipes():
+    d = Drawing(50, 50)
+    d.begin(25, 25, 8)
+    assert d.array()[25, 25] == 0
+    d.clear()
+    assert d.empty and d.array().min() == 255
+
+
+def test_resize_keeps_strokes_and_array_is_a_copy():
+    d = Drawing(100, 100)
+    d.begin(10, 10, 4)
+    d.extend(90, 90)
+    d.resize(300, 200)
+    a = d.array()
+    assert a.shape == (200, 300) and a[50, 50] == 0 and a[150, 250] == 255
+    d.clear()
+    assert a[50, 50] == 0  # the request's copy did not change
+
+
+# --- geometry and texts --------------------------------------------------------------------------
+
+@dataclass
+class FakeDigit:
+    digit: int = 7
+    confidence: float = 0.98
+    box: tuple = (10, 20, 30, 40)
+    uncertain: bool = False
+    label: str = "7"
+    probabilities: np.ndarray = field(default_factory=lambda: np.eye(10)[7])
+    top3: list = field(default_factory=list)
+    line: int = 0
+
+
+def test_fit_scales_and_centres():
+    p = overlay.fit((1000, 500), (520, 520), margin=10)
+    assert p.scale == pytest.approx(0.5)
+    assert p.box((0, 0, 1000, 500)) == pytest.approx((10, 135, 510, 385))
+    assert overlay.Placement().box((1, 2, 3, 4)) == (1, 2, 4, 6)
+
+
+def test_labels_and_colours_mark_uncertain_digits():
+    assert overlay.label(FakeDigit()) == "7 98%"
+    unsure = FakeDigit(confidence=0.41, uncertain=True, label="?")
+    assert overlay.label(unsure) == "? 41%"
+    assert overlay.colour(unsure) != overlay.colour(FakeDigit())
+
+
+def test_status_texts_say_how_to_train():
+    st = {"ann": "missing", "cnn": "ok", "vgg16": "error: bad zip", "ensemble": "error: vgg16: bad zip"}
+    text = describe(st, loaded=("cnn",))
+    assert "CNN loaded" in text and "ANN missing" in text and "VGG16 failed to load" in text
+    assert "python train_all.py" in text
+    assert "python train_all.py" in reason_for("missing")
+    assert reason_for("error: bad zip") == "error: bad zip"
+    assert log_text("12\n34") == "12\\n34"
+
+
+# --- worker (fake store and recognizer) ----------------------------------------------------------
+
+@dataclass
+class FakeReading:
+    text: str
+    model: str
+    ms: float = 1.0
+    digits: list = field(default_factory=list)
+
+
+class FakeStore:
+    def __init__(self, status=None, broken=()):
+        self._status = status or {"ann": "ok", "cnn": "ok", "vgg16": "missing", "ensemble": "missing"}
+        self.broken = set(broken)
+        self.loaded: list[str] = []
+
+    def status(self):
+        return dict(self._status)
+
+    def default_name(self):
+        return "cnn"
+
+    def predict(self, name, batch):
+        if name in self.broken:
+            raise RuntimeError(f"model {name} could not be loaded (corrupt)")
+        self.loaded.append(name)
+        return np.full((len(batch), 10), 0.1, np.float32)
+
+
+class FakeRecognizer:
+    def __init__(self, store, gate: threading.Event | None = None):
+        self.store, self.gate, self.seen = store, gate, []
+
+    def read(self, image, model=None):
+        self.seen.append(int(image[0, 0]))
+        if self.gate is not None:
+            self.gate.wait(10)
+        return FakeReading(str(int(image[0, 0])), model or "cnn")
+
+    def read_models(self, image, models):
+        return {m: FakeReading("7", m) for m in models}
+
+
+def _collect(results, kind, n=1, timeout=10.0):
+    got = []
+    while len(got) < n:
+        msg = results.get(timeout=timeout)
+        if isinstance(msg, kind):
+            got.append(msg)
+    return got
+
+
+def _image(v):
+    return np.full((4, 4), v, np.uint8)
+
+
+def test_worker_reports_status_preloads_and_newer_request_supersedes_pending():
+    gate = threading.Event()
+    store = FakeStore()
+    rec = FakeRecognizer(store, gate)
+    results: queue.Queue = queue.Queue()
+    w = RecognitionWorker("unused", results, factory=lambda _d: (store, rec))
+    w.start("cnn")
+    try:
+        first = _collect(results, StatusUpdate)[0]
+        assert first.status["cnn"] == "ok" and first.default == "cnn"
+        w.submit(Request(1, _image(1), "cnn"))
+        for _ in range(200):  # wait until request 1 is running (blocked on the gate)
+            if rec.seen:
+                break
+            threading.Event().wait(0.01)
+        w.submit(Request(2, _image(2), "cnn"))
+        w.submit(Request(3, _image(3), "cnn"))  # replaces 2 before it starts
+        gate.set()
+        done = _collect(results, RecognitionDone, 2)
+        assert [d.request.id for d in done] == [1, 3]
+        assert rec.seen == [1, 3]
+        assert done[1].readings["cnn"].text == "3" and done[1].primary == "cnn"
+        w.submit(Request(4, _image(0), ALL_MODELS))
+        both = _collect(results, RecognitionDone)[0]
+        assert set(both.readings) == {"ann", "cnn"}  # only the models that are there
+        assert "cnn" in store.loaded and "ann" in store.loaded
+    finally:
+        w.stop(5)
+
+
+def test_worker_marks_a_model_that_fails_to_load_as_error():
+    store = FakeStore(status={"ann": "ok", "cnn": "ok", "vgg16": "ok", "ensemble": "ok"}, broken={"vgg16"})
+    results: queue.Queue = queue.Queue()
+    w = RecognitionWorker("unused", results, factory=lambda _d: (store, FakeRecognizer(store)))
+    w.start()
+    try:
+        for _ in range(20):
+            st = _collect(results, StatusUpdate)[0]
+            if st.status["vgg16"].startswith("error"):
+                break
+        assert "corrupt" in st.status["vgg16"] and st.status["cnn"] == "ok"
+    finally:
+        w.stop(5)
+
+
+def test_worker_without_recognizer_says_why_and_keeps_answering():
+    def broken(_d):
+        raise ImportError("no module named tensorflow")
+
+    results: queue.Queue = queue.Queue()
+    w = RecognitionWorker("unused", results, factory=broken)
+    w.start()
+    try:
+        st = _collect(results, StatusUpdate)[0]
+        assert all("recognizer unavailable" in v for v in st.status.values())
+        w.submit(Request(1, _image(1), None))
+        failed = _collect(results, RecognitionFailed)[0]
+        assert failed.request.id == 1 and "tensorflow" in failed.message
+    finally:
+        w.stop(5)
+
+
+# --- saving --------------------------------------------------------------------------------------
+
+def test_save_png_is_atomic_and_failure_keeps_old_file(tmp_path):
+    target = tmp_path / "drawing.png"
+    save_png(Image.new("L", (30, 20), 255), target)
+    assert Image.open(target).size == (30, 20)
+    old = target.read_bytes()
+
+    class Exploding:
+        def save(self, path, format=None):
+            Path(path).write_bytes(b"half a png")
+            raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        save_png(Exploding(), target)
+    assert target.read_bytes() == old
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["drawing.png"]  # no temp file left
+
+
+def test_ui_import_path_does_not_load_tensorflow_or_numpy():
+    code = "import sys, gui.app, gui_digit_recognizer; print(sorted({'tensorflow','keras','numpy','recognizer'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+
+
+def test_entry_point_arguments():
+    import gui_digit_recognizer as entry
+
+    args = entry.parse_args(["--models-dir", "m", "--model", "all", "--brush", "25"])
+    assert (args.models_dir, args.model, args.brush, args.log_level) == ("m", "all", 25, "INFO")
+    with pytest.raises(SystemExit):
+        entry.parse_args(["--model", "resnet"])
