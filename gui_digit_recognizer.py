@@ -39,8 +39,8 @@ def setup_logging(level: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     setup_logging(args.log_level)
-    if not 1 <= args.brush <= 200:
-        logging.getLogger("gui").error("--brush must be between 1 and 200")
+    if not 2 <= args.brush <= 80:
+        logging.getLogger("gui").error("--brush must be between 2 and 80 pixels")
         return 2
     from gui.app import run
 

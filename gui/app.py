@@ -42,6 +42,7 @@ class DigitApp:
         self.root = root
         self.started = started if started is not None else time.perf_counter()
         self.requested_model = model
+        self.initial_brush = brush
         self.results: queue.Queue[Any] = queue.Queue()
         kwargs = {"factory": worker_factory} if worker_factory else {}
         self.worker = RecognitionWorker(models_dir, self.results, **kwargs)
@@ -78,8 +79,8 @@ class DigitApp:
         tk.Button(bar, text="Clear", command=self.clear).pack(side="left", padx=2)
         tk.Button(bar, text="Open image...", command=self.open_image).pack(side="left", padx=(12, 2))
         tk.Button(bar, text="Save drawing...", command=self.save_drawing).pack(side="left", padx=2)
-        self.brush = tk.Scale(bar, from_=4, to=60, orient="horizontal", label="Brush", length=140)
-        self.brush.set(DEFAULT_BRUSH)
+        self.brush = tk.Scale(bar, from_=2, to=80, orient="horizontal", label="Brush", length=140)
+        self.brush.set(self.initial_brush)
         self.brush.pack(side="right")
 
         self.statusbar = StatusBar(root)
@@ -406,6 +407,5 @@ class DigitApp:
 def run(models_dir: str, model: str | None = None, brush: int = DEFAULT_BRUSH, started: float | None = None) -> None:
     """Create the window and run the Tk main loop until it is closed."""
     root = tk.Tk()
-    app = DigitApp(root, models_dir, model=model, brush=brush, started=started)
-    app.brush.set(brush)
+    DigitApp(root, models_dir, model=model, brush=brush, started=started)
     root.mainloop()

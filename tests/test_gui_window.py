@@ -1,0 +1,193 @@
+"""The window in-process under Xvfb with a fake recognizer: photo display, boxes, "All three",
+greyed-out models, stale answers and failed saves. Fast (no TensorFlow), so it runs everywhere
+Xvfb is installed."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+import tkinter as tk
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import gui_driver  # noqa: E402
+from gui import app as app_module  # noqa: E402
+from gui.worker import RecognitionDone, Request  # noqa: E402
+
+pytestmark = pytest.mark.skipif(bool(gui_driver.missing_tools()),
+                                reason="needs Xvfb (apt-get install -y xvfb xdotool)")
+
+
+@dataclass
+class Digit:
+    digit: int
+    confidence: float
+    box: tuple
+    uncertain: bool = False
+    line: int = 0
+    probabilities: np.ndarray = field(default=None)
+    top3: list = field(default_factory=list)
+
+    def __post_init__(self):
+        if self.probabilities is None:
+            p = np.full(10, (1 - self.confidence) / 9)
+            p[self.digit] = self.confidence
+            self.probabilities = p
+
+    @property
+    def label(self) -> str:
+        return "?" if self.uncertain else str(self.digit)
+
+
+@dataclass
+class Reading:
+    digits: list
+    model: str
+    ms: float = 3.0
+
+    @property
+    def text(self) -> str:
+        return "".join(d.label for d in self.digits)
+
+
+class Store:
+    def __init__(self):
+        self.st = {"ann": "ok", "cnn": "ok", "vgg16": "error: not a Keras model file", "ensemble": "error: vgg16"}
+
+    def status(self):
+        return dict(self.st)
+
+    def default_name(self):
+        return "cnn"
+
+    def predict(self, name, batch):
+        return np.full((len(batch), 10), 0.1, np.float32)
+
+
+class Rec:
+    def __init__(self):
+        self.requests = []
+
+    def _reading(self, image, model):
+        self.requests.append((image if isinstance(image, str) else image.shape, model))
+        return Reading([Digit(4, 0.97, (10, 10, 40, 60)), Digit(2, 0.41, (60, 10, 40, 60), uncertain=True)], model)
+
+    def read(self, image, model=None):
+        return self._reading(image, model or "cnn")
+
+    def read_models(self, image, models):
+        return {m: self._reading(image, m) for m in models}
+
+
+@pytest.fixture(scope="module")
+def display():
+    with gui_driver.Xvfb() as x:
+        yield x.display
+
+
+@pytest.fixture
+def win(display):
+    root = tk.Tk(screenName=display)
+    rec = Rec()
+    a = app_module.DigitApp(root, "unused", worker_factory=lambda _d: (Store(), rec))
+    a.rec = rec
+    pump_until(root, lambda: a.status and a.picker.get() == "cnn")
+    yield a
+    a.worker.stop(5)
+    root.destroy()
+
+
+def pump_until(root: tk.Tk, cond, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        root.update()
+        time.sleep(0.005)  # yield the GIL to the worker thread between event-loop turns
+
+
+def recognize_and_wait(a, caplog) -> str:
+    caplog.clear()
+    a.recognize()
+    pump_until(a.root, lambda: any("recognized text=" in r.getMessage() for r in caplog.records))
+    return next(r.getMessage() for r in caplog.records if "recognized text=" in r.getMessage())
+
+
+def test_broken_model_is_greyed_out_with_its_reason(win):
+    assert str(win.picker.buttons["vgg16"]["state"]) == "disabled"
+    assert "not a Keras model" in win.picker._tips["vgg16"].text
+    assert str(win.picker.buttons["cnn"]["state"]) == "normal"
+    assert "VGG16 failed to load" in win.statusbar.models["text"]
+
+
+def test_drawing_is_sent_as_uint8_array_and_boxes_are_drawn(win, caplog):
+    caplog.set_level(logging.INFO, logger="gui")
+    win.drawing.begin(20, 20, 10)
+    win.drawing.extend(30, 60)
+    line = recognize_and_wait(win, caplog)
+    assert line == "recognized text=4? model=cnn ms=3"
+    h, w = win.drawing.size[1], win.drawing.size[0]
+    assert win.rec.requests[-1] == ((h, w), "cnn")
+    assert win.number["text"] == "4?"
+    assert len(win.canvas.find_withtag("overlay-1")) == 3  # box, click area, label
+    assert win.canvas.itemcget(win.canvas.find_withtag("overlay-1")[-1], "text") == "? 41%"
+    win._select(1)
+    assert win._selected == 1
+
+
+def test_photo_is_shown_scaled_with_its_boxes(win, caplog, tmp_path):
+    caplog.set_level(logging.INFO, logger="gui")
+    photo = tmp_path / "scan.png"
+    Image.new("RGB", (2000, 1000), "white").save(photo)
+    caplog.clear()
+    win.show_image(str(photo))
+    pump_until(win.root, lambda: any("recognized" in r.getMessage() for r in caplog.records))
+    assert win.rec.requests[-1] == (str(photo), "cnn")  # the recognizer loads the file itself
+    assert win.canvas.find_withtag("photo")
+    x0, y0, x1, y1 = win.canvas.coords(win.canvas.find_withtag("overlay-0")[0])
+    scale = win._photo["placement"].scale
+    assert scale < 1 and (x1 - x0 - 6) == pytest.approx(40 * scale)
+    win.undo()  # closes the photo, back to the drawing
+    assert not win.canvas.find_withtag("photo")
+
+
+def test_all_three_reads_side_by_side(win, caplog):
+    caplog.set_level(logging.INFO, logger="gui")
+    win.drawing.begin(20, 20, 10)
+    win.select_model("all")
+    pump_until(win.root, lambda: any("model=all" in r.getMessage() for r in caplog.records))
+    line = next(r.getMessage() for r in caplog.records if "model=all" in r.getMessage())
+    assert line == "recognized text=ann:4?,cnn:4? model=all ms=3"
+    assert "ANN" in win.per_model["text"] and "CNN" in win.per_model["text"]
+    caplog.clear()
+    win.select_model("vgg16")  # greyed out: refused
+    assert win.picker.get() == "all"
+
+
+def test_stale_answer_is_ignored(win):
+    win.drawing.begin(5, 5, 5)
+    win.recognize()
+    stale = RecognitionDone(Request(win._wanted_id - 1, None, "cnn"), {"cnn": Reading([], "cnn")}, "cnn", 1.0)
+    win.results.put(stale)
+    win.root.update()
+    assert win._readings is None or win._readings["cnn"] is not stale.readings["cnn"]
+
+
+def test_failed_save_says_why_and_keeps_the_drawing(win, tmp_path, monkeypatch):
+    shown = []
+    monkeypatch.setattr(app_module.messagebox, "showerror", lambda *a, **k: shown.append(a))
+    win.drawing.begin(10, 10, 8)
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert not win.save_to(str(blocker / "drawing.png"))
+    assert shown and "still here" in shown[0][1]
+    assert not win.drawing.empty
+    assert win.save_to(str(tmp_path / "ok.png"))
+    assert Image.open(tmp_path / "ok.png").mode == "L"
