@@ -38,7 +38,7 @@ COMPARISON_METRICS: list[tuple[str, tuple[str, ...], str]] = [
 # ------------------------------------------------------------------------------------------ helpers
 def _new_figure(width: float, height: float) -> Figure:
     """A pyplot-free figure rendered by Agg."""
-    fig = Figure(figsize=(width, height), dpi=DPI)
+    fig = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
     FigureCanvasAgg(fig)
     return fig
 
@@ -65,6 +65,17 @@ def _hide_axes(ax) -> None:
 
 
 # ------------------------------------------------------------------------------------------ curves
+def _epoch_axis(ax, n_epochs: int) -> None:
+    """Whole-number epoch ticks; with one epoch Matplotlib would otherwise show 0.96 ... 1.04."""
+    if n_epochs <= 0:
+        return
+    ax.set_xlim(0.5, n_epochs + 0.5)
+    if n_epochs <= 20:
+        ax.set_xticks(range(1, n_epochs + 1))
+    else:
+        ax.xaxis.get_major_locator().set_params(integer=True)
+
+
 def plot_curves(history: Mapping[str, Sequence[float]], model_name: str, path: str | os.PathLike) -> None:
     """Train/validation accuracy and loss per epoch; markers keep a 1-epoch run visible."""
     fig = _new_figure(11, 4.2)
@@ -78,7 +89,7 @@ def plot_curves(history: Mapping[str, Sequence[float]], model_name: str, path: s
         ax.set_xlabel("Epoch")
         ax.set_ylabel(label)
         ax.set_title(f"{model_name}: {label.lower()}")
-        ax.xaxis.get_major_locator().set_params(integer=True)
+        _epoch_axis(ax, max((len(history.get(k) or []) for k in (metric, f"val_{metric}")), default=0))
         ax.grid(alpha=0.3)
         if ax.has_data():
             ax.legend()
@@ -110,6 +121,11 @@ def _confidence_vector(confidence: np.ndarray, y_pred: np.ndarray) -> np.ndarray
     if confidence.ndim == 2:
         return confidence[np.arange(len(y_pred)), y_pred]
     return confidence
+
+
+def _percent_floor(p: float) -> str:
+    """Round down, so a 99.6 % wrong answer is not shown as a certain 100 %."""
+    return f"{math.floor(float(p) * 100)}%"
 
 
 def plot_misclassified(
@@ -144,7 +160,7 @@ def plot_misclassified(
         _hide_axes(ax)
     for ax, i in zip(axes, shown):
         ax.imshow(images[i], cmap="gray", vmin=0.0, vmax=vmax)
-        ax.set_title(f"pred {y_pred[i]} / true {y_true[i]} / {conf[i]:.0%}", fontsize=8, color="firebrick")
+        ax.set_title(f"pred {y_pred[i]} / true {y_true[i]} / {_percent_floor(conf[i])}", fontsize=8, color="firebrick")
     fig.suptitle(f"{model_name}: {len(shown)} of {len(wrong):,} misclassified test images (most confident first)")
     _save(fig, path)
 
@@ -187,8 +203,10 @@ def _format(value: float, style: str) -> str:
 def _zoom_accuracy(ax, values: list[float]) -> None:
     """Accuracies of good models differ by tenths of a percent: zoom so the bars differ visibly."""
     lo, hi = min(values), max(values)
-    pad = max((hi - lo) * 0.6, 0.3)
-    ax.set_ylim(max(0.0, lo - pad), min(100.0, hi + pad * 0.6) + 0.05)
+    pad = max((hi - lo) * 0.25, 0.3)
+    ax.set_ylim(max(0.0, lo - 2 * pad), hi + pad)  # headroom above 100 % for the value labels
+    ax.set_yticks([t for t in ax.get_yticks() if t <= 100.0 + 1e-9])
+    ax.set_ylim(max(0.0, lo - 2 * pad), hi + pad)
 
 
 def plot_comparison(results: Mapping[str, Mapping], path: str | os.PathLike) -> None:
@@ -212,6 +230,9 @@ def plot_comparison(results: Mapping[str, Mapping], path: str | os.PathLike) -> 
         ax.bar_label(bars, labels=[_format(v, style) for v in bar_values], padding=2, fontsize=9)
         if style == "accuracy":
             _zoom_accuracy(ax, list(bar_values))
+        elif style == "params":
+            ax.set_yscale("log")  # ANN ~1e5 vs VGG16 ~1e7: linear bars would hide the small ones
+            ax.set_ylim(min(bar_values) / 3, max(bar_values) * 4)
         else:
             ax.set_ylim(0, max(bar_values) * 1.18 or 1.0)
         ax.grid(axis="y", alpha=0.3)
