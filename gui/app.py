@@ -290,6 +290,8 @@ class DigitApp:
         self.statusbar.set_timing(f"last: {msg.ms:.0f} ms ({name})")
         self._draw_overlay()
         self._show_probabilities()
+        self.root.update_idletasks()  # paint now, so "results drawn" means they are on screen
+        log.debug("results drawn request=%d", msg.request.id)
 
     def _on_failed(self, msg: RecognitionFailed) -> None:
         log.warning("recognition failed model=%s: %s", msg.model or "default", msg.message)

@@ -187,14 +187,28 @@ class GuiApp:
         for i, d in enumerate(digits):
             self.draw_digit(d, x + i * height * 0.85, y, height)
 
+    def clear(self, timeout: float = 20.0) -> re.Match:
+        """Press Escape; return the (empty) recognition logged once the clear was handled.
+
+        Waiting for "cleared" first matters: a live recognition of the old drawing may still be
+        logged between the key press and its handling; after "cleared" such answers are dropped.
+        """
+        since = self.mark()
+        self.key("Escape")
+        i, _ = self.wait_for(r"gui: cleared", timeout, since)
+        return self.wait_for(RECOGNIZED, timeout, i)[1]
+
     def recognize(self, timeout: float = 60.0) -> re.Match:
         """Press Return and return the first recognition logged after it was handled."""
         since = self.mark()
         self.key("Return")
         return self.wait_for(RECOGNIZED, timeout, since)[1]
 
-    def screenshot(self, target: str | os.PathLike) -> None:
+    def screenshot(self, target: str | os.PathLike, since: int = 0) -> None:
+        """PNG of the window (or the whole screen), once the last recognition is painted."""
         from PIL import ImageGrab
+
+        self.wait_for(r"results drawn", 30, since)
 
         from digitcore.atomic import atomic_path
 
@@ -216,3 +230,43 @@ class GuiApp:
                 self.proc.kill()
                 self.proc.wait()
         self._reader.join(5)
+
+
+def make_screenshot(models_dir: str | os.PathLike, target: str | os.PathLike, number: str = "147",
+                    model: str = "cnn") -> str:
+    """Start the app under Xvfb, draw `number`, recognize, save a PNG of the window; returns the log line."""
+    with Xvfb() as xvfb:
+        app = GuiApp(xvfb, models_dir, "--model", model)
+        try:
+            app.wait_window()
+            app.wait_for(rf"model {model} loaded", 180)
+            app.draw_number(number)
+            since = app.mark()
+            line = app.recognize(180).group(0)
+            app.screenshot(target, since)
+            return line
+        finally:
+            app.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    p = argparse.ArgumentParser(description="Screenshot of the GUI reading a drawn number, made under Xvfb.")
+    p.add_argument("--models-dir", default=str(REPO / "models"))
+    p.add_argument("--model", default="cnn")
+    p.add_argument("--number", default="147", help=f"digits to draw, from {''.join(sorted(STROKES))}")
+    p.add_argument("--out", default=str(REPO / "docs" / "screenshot.png"))
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if missing_tools():
+        log.error("needs %s: apt-get install -y xvfb xdotool", ", ".join(missing_tools()))
+        return 2
+    line = make_screenshot(args.models_dir, args.out, args.number, args.model)
+    log.info("%s -> %s", line, args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(REPO))
+    sys.exit(main())

@@ -60,9 +60,7 @@ def app(xvfb, models_dir):
     a = GuiApp(xvfb, models_dir, "--model", "cnn")
     try:
         a.wait_window()
-        since = a.mark()
-        a.key("Escape")  # responding = a key press is handled and answered
-        a.wait_for(RECOGNIZED, 10, since)
+        a.clear(10)  # responding = a key press is handled and answered
         a.startup_s = time.monotonic() - t0
         # Drawing while TensorFlow is being imported works, but the UI thread is then starved of the
         # GIL for seconds at a time; the tests draw like someone who waited for the status bar.
@@ -73,9 +71,7 @@ def app(xvfb, models_dir):
 
 
 def _fresh(app: GuiApp) -> None:
-    since = app.mark()
-    app.key("Escape")
-    assert app.wait_for(RECOGNIZED, 10, since)[1]["text"] == ""
+    assert app.clear()["text"] == ""
 
 
 def test_window_is_usable_within_3_seconds(app, record_property):
@@ -86,10 +82,11 @@ def test_window_is_usable_within_3_seconds(app, record_property):
 def test_reads_a_drawn_three_digit_number_and_saves_screenshot(app, tmp_path):
     _fresh(app)
     app.draw_number("147")
+    since = app.mark()
     m = app.recognize(MODEL_TIMEOUT_S)
     assert (m["text"], m["model"]) == ("147", "cnn"), app.lines[-10:]
     shot = Path(os.environ.get("GUI_SCREENSHOT", tmp_path / "screenshot.png"))
-    app.screenshot(shot)
+    app.screenshot(shot, since)
     from PIL import Image
 
     with Image.open(shot) as im:
@@ -99,9 +96,7 @@ def test_reads_a_drawn_three_digit_number_and_saves_screenshot(app, tmp_path):
 
 def test_clear_gives_empty_text(app):
     app.draw_number("7")
-    since = app.mark()
-    app.key("Escape")
-    assert app.wait_for(RECOGNIZED, 10, since)[1]["text"] == ""
+    assert app.clear()["text"] == ""
 
 
 def test_undo_removes_the_last_stroke(app):
@@ -121,8 +116,8 @@ def test_model_switch_by_shortcut_is_logged(app):
     assert app.recognize(MODEL_TIMEOUT_S)["model"] == "cnn"
     since = app.mark()
     app.key("ctrl+1")  # ANN
-    app.wait_for(r"model selected: ann", 10, since)
-    m = app.wait_for(RECOGNIZED, MODEL_TIMEOUT_S, since)[1]
+    i, _ = app.wait_for(r"model selected: ann", 10, since)
+    m = app.wait_for(RECOGNIZED, MODEL_TIMEOUT_S, i)[1]
     assert m["model"] == "ann" and len(m["text"]) == 2
     assert app.recognize(MODEL_TIMEOUT_S)["model"] == "ann"
 
