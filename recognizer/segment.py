@@ -16,8 +16,8 @@ log = logging.getLogger(__name__)
 SPECK_REL = 0.12        # pieces smaller than this fraction of the typical digit height (both sides) are specks
 MIN_PIECE_PX = 3        # absolute speck size (pixels on the long side)
 MERGE_X_OVERLAP = 0.5   # pieces overlapping horizontally by this share of the narrower one belong together
-SPLIT_ASPECT = 1.2      # a group wider than this times its height may be several touching digits
-DIGIT_ASPECT = 0.7      # typical width/height of one digit, to guess how many touch
+SPLIT_ASPECT = 1.5      # a group wider than this times its height may be several touching digits
+DIGIT_ASPECT = 0.75     # typical width/height of one digit, to guess how many touch
 
 
 @dataclass
@@ -86,8 +86,10 @@ def _group(x, y, w, h, ref_h) -> list[list[int]]:
     # vertically: overlapping a fair share of the smaller piece (two strokes of a 4), or a small piece
     # (bar of a 5, flag of a 1, a dot) just above/below a bigger one - but never two full digits stacked
     v_overlap = ov_y >= 0.3 * min_h
-    small_near = (min_h < 0.55 * max_h) & (gap_y <= 0.25 * ref_h) & (max_h >= 0.4 * ref_h)
-    join = x_together & (v_overlap | small_near)
+    # stacked pieces (halves of a broken 8, the bar of a 5 above its body) are one digit when the
+    # vertical gap is small against the pieces; two rows of digits have a wider gap between them
+    stacked = (gap_y <= 0.2 * max_h) | ((min_h < 0.5 * max_h) & (gap_y <= 0.3 * max_h))
+    join = x_together & (v_overlap | stacked)
     # side by side but not overlapping: a shorter piece just left of a taller one, top-aligned, that
     # together still make one digit's shape (the two strokes of a 4 whose bar stops short of the stem)
     gap_x = -ov_x
@@ -107,7 +109,38 @@ def _group(x, y, w, h, ref_h) -> list[list[int]]:
     groups: dict[int, list[int]] = {}
     for i in range(k):
         groups.setdefault(find(i), []).append(i)
-    return list(groups.values())
+    return _attach_fragments(list(groups.values()), x, y, x1, y1, ref_h)
+
+
+def _attach_fragments(groups, x, y, x1, y1, ref_h) -> list[list[int]]:
+    """Attach small groups (a detached bar, a broken-off stroke end) to the nearest digit beside them.
+
+    A small group with no digit close by stays on its own (a deliberately small digit).
+    """
+    alone: set = set()
+    while len(groups) > 1:
+        bx0 = np.array([x[g].min() for g in groups]); by0 = np.array([y[g].min() for g in groups])
+        bx1 = np.array([x1[g].max() for g in groups]); by1 = np.array([y1[g].max() for g in groups])
+        gh, gw = by1 - by0, bx1 - bx0
+        ref = float(np.median(gh[gh >= 0.5 * gh.max()]))
+        small = (gh < 0.45 * ref) & (gw < 0.8 * ref)
+        todo = small & np.array([tuple(sorted(g)) not in alone for g in groups])
+        if not todo.any():
+            break
+        f = int(np.argmin(np.where(todo, gh * gw, np.inf)))  # smallest fragment first
+        dx = np.maximum(bx0 - bx1[f], bx0[f] - bx1)           # horizontal distance (<0: overlap)
+        dy = np.maximum(by0 - by1[f], by0[f] - by1)
+        ok = (dx <= 0.15 * ref) & (dy <= 0.35 * ref) & ~small
+        if not ok.any():
+            if gh[f] < 0.3 * ref and gw[f] < 0.3 * ref:  # a stray mark far from every digit: noise
+                groups.pop(f)
+            else:
+                alone.add(tuple(sorted(groups[f])))
+            continue
+        t = int(np.argmin(np.where(ok, dx + 0.5 * np.maximum(dy, 0), np.inf)))
+        groups[t] = groups[t] + groups[f]
+        groups.pop(f)
+    return groups
 
 
 def stroke_width(mask: np.ndarray) -> float:
@@ -146,8 +179,12 @@ def _split_touching(crop: np.ndarray, x0: int, y0: int, ref_h: float) -> list[Se
         cuts.append(j)
     if w - cuts[-1] < 0.3 * h:
         return [Segment((x0, y0, w, h), crop)]
-    out = []
     edges = [0] + cuts + [w]
+    for a, b in zip(edges[:-1], edges[1:]):
+        rows = np.nonzero(np.count_nonzero(crop[:, a:b], axis=1))[0]
+        if len(rows) == 0 or rows[-1] - rows[0] + 1 < 0.6 * h:  # each part must be a full-height digit
+            return [Segment((x0, y0, w, h), crop)]
+    out = []
     for a, b in zip(edges[:-1], edges[1:]):
         part = crop[:, a:b]
         ys, xs = np.nonzero(part)
