@@ -1,0 +1,60 @@
+"""Atomic file writes: a crash or Ctrl-C leaves either the old file or the new one, never half of one."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+
+@contextlib.contextmanager
+def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside `target`; on success rename it over `target`.
+
+    The temporary file keeps the target's suffix so that writers which infer the
+    format from the extension (Keras `.keras`, Matplotlib `.png`) still work.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".tmp{target.suffix}", dir=target.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual permissions
+        os.replace(tmp_path, target)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def write_text(target: str | os.PathLike, text: str) -> None:
+    with atomic_path(target) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def write_json(target: str | os.PathLike, data) -> None:
+    write_text(target, json.dumps(data, indent=2, sort_keys=False) + "\n")
+
+
+def save_model(model, target: str | os.PathLike) -> None:
+    """Save a Keras model without optimizer state (smaller, and all inference needs).
+
+    Keras 3 ignores ``include_optimizer`` for ``.keras`` files, so an uncompiled clone carrying the same
+    weights (batch-norm statistics included) is what gets saved.
+    """
+    import keras
+
+    plain = keras.models.clone_model(model)
+    plain.set_weights(model.get_weights())
+    with atomic_path(target) as tmp:
+        plain.save(tmp)

@@ -1,0 +1,190 @@
+#!/usr/bin/env python3
+"""Train, evaluate and compare the ANN, the small CNN and the grayscale VGG16 on MNIST.
+
+A linear story: data -> for each model: build -> fit (train split, validation split watched) -> evaluate once on
+the test split -> save model, plots, report -> comparison of all. Defaults live in digitcore.training.PRESETS;
+the command line overrides them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import sys
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter out of the report
+
+MODEL_NAMES = ("ann", "cnn", "vgg16")
+REFERENCE = {"ann": 0.954, "cnn": 0.9878, "vgg16": 0.9907}  # published test accuracies of the reference study
+log = logging.getLogger("train_all")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="train_all.py",
+        description="Train and compare a dense network (ANN), a small CNN and a grayscale VGG16 on MNIST "
+        "(48,000 train / 12,000 validation / 10,000 test). Saves models, metrics.json, plots and reports.",
+        epilog="examples:\n"
+        "  python train_all.py                                   # best recipes, all three models\n"
+        "  python train_all.py --preset seed                     # the reference study's recipe\n"
+        "  python train_all.py --models cnn --epochs 2 --limit 2000 --data ~/mnist.npz   # quick try\n"
+        "MNIST is read from --data, $MNIST_PATH, the Keras cache, or downloaded by Keras.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--models", nargs="+", choices=MODEL_NAMES, default=list(MODEL_NAMES), metavar="MODEL",
+                   help="which models to train: ann cnn vgg16 (default: all three)")
+    p.add_argument("--preset", choices=("seed", "best"), default="best",
+                   help="'seed' = reference study (Adam 1e-4, 5 epochs, batch 32, no augmentation); "
+                   "'best' = each model's tuned recipe (default)")
+    p.add_argument("--epochs", type=int, help="override the preset's number of epochs")
+    p.add_argument("--batch-size", type=int, help="override the preset's batch size")
+    p.add_argument("--learning-rate", type=float, help="override the preset's (peak) learning rate")
+    p.add_argument("--seed", type=int, default=0, help="training seed (the data split is fixed regardless; default 0)")
+    p.add_argument("--data", metavar="PATH", help="MNIST .npz (Keras layout) or folder of IDX files "
+                   "(default: $MNIST_PATH, then the Keras cache, then download)")
+    p.add_argument("--limit", type=int, metavar="N", help="use only the first N images of each split (quick runs)")
+    p.add_argument("--models-dir", type=Path, default=Path("models"), help="where models and metrics.json go")
+    p.add_argument("--plots-dir", type=Path, default=Path("plots"), help="where plots and reports go")
+    p.add_argument("--vgg-weights", metavar="PATH",
+                   help="start VGG16 from ImageNet weights: 'imagenet' (download) or a Keras VGG16 notop weights file")
+    p.add_argument("-q", "--quiet", action="store_true", help="no per-epoch progress output")
+    args = p.parse_args(argv)
+    for flag in ("epochs", "batch_size", "limit"):
+        value = getattr(args, flag)
+        if value is not None and value < 1:
+            p.error(f"--{flag.replace('_', '-')} must be a positive integer, got {value}")
+    if args.learning_rate is not None and not args.learning_rate > 0:
+        p.error(f"--learning-rate must be positive, got {args.learning_rate}")
+    args.models = list(dict.fromkeys(args.models))  # keep order, drop repeats
+    return args
+
+
+def build(name: str, model_kwargs: dict, vgg_weights: str | None):
+    if name == "ann":
+        from ann import build_model
+    elif name == "cnn":
+        from cnn import build_model
+    else:
+        from vgg16 import build_model
+
+        if vgg_weights:
+            model_kwargs = {**model_kwargs, "weights": vgg_weights, "batch_norm": False}
+    return build_model(**model_kwargs)
+
+
+def versions() -> dict:
+    import keras
+    import numpy
+    import sklearn
+    import tensorflow
+
+    return {"python": platform.python_version(), "tensorflow": tensorflow.__version__, "keras": keras.__version__,
+            "numpy": numpy.__version__, "scikit-learn": sklearn.__version__, "cpu_count": os.cpu_count()}
+
+
+def load_previous(path: Path, preset: str, checksum: str) -> dict:
+    """Entries of models not retrained this run are kept if they come from the same preset and split."""
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    if old.get("preset") == preset and old.get("split", {}).get("checksum") == checksum:
+        return old.get("models", {})
+    return {}
+
+
+def train_one(name, args, data, plots_dir: Path, models_dir: Path):
+    """Build, train, evaluate and save one model; returns (summary dict, test probabilities)."""
+    from digitcore import atomic, plots, reports, training
+    from digitcore.evaluation import evaluate_model
+
+    recipe = training.recipe_for(args.preset, name, epochs=args.epochs, batch_size=args.batch_size,
+                                 learning_rate=args.learning_rate)
+    model = build(name, dict(recipe.model_kwargs), args.vgg_weights if name == "vgg16" else None)
+    log.info("== %s: %s parameters, recipe %s", name, f"{model.count_params():,}", recipe.to_dict())
+    history, seconds = training.fit(model, data, recipe, seed=args.seed, verbose=0 if args.quiet else None)
+    ev = evaluate_model(model, data.test.x, data.test.y)  # the one and only look at the test split
+    atomic.save_model(model, models_dir / f"{name}.keras")
+    best_epoch = int(max(range(len(history["val_accuracy"])), key=history["val_accuracy"].__getitem__))
+    summary = {
+        "test_accuracy": ev.test_accuracy, "test_loss": ev.test_loss,
+        "val_accuracy": history["val_accuracy"][best_epoch], "train_seconds": round(seconds, 2),
+        "epochs": len(history["val_accuracy"]), "best_epoch": best_epoch + 1, "params": int(model.count_params()),
+        "ms_per_image": ev.ms_per_image, "per_class": ev.per_class, "confusion": ev.confusion,
+        "history": history, "recipe": recipe.to_dict(),
+    }
+    plots.plot_curves(history, name, plots_dir / f"{name}_curves.png")
+    plots.plot_confusion(ev.confusion, name, plots_dir / f"{name}_confusion.png")
+    wrong = ev.predictions != data.test.y
+    plots.plot_misclassified(data.test.x[wrong], data.test.y[wrong], ev.predictions[wrong], ev.confidence[wrong],
+                             name, plots_dir / f"{name}_misclassified.png")
+    reports.write_model_report(plots_dir / f"{name}_report.txt", name, ev.report,
+                               reports.keras_summary_text(model), summary)
+    return summary, ev.probabilities
+
+
+def ensemble_summary(probabilities: dict, y_test) -> dict:
+    import numpy as np
+
+    from digitcore.evaluation import cross_entropy
+
+    mean = np.mean([probabilities[n] for n in probabilities], axis=0)
+    return {"members": list(probabilities), "test_accuracy": float(np.mean(mean.argmax(1) == y_test)),
+            "test_loss": cross_entropy(mean, np.asarray(y_test, dtype=np.int64))}
+
+
+def print_table(results: dict, ensemble: dict | None) -> None:
+    print("\n" + f"{'model':<8}{'test acc':>10}{'test loss':>11}{'val acc':>9}{'params':>12}{'train s':>9}{'ms/img':>8}")
+    for name, s in results.items():
+        print(f"{name:<8}{s['test_accuracy']:>10.4%}{s['test_loss']:>11.4f}{s['val_accuracy']:>9.4%}"
+              f"{s['params']:>12,}{s['train_seconds']:>9.1f}{s['ms_per_image']:>8.3f}")
+    if ensemble:
+        print(f"{'ensemble':<8}{ensemble['test_accuracy']:>10.4%}{ensemble['test_loss']:>11.4f}"
+              f"   (mean of {', '.join(ensemble['members'])})")
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from digitcore import atomic, plots, reports, training
+    from digitcore.data import DataError, load
+
+    try:
+        data = load(args.data, args.limit)
+    except DataError as exc:
+        log.error("%s", exc)
+        return 2
+    training.configure_threads()
+    args.models_dir.mkdir(parents=True, exist_ok=True)
+    args.plots_dir.mkdir(parents=True, exist_ok=True)
+    metrics_path = args.models_dir / "metrics.json"
+    results = load_previous(metrics_path, args.preset, data.checksum)
+    metrics = {"preset": args.preset, "seed": args.seed, "limit": args.limit, "split": data.describe(),
+               "versions": versions(), "reference_study": REFERENCE, "models": results}
+    plots.plot_samples(data.train.x, data.train.y, args.plots_dir / "samples.png")
+    probabilities = {}
+    try:
+        for name in args.models:
+            results[name], probabilities[name] = train_one(name, args, data, args.plots_dir, args.models_dir)
+            atomic.write_json(metrics_path, metrics)  # after every model: an interrupt loses at most the one in flight
+    except KeyboardInterrupt:
+        log.warning("Interrupted: files already written are complete; the model in training was not saved.")
+        return 130
+    ensemble = ensemble_summary(probabilities, data.test.y) if len(probabilities) > 1 else None
+    if ensemble:
+        metrics["ensemble"] = ensemble
+    metrics["total_train_seconds"] = round(sum(s["train_seconds"] for s in results.values()), 1)
+    atomic.write_json(metrics_path, metrics)
+    compare = {n: {k: v for k, v in s.items() if not isinstance(v, (dict, list))} for n, s in results.items()}
+    plots.plot_comparison(compare, args.plots_dir / "comparison.png")
+    reports.write_comparison_markdown(compare, args.plots_dir / "comparison.md", reference=REFERENCE)
+    print_table(results, ensemble)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
