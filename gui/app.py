@@ -18,6 +18,7 @@ from typing import Any, Callable
 from . import overlay
 from .drawing import Drawing
 from .files import OPEN_TYPES, SAVE_TYPES, load_for_display, save_png
+from .motion import keep_all_motion_events
 from .picker import CHOICES, TRAIN_HINT, ModelPicker
 from .probabilities import ProbabilityPanel
 from .statusbar import NAMES, StatusBar, describe
@@ -60,6 +61,7 @@ class DigitApp:
         self._ready_logged = False
         self._build()
         self._bind_keys()
+        keep_all_motion_events(root)
         root.protocol("WM_DELETE_WINDOW", self.quit)
         root.after(POLL_MS, self._poll)
 

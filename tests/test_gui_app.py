@@ -62,8 +62,8 @@ def app(xvfb, models_dir):
         a.wait_window()
         a.clear(10)  # responding = a key press is handled and answered
         a.startup_s = time.monotonic() - t0
-        # Drawing while TensorFlow is being imported works, but the UI thread is then starved of the
-        # GIL for seconds at a time; the tests draw like someone who waited for the status bar.
+        # Drawing while TensorFlow is imported works too (gui/motion.py), but waiting here keeps the
+        # per-test timeouts about the GUI, not about how fast two shared CPUs import TensorFlow.
         a.wait_for(r"model cnn loaded", MODEL_TIMEOUT_S)
         yield a
     finally:

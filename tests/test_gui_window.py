@@ -19,6 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import gui_driver  # noqa: E402
 from gui import app as app_module  # noqa: E402
+from gui.motion import keep_all_motion_events  # noqa: E402
 from gui.worker import RecognitionDone, Request  # noqa: E402
 
 pytestmark = pytest.mark.skipif(bool(gui_driver.missing_tools()),
@@ -191,3 +192,9 @@ def test_failed_save_says_why_and_keeps_the_drawing(win, tmp_path, monkeypatch):
     assert not win.drawing.empty
     assert win.save_to(str(tmp_path / "ok.png"))
     assert Image.open(tmp_path / "ok.png").mode == "L"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="ctypes path to libtk is Linux-specific")
+def test_motion_events_are_not_merged(win):
+    """Without this, a fast "7" drawn while a model loads loses its corner and reads as "1"."""
+    assert keep_all_motion_events(win.root)
