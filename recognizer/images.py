@@ -123,19 +123,29 @@ def to_ink(image) -> InkImage:
 
 def binarize(gray: np.ndarray) -> tuple[np.ndarray, bool, bool]:
     """Binary ink mask (ink=255) of a grayscale image; returns (mask, used_adaptive, blank)."""
-    # background level = median; ink is whatever differs from it (works for either polarity)
-    bg = float(np.median(gray))
-    ink = (255 - gray) if bg >= 128 else gray.copy()
-    bg_ink = 255.0 - bg if bg >= 128 else bg
-    hi = float(np.percentile(ink, 99.9)) if ink.size > 1000 else float(ink.max())
-    hi = max(hi, float(ink.max()) * 0.9)
+    # background level = median; ink is whatever differs from it (works for either polarity).
+    # All statistics come from one 256-bin histogram (fast on large images).
+    hist = cv2.calcHist([gray], [0], None, [256], [0, 256]).ravel()
+    cum = np.cumsum(hist)
+    n = cum[-1]
+    bg = float(np.searchsorted(cum, 0.5 * n))
+    light = bg >= 128
+    if light:
+        hist, bg_ink = hist[::-1], 255.0 - bg  # ink = 255 - gray
+        ink = cv2.bitwise_not(gray)
+    else:
+        bg_ink, ink = bg, gray
+    cum = np.cumsum(hist)
+    top = int(np.nonzero(hist)[0].max())
+    hi = max(float(np.searchsorted(cum, 0.999 * n)) if n > 1000 else float(top), 0.9 * top)
     if hi - bg_ink < MIN_CONTRAST:
         return np.zeros_like(gray), False, True
-    near_bg = float(np.mean(np.abs(ink.astype(np.int16) - int(round(bg_ink))) <= 10))
+    b0, b1 = int(max(0, round(bg_ink) - 10)), int(min(255, round(bg_ink) + 10))
+    near_bg = float(hist[b0:b1 + 1].sum()) / n
     if near_bg >= 0.5:
         # clean canvas: one global threshold halfway between background and ink
         thr = bg_ink + 0.5 * (hi - bg_ink)
-        mask = np.where(ink > thr, 255, 0).astype(np.uint8)
+        _, mask = cv2.threshold(ink, thr, 255, cv2.THRESH_BINARY)
         return mask, False, False
     # photo / scan: uneven light -> compare every pixel with its local mean
     h, w = ink.shape

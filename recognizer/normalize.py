@@ -10,14 +10,25 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
-from skimage.morphology import skeletonize
 
 WORK = 72          # long side of the skeleton at working resolution
 PEN = 9            # brush diameter at working resolution -> ~2.7 px stroke in the 20 px box (MNIST median)
 BOX = 20           # MNIST's digit box
 SIZE = 28          # MNIST's image size
-_PEN_KERNEL = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (PEN, PEN))
+_PEN_KERNELS = {d: cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (d, d)) for d in range(1, 2 * PEN)}
 _SMOOTH = (5, 5)
+
+
+_skeletonize = None
+
+
+def _skeleton(binary: np.ndarray) -> np.ndarray:
+    global _skeletonize
+    if _skeletonize is None:  # scikit-image pulls in SciPy: import on first use, not with the package
+        from skimage.morphology import skeletonize
+
+        _skeletonize = skeletonize
+    return _skeletonize(binary)
 
 
 def normalize_digit(crop: np.ndarray) -> np.ndarray:
@@ -44,10 +55,14 @@ def normalize_digit(crop: np.ndarray) -> np.ndarray:
         binary = work > 0
 
     # 2. skeleton, redrawn with a round pen of fixed width
-    skel = skeletonize(binary).astype(np.uint8) * 255
+    skel = _skeleton(binary).astype(np.uint8) * 255
     if not skel.any():
         skel = binary.astype(np.uint8) * 255
-    ink = cv2.dilate(skel, _PEN_KERNEL)
+    # a thick brush leaves a shorter skeleton (its ends sit a radius inside the stroke): scale the pen with
+    # the skeleton so that the redrawn stroke has the same width relative to the 20 px box for any brush
+    _, _, sw_, sh_ = cv2.boundingRect(skel)
+    pen = int(np.clip(round(PEN * max(sw_, sh_) / (WORK - 1)), 3, 2 * PEN - 1))
+    ink = cv2.dilate(skel, _PEN_KERNELS[pen])
 
     # 3. fit the 20x20 box (long side 20, aspect kept), anti-aliased
     x, y, w, h = cv2.boundingRect(ink)

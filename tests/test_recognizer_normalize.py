@@ -1,0 +1,112 @@
+"""MNIST-style normalisation: 20 px box, centre of mass at (14, 14), MNIST-like stroke width for any brush."""
+
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from skimage.morphology import skeletonize
+
+from recognizer.images import to_ink
+from recognizer.normalize import normalize_batch, normalize_digit
+from recognizer.segment import segment
+
+MNIST = Path(os.environ.get("MNIST_PATH") or Path(__file__).resolve().parents[1].parent / "shared/data/mnist/mnist.npz")
+# Stroke width (ink area / skeleton length, ink > 0.5) of real MNIST test digits: 5th, 50th, 95th percentile.
+MNIST_SW = (1.74, 2.65, 4.38)
+
+
+def stroke_width(img01: np.ndarray) -> float:
+    ink = img01 > 0.5
+    return ink.sum() / max(int(skeletonize(ink).sum()), 1)
+
+
+def com(img01: np.ndarray) -> tuple[float, float]:
+    yy, xx = np.mgrid[: img01.shape[0], : img01.shape[1]]
+    return float((img01 * yy).sum() / img01.sum()), float((img01 * xx).sum() / img01.sum())
+
+
+def draw(shape: str, h: int, brush: int) -> np.ndarray:
+    m = brush + 10
+    img = np.full((h + 2 * m, h + 2 * m), 255, np.uint8)
+    if shape == "7":
+        pts = [(m, m), (m + int(0.6 * h), m), (m + int(0.2 * h), m + h)]
+        cv2.polylines(img, [np.array(pts, np.int32)], False, 0, brush, cv2.LINE_AA)
+    elif shape == "0":
+        cv2.ellipse(img, (m + h // 3, m + h // 2), (h // 3, h // 2), 0, 0, 360, 0, brush, cv2.LINE_AA)
+    else:  # "4"
+        pts = [(m + int(0.3 * h), m), (m, m + int(0.65 * h)), (m + int(0.6 * h), m + int(0.65 * h))]
+        cv2.polylines(img, [np.array(pts, np.int32)], False, 0, brush, cv2.LINE_AA)
+        cv2.line(img, (m + int(0.45 * h), m + int(0.3 * h)), (m + int(0.45 * h), m + h), 0, brush, cv2.LINE_AA)
+    return img
+
+
+CASES = [(s, h, b) for s in ("7", "0", "4") for h in (30, 60, 120, 250, 400) for b in (4, 8, 15, 30) if b <= 0.3 * h]
+
+
+@pytest.mark.parametrize("shape,h,brush", CASES)
+def test_mnist_statistics_for_any_size_and_brush(shape, h, brush):
+    segs = segment(to_ink(draw(shape, h, brush)).mask)
+    assert len(segs) == 1
+    out = normalize_digit(segs[0].mask)
+    assert out.shape == (28, 28) and out.dtype == np.float32
+    assert 0.0 <= out.min() and out.max() <= 1.0 and out.max() > 0.9
+    ys, xs = np.nonzero(out > 0)
+    assert max(np.ptp(ys), np.ptp(xs)) + 1 == 20          # long side of the ink box: 20 px
+    cy, cx = com(out)
+    assert abs(cy - 14.0) <= 1.0 and abs(cx - 14.0) <= 1.0  # centre of mass, as in MNIST (13.99, 14.00)
+    sw = stroke_width(out)
+    assert MNIST_SW[0] <= sw <= MNIST_SW[2]                 # within MNIST's range ...
+    assert abs(sw - MNIST_SW[1]) <= 0.8                     # ... and near its median
+    grey = np.count_nonzero((out > 0.05) & (out < 0.95))
+    assert grey >= 10                                       # anti-aliased edges, not a binary image
+
+
+def test_stroke_width_does_not_depend_on_brush():
+    widths = [stroke_width(normalize_digit(segment(to_ink(draw("7", 250, b)).mask)[0].mask)) for b in (4, 30)]
+    assert abs(widths[0] - widths[1]) <= 0.6
+
+
+def test_aspect_ratio_is_kept():
+    img = np.full((300, 300), 255, np.uint8)
+    cv2.line(img, (150, 30), (150, 270), 0, 12)  # a "1": tall and thin
+    out = normalize_digit(segment(to_ink(img).mask)[0].mask)
+    ys, xs = np.nonzero(out > 0.2)
+    assert np.ptp(ys) + 1 >= 19 and np.ptp(xs) + 1 <= 5
+
+
+def test_batch_and_empty():
+    b = normalize_batch([np.zeros((10, 10), np.uint8), np.full((5, 40), 255, np.uint8)])
+    assert b.shape == (2, 28, 28, 1) and b.dtype == np.float32
+    assert b[0].max() == 0.0 and b[1].max() > 0.5
+    assert normalize_batch([]).shape == (0, 28, 28, 1)
+
+
+@pytest.mark.skipif(not MNIST.is_file(), reason=f"real MNIST not found at {MNIST}")
+def test_reference_numbers_match_real_mnist():
+    x = np.load(MNIST)["x_test"][:1500].astype(np.float32) / 255.0
+    sws = np.array([stroke_width(im) for im in x])
+    p = np.percentile(sws, [5, 50, 95])
+    assert np.allclose(p, MNIST_SW, atol=0.15), p
+    coms = np.array([com(im) for im in x[:300]])
+    assert np.allclose(coms.mean(0), (14.0, 14.0), atol=0.1)
+
+
+@pytest.mark.skipif(not MNIST.is_file(), reason=f"real MNIST not found at {MNIST}")
+def test_drawn_mnist_digits_normalise_back_to_mnist_statistics():
+    from recognizer.drawn import single_canvas
+
+    x = np.load(MNIST)["x_test"][:60]
+    rng = np.random.default_rng(5)
+    sws, dists = [], []
+    for im in x:
+        canvas, _ = single_canvas(im, rng)
+        segs = segment(to_ink(canvas).mask)
+        out = normalize_digit(max(segs, key=lambda s: s.box[3]).mask)
+        sws.append(stroke_width(out))
+        # the redrawn digit should look like the original MNIST digit (same pixels mostly)
+        a, b = out > 0.5, im > 127
+        dists.append((a & b).sum() / max((a | b).sum(), 1))
+    assert abs(np.median(sws) - MNIST_SW[1]) <= 0.4
+    assert np.median(dists) >= 0.45  # intersection over union with the source digit
