@@ -4,6 +4,7 @@ Xvfb is installed."""
 
 from __future__ import annotations
 
+import gc
 import logging
 import sys
 import time
@@ -103,6 +104,10 @@ def win(display):
     yield a
     a.worker.stop(5)
     root.destroy()
+    # Collect Tk variables here, in the main thread: a later collection in some worker thread
+    # would make their __del__ call Tcl from the wrong thread.
+    a.__dict__.clear()
+    gc.collect()
 
 
 def pump_until(root: tk.Tk, cond, timeout: float = 10.0) -> None:
