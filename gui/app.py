@@ -59,6 +59,8 @@ class DigitApp:
         self._selected: int | None = None
         self._photo: dict[str, Any] | None = None  # path, image, tk image, placement
         self._ready_logged = False
+        self._press_box: int | None = None  # result box under the last button press
+        self._press_at = (0.0, 0.0)
         self._build()
         self._bind_keys()
         keep_all_motion_events(root)
@@ -115,6 +117,7 @@ class DigitApp:
         r.bind("<KP_Enter>", lambda e: self.recognize())
         r.bind("<Escape>", lambda e: self.clear())
         r.bind("<Control-z>", lambda e: self.undo())
+        r.bind("<Control-Z>", lambda e: self.undo())
         r.bind("<Control-o>", lambda e: self.open_image())
         r.bind("<Control-s>", lambda e: self.save_drawing())
         r.bind("<Control-q>", lambda e: self.quit())
@@ -148,17 +151,28 @@ class DigitApp:
     # --- drawing -----------------------------------------------------------------------------------
 
     def _on_press(self, event) -> None:
+        # A click on a result box selects it; a drag that starts there still draws (see _on_drag).
+        self._press_box = self._box_at(event.x, event.y)
+        if self._press_box is None:
+            self._begin_stroke(event.x, event.y)
+        else:
+            self._press_at = (event.x, event.y)
+
+    def _begin_stroke(self, x: float, y: float) -> None:
         if self._photo is not None:
             self._close_photo()
         self._cancel_live()
         self._supersede()
         width = int(self.brush.get())
-        self.drawing.begin(event.x, event.y, width)
-        item = self.canvas.create_line(event.x, event.y, event.x, event.y, width=width, fill="black",
-                                       capstyle=tk.ROUND, joinstyle=tk.ROUND, smooth=True, tags=("stroke",))
+        self.drawing.begin(x, y, width)
+        item = self.canvas.create_line(x, y, x, y, width=width, fill="black", capstyle=tk.ROUND,
+                                       joinstyle=tk.ROUND, smooth=True, tags=("stroke",))
         self._stroke_items.append(item)
 
     def _on_drag(self, event) -> None:
+        if self._press_box is not None:  # the press was on a box, but this is a stroke after all
+            self._press_box = None
+            self._begin_stroke(*self._press_at)
         if not self._stroke_items or not self.drawing.strokes:
             return
         self.drawing.extend(event.x, event.y)
@@ -167,11 +181,27 @@ class DigitApp:
         self.canvas.coords(self._stroke_items[-1], *flat)
 
     def _on_release(self, event) -> None:
+        if self._press_box is not None:
+            index, self._press_box = self._press_box, None
+            log.debug("box %d selected", index)
+            self._select(index)
+            return
         if not self.drawing.strokes:
             return
         self._on_drag(event)
         log.debug("stroke end strokes=%d points=%d", len(self.drawing.strokes), len(self.drawing.strokes[-1].points))
         self._schedule_live()
+
+    def _box_at(self, x: float, y: float) -> int | None:
+        """Index of the result box under canvas point (x, y), if any."""
+        if not self._readings:
+            return None
+        placement = self._photo["placement"] if self._photo else overlay.Placement()
+        for i, digit in enumerate(self._readings[self._primary].digits):
+            x0, y0, x1, y1 = placement.box(digit.box)
+            if x0 <= x <= x1 and y0 <= y <= y1:
+                return i
+        return None
 
     def undo(self) -> None:
         if self._photo is not None:
@@ -315,7 +345,7 @@ class DigitApp:
             self.canvas.delete(overlay.TAG)
             return
         placement = self._photo["placement"] if self._photo else overlay.Placement()
-        overlay.draw(self.canvas, self._readings[self._primary].digits, placement, self._selected, self._select)
+        overlay.draw(self.canvas, self._readings[self._primary].digits, placement, self._selected)
 
     def _show_probabilities(self) -> None:
         digits = self._readings[self._primary].digits if self._readings else []

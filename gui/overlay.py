@@ -28,7 +28,7 @@ class Placement:
 
 
 def fit(image_size: tuple[int, int], canvas_size: tuple[int, int], margin: int = 8) -> Placement:
-    """Scale an image to fit the canvas (never above 1:1 for small scans... unless tiny) and centre it."""
+    """Scale an image to fit the canvas (up or down) and centre it."""
     iw, ih = image_size
     cw, ch = max(1, canvas_size[0] - 2 * margin), max(1, canvas_size[1] - 2 * margin)
     scale = min(cw / iw, ch / ih)
@@ -44,21 +44,15 @@ def colour(digit: Any) -> str:
     return UNSURE_COLOUR if digit.uncertain else SURE_COLOUR
 
 
-def draw(canvas: Any, digits: Sequence[Any], placement: Placement, selected: int | None,
-         on_click=None) -> None:
-    """Replace the overlay on `canvas`; clicking a box calls on_click(index)."""
+def draw(canvas: Any, digits: Sequence[Any], placement: Placement, selected: int | None) -> None:
+    """Replace the overlay on `canvas`; the selected box is drawn solid and thicker."""
     canvas.delete(TAG)
     for i, digit in enumerate(digits):
         x0, y0, x1, y1 = placement.box(digit.box)
-        tag = f"{TAG}-{i}"
+        tags = (TAG, f"{TAG}-{i}")
         col = colour(digit)
         canvas.create_rectangle(x0 - 3, y0 - 3, x1 + 3, y1 + 3, outline=col,
-                                width=4 if i == selected else 2, dash=() if i == selected else (6, 3),
-                                tags=(TAG, tag))
-        # An invisible filled rectangle makes the whole box clickable, not just its outline.
-        canvas.create_rectangle(x0, y0, x1, y1, outline="", fill="", tags=(TAG, tag))
+                                width=4 if i == selected else 2, dash=() if i == selected else (6, 3), tags=tags)
         ty = y0 - 6 if y0 > 26 else y1 + 22
-        canvas.create_text(x0, ty, anchor="sw", text=label(digit), fill=col,
-                           font=("Helvetica", 14, "bold"), tags=(TAG, tag))
-        if on_click is not None:
-            canvas.tag_bind(tag, "<Button-1>", lambda _e, i=i: on_click(i))
+        canvas.create_text(x0, ty, anchor="sw", text=label(digit), fill=col, font=("Helvetica", 14, "bold"),
+                           tags=tags)

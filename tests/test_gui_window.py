@@ -28,6 +28,12 @@ pytestmark = pytest.mark.skipif(bool(gui_driver.missing_tools()),
 
 
 @dataclass
+class Event:
+    x: int
+    y: int
+
+
+@dataclass
 class Digit:
     digit: int
     confidence: float
@@ -142,10 +148,19 @@ def test_drawing_is_sent_as_uint8_array_and_boxes_are_drawn(win, caplog):
     h, w = win.drawing.size[1], win.drawing.size[0]
     assert win.rec.requests[-1] == ((h, w), "cnn")
     assert win.number["text"] == "4?"
-    assert len(win.canvas.find_withtag("overlay-1")) == 3  # box, click area, label
+    assert len(win.canvas.find_withtag("overlay-1")) == 2  # box and label
     assert win.canvas.itemcget(win.canvas.find_withtag("overlay-1")[-1], "text") == "? 41%"
-    win._select(1)
-    assert win._selected == 1
+    assert win._selected == 0 and "Digit 1/2" in win.probs.itemcget(win.probs.find_all()[0], "text")
+    strokes = len(win.drawing.strokes)
+    click = Event(x=80, y=40)  # inside the second box (60..100, 10..70)
+    win._on_press(click)
+    win._on_release(click)
+    assert win._selected == 1 and len(win.drawing.strokes) == strokes  # a click selects, it does not draw
+    assert "Digit 2/2: ?" in win.probs.itemcget(win.probs.find_all()[0], "text")
+    win._on_press(click)
+    win._on_drag(Event(x=90, y=50))  # a drag starting on a box draws
+    win._on_release(Event(x=90, y=50))
+    assert len(win.drawing.strokes) == strokes + 1
 
 
 def test_photo_is_shown_scaled_with_its_boxes(win, caplog, tmp_path):
