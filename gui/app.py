@@ -96,7 +96,7 @@ class DigitApp:
         self.number = tk.Label(side, text="", font=("Helvetica", 44, "bold"), anchor="w", justify="left",
                                wraplength=230)
         self.number.pack(anchor="w", fill="x")
-        self.per_model = tk.Label(side, text="", font=("Courier", 12), anchor="w", justify="left")
+        self.per_model = tk.Label(side, text="", font=("Courier", 12), anchor="w", justify="left", wraplength=230)
         self.per_model.pack(anchor="w", fill="x", pady=(0, 8))
         self.probs = ProbabilityPanel(side)
         self.probs.pack(anchor="w")
@@ -291,6 +291,9 @@ class DigitApp:
             missing = [k for k, v in self.status.items() if v == "missing"]
             if missing:
                 log.warning("models missing: %s; %s", ", ".join(missing), TRAIN_HINT)
+        if not any(self.picker.usable(v) for v, _t in CHOICES) and self._readings is None:
+            self.per_model.configure(text=f"No trained model in {self.worker.models_dir}.\n{TRAIN_HINT}",
+                                     fg=overlay.UNSURE_COLOUR)
         current = self.picker.get()
         if not current:
             wanted = self.requested_model
@@ -318,7 +321,7 @@ class DigitApp:
         self.number.configure(text=readings[primary].text or "—",
                               fg=overlay.UNSURE_COLOUR if any(d.uncertain for d in digits) else "black")
         self.per_model.configure(text="\n".join(f"{NAMES.get(k, k):<8} {r.text.replace(chr(10), ' / ') or '—'}"
-                                                 for k, r in readings.items()))
+                                                 for k, r in readings.items()), fg="black")
         self.statusbar.set_timing(f"last: {msg.ms:.0f} ms ({name})")
         self._draw_overlay()
         self._show_probabilities()
@@ -330,10 +333,9 @@ class DigitApp:
         self._readings = None
         self.canvas.delete(overlay.TAG)
         self.number.configure(text="—", fg="black")
-        self.per_model.configure(text="")
+        self.per_model.configure(text=f"Not read:\n{msg.message}", fg=overlay.UNSURE_COLOUR)
         self.probs.show(None, "")
         self.statusbar.set_timing("recognition failed")
-        self.statusbar.set_models(f"{msg.message}")
 
     def _select(self, index: int) -> None:
         self._selected = index

@@ -219,9 +219,7 @@ class RecognitionWorker:
             if not _is_user_error(exc):
                 log.exception("recognition failed unexpectedly")
             self.results.put(RecognitionFailed(request, request.model, str(exc) or type(exc).__name__))
-            if request.model not in (None, ALL_MODELS) and _is_load_error(exc):
-                self._errors.setdefault(request.model, str(exc))
-            self._post_status()
+            self._post_status()  # a model that failed to load now reports "error: ..." in the store
             return
         log.debug("request %d done in %.0f ms wall", request.id, (time.perf_counter() - t0) * 1000)
         for name in readings:
@@ -235,7 +233,3 @@ def _is_user_error(exc: Exception) -> bool:
     """RecognizerError (bad file, missing model...) is expected; anything else is a bug worth a traceback."""
     return type(exc).__name__ == "RecognizerError" or isinstance(exc, (LookupError, OSError, ValueError))
 
-
-def _is_load_error(exc: Exception) -> bool:
-    text = str(exc).lower()
-    return "load" in text or "corrupt" in text
