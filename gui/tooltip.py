@@ -18,7 +18,8 @@ class Tooltip:
             return
         tip = tk.Toplevel(self.widget)
         tip.wm_overrideredirect(True)
-        tip.wm_geometry(f"+{self.widget.winfo_rootx() + 10}+{self.widget.winfo_rooty() + self.widget.winfo_height() + 4}")
+        w = self.widget
+        tip.wm_geometry(f"+{w.winfo_rootx() + 10}+{w.winfo_rooty() + w.winfo_height() + 4}")
         tk.Label(tip, text=self.text, justify="left", background="#ffffe0", relief="solid",
                  borderwidth=1, wraplength=420, padx=4, pady=2).pack()
         self._tip = tip

@@ -241,7 +241,8 @@ def test_save_png_is_atomic_and_failure_keeps_old_file(tmp_path):
 
 
 def test_ui_import_path_does_not_load_tensorflow_or_numpy():
-    code = "import sys, gui.app, gui_digit_recognizer; print(sorted({'tensorflow','keras','numpy','recognizer'} & set(sys.modules)))"
+    heavy = "{'tensorflow', 'keras', 'numpy', 'recognizer'}"
+    code = f"import sys, gui.app, gui_digit_recognizer; print(sorted({heavy} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
