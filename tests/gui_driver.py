@@ -40,15 +40,12 @@ def missing_tools() -> list[str]:
     return [t for t in ("Xvfb", "xdotool") if shutil.which(t) is None]
 
 
-def _free_display() -> int:
-    for n in range(90, 190):
-        if not Path(f"/tmp/.X{n}-lock").exists() and not Path(f"/tmp/.X11-unix/X{n}").exists():
-            return n
-    raise RuntimeError("no free X display number between :90 and :189")
-
-
 class Xvfb:
-    """A private virtual X server; `display` is ":N"."""
+    """A private virtual X server; `display` is ":N".
+
+    Xvfb picks a free display number itself (-displayfd) and writes it once it accepts
+    connections, so parallel test runs cannot race for the same number.
+    """
 
     def __init__(self, size: str = "1280x1024x24") -> None:
         self.size = size
@@ -56,19 +53,33 @@ class Xvfb:
         self.display = ""
 
     def __enter__(self) -> "Xvfb":
-        for _attempt in range(5):
-            n = _free_display()
-            self.display = f":{n}"
-            self.proc = subprocess.Popen(["Xvfb", self.display, "-screen", "0", self.size, "-nolisten", "tcp"],
-                                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-            deadline = time.monotonic() + 10
-            while time.monotonic() < deadline and self.proc.poll() is None:
-                if Path(f"/tmp/.X11-unix/X{n}").exists():
-                    return self
-                time.sleep(0.02)
-            self.proc.kill()
-            self.proc.wait()
-        raise RuntimeError("Xvfb did not start")
+        import select
+
+        r, w = os.pipe()
+        try:
+            self.proc = subprocess.Popen(["Xvfb", "-displayfd", str(w), "-screen", "0", self.size, "-nolisten", "tcp"],
+                                         pass_fds=(w,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            os.close(w)
+            w = -1
+            data = b""
+            deadline = time.monotonic() + 20
+            while not data.endswith(b"\n"):
+                left = deadline - time.monotonic()
+                if left <= 0 or not select.select([r], [], [], left)[0]:
+                    raise RuntimeError("Xvfb did not report a display within 20 s")
+                chunk = os.read(r, 16)
+                if not chunk:
+                    raise RuntimeError(f"Xvfb exited (code {self.proc.wait()}) before reporting a display")
+                data += chunk
+            self.display = f":{int(data)}"
+            return self
+        except BaseException:
+            self.__exit__()
+            raise
+        finally:
+            os.close(r)
+            if w >= 0:
+                os.close(w)
 
     def __exit__(self, *exc) -> None:
         if self.proc and self.proc.poll() is None:
