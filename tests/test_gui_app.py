@@ -8,15 +8,13 @@ Needs Xvfb and xdotool (CI installs them) and, for the reading tests, a trained 
 from __future__ import annotations
 
 import os
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import gui_driver  # noqa: E402
-from gui_driver import RECOGNIZED, GuiApp, Xvfb  # noqa: E402
+import gui_driver
+from gui_driver import RECOGNIZED, GuiApp, Xvfb
 
 REPO = Path(__file__).resolve().parents[1]
 STARTUP_LIMIT_S = 3.0

@@ -13,8 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # plain `pytest` too, not only `python -m pytest`
-from gui import overlay  # noqa: E402
+from gui import overlay
 from gui.app import log_text
 from gui.drawing import Drawing
 from gui.files import save_png

@@ -16,12 +16,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import gui_driver  # noqa: E402
-from gui import app as app_module  # noqa: E402
-from gui.motion import keep_all_motion_events  # noqa: E402
-from gui.worker import RecognitionDone, Request  # noqa: E402
+import gui_driver
+from gui import app as app_module
+from gui.motion import keep_all_motion_events
+from gui.worker import RecognitionDone, Request
 
 pytestmark = pytest.mark.skipif(bool(gui_driver.missing_tools()),
                                 reason="needs Xvfb (apt-get install -y xvfb xdotool)")
