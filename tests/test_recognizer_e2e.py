@@ -65,8 +65,9 @@ def test_drawn_digits_read_nearly_as_well_as_mnist(rec, mnist):
     numbers = list(drawn_numbers(x, y, 12, seed=3))
     got = [rec.read(c) for c, _ in numbers]
     assert np.mean([len(r.digits) == len(lab) for r, (_, lab) in zip(got, numbers)]) >= 11 / 12
-    exact = np.mean(["".join(str(d.digit) for d in r.digits) == lab for r, (_, lab) in zip(got, numbers)])
-    assert exact >= 0.5
+    pairs = [(str(d.digit), c) for r, (_, lab) in zip(got, numbers) if len(r.digits) == len(lab)
+             for d, c in zip(r.digits, lab)]
+    assert np.mean([a == b for a, b in pairs]) >= 0.8  # per digit inside numbers (smaller, bolder digits)
     r = got[0]
     assert [d.line for d in r.digits] == [0] * len(r.digits) and "\n" not in r.text
     xs = [d.box[0] for d in r.digits]
@@ -90,6 +91,24 @@ def test_reading_fields_boxes_and_threshold(rec, mnist):
     assert strict.text == "???" and all(d.uncertain for d in strict.digits)
     two_lines = np.vstack([canvas, canvas])
     assert rec.read(two_lines).text.count("\n") == 1
+
+
+@needs_mnist
+@pytest.mark.parametrize("bw", [6, 20])
+def test_known_hard_cases(rec, bw):
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from test_recognizer_segment import canvas, draw_4_two_strokes, draw_5_detached_bar, draw_7, line
+
+    img = canvas(1280, 480)
+    line(img, [(120, 80), (120, 400)], bw)
+    line(img, [(120, 80), (75, 135)], bw)                       # 1 with a flag ...
+    line(img, [(70, 400), (170, 400)], bw)                      # ... and a base
+    draw_7(img, 260, 80, 320, bw)
+    line(img, [(270, 240), (370, 240)], bw)                     # 7 with a crossbar
+    draw_4_two_strokes(img, 520, 80, 320, bw)                   # 4 in two strokes that do not touch
+    draw_5_detached_bar(img, 800, 80, 320, bw)                  # 5 with a separate top bar
+    line(img, [(1150, 80), (1150, 400)], bw)                    # plain 1
+    assert rec.read(img).text == "17451"
 
 
 def test_blank_image_is_an_empty_reading(rec):
