@@ -129,6 +129,13 @@ def binarize(gray: np.ndarray) -> tuple[np.ndarray, bool, bool]:
     cum = np.cumsum(hist)
     n = cum[-1]
     bg = float(np.searchsorted(cum, 0.5 * n))
+    # the frame of a drawing is background even when bold ink covers most of a small image: trust a
+    # uniform frame over the global median
+    frame = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
+    if frame.size >= 8:
+        f10, f50, f90 = np.percentile(frame, (10, 50, 90))
+        if f90 - f10 < 30:
+            bg = float(f50)
     light = bg >= 128
     if light:
         hist, bg_ink = hist[::-1], 255.0 - bg  # ink = 255 - gray
@@ -142,7 +149,8 @@ def binarize(gray: np.ndarray) -> tuple[np.ndarray, bool, bool]:
         return np.zeros_like(gray), False, True
     b0, b1 = int(max(0, round(bg_ink) - 10)), int(min(255, round(bg_ink) + 10))
     near_bg = float(hist[b0:b1 + 1].sum()) / n
-    if near_bg >= 0.5:
+    near_ink = float(hist[int(max(b1 + 1, hi - 40)):].sum()) / n
+    if near_bg >= 0.5 or near_bg + near_ink >= 0.85:  # a clean two-level picture (canvas, bold or not)
         # clean canvas: one global threshold halfway between background and ink
         thr = bg_ink + 0.5 * (hi - bg_ink)
         _, mask = cv2.threshold(ink, thr, 255, cv2.THRESH_BINARY)

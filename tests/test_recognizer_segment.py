@@ -133,6 +133,15 @@ def test_polarity_white_on_black_gives_the_same_boxes():
     assert boxes(rgb) == boxes(img)
 
 
+def test_polarity_when_bold_ink_covers_most_of_a_small_image():
+    img = np.full((40, 30), 250, np.uint8)
+    cv2.line(img, (15, 12), (15, 27), 10, 20)  # ink covers ~58% of the image, not the frame
+    assert np.mean(img < 128) > 0.5
+    b = boxes(img)
+    assert len(b) == 1 and b[0][3] >= 34 and b[0][2] <= 22
+    assert boxes(255 - img) == b
+
+
 @pytest.mark.parametrize("value", [0, 255, 128])
 def test_blank_images_have_no_digits(value):
     assert boxes(np.full((300, 400), value, np.uint8)) == []
