@@ -56,6 +56,8 @@ def main(argv=None) -> int:
                     help=f"comma-separated subset of {','.join(MODEL_NAMES)} (default: all available)")
     ap.add_argument("--n", type=int, default=1000, help="single drawn digits (default 1000)")
     ap.add_argument("--numbers", type=int, default=200, help="drawn numbers of 3-8 digits (default 200)")
+    ap.add_argument("--fit", choices=("widen", "shrink"), default="widen",
+                    help="numbers too long for 640 px: widen the canvas (default) or draw smaller, bolder digits")
     ap.add_argument("--data", default=None, help="MNIST (mnist.npz or IDX folder); default MNIST_PATH / cache")
     ap.add_argument("--models-dir", default=str(ROOT / "models"))
     ap.add_argument("--seed", type=int, default=0)
@@ -87,7 +89,7 @@ def main(argv=None) -> int:
         for n, r in out.items():
             res[n]["single_correct"] += r.text.replace("?", "") == str(label) and len(r.digits) == 1 \
                 and r.digits[0].digit == label
-    for canvas, label in drawn_numbers(x, y, args.numbers, seed=args.seed):
+    for canvas, label in drawn_numbers(x, y, args.numbers, seed=args.seed, fit=args.fit):
         out = rec.read_models(canvas, names)
         seg_number += len(next(iter(out.values())).digits) == len(label)
         for n, r in out.items():
@@ -95,12 +97,13 @@ def main(argv=None) -> int:
     log_s = time.perf_counter() - t0
 
     rng = np.random.default_rng(args.seed + 7)
-    canvas10, _ = number_canvas([x[i] for i in rng.choice(len(x), 10, replace=False)], rng)
-    results = {"data": source, "n_single": args.n, "n_numbers": args.numbers, "seed": args.seed,
+    canvas10, _ = number_canvas([x[i] for i in rng.choice(len(x), 10, replace=False)], rng, fit=args.fit)
+    results = {"data": source, "n_single": args.n, "n_numbers": args.numbers, "seed": args.seed, "fit": args.fit,
+               "ten_digit_canvas_size": [int(canvas10.shape[1]), int(canvas10.shape[0])],
                "segmentation_single_ok": seg_single / max(args.n, 1),
                "segmentation_numbers_ok": seg_number / max(args.numbers, 1), "models": {}}
     print(f"drawn-digit benchmark: {args.n} single digits, {args.numbers} numbers of 3-8 digits "
-          f"(MNIST test digits, seed {args.seed}); reading took {log_s:.0f} s")
+          f"(MNIST test digits, seed {args.seed}, fit={args.fit}); reading took {log_s:.0f} s")
     print(f"segmentation: right digit count on {100 * results['segmentation_single_ok']:.1f}% of singles, "
           f"{100 * results['segmentation_numbers_ok']:.1f}% of numbers")
     print(f"{'model':<9} {'drawn single':>12} {'numbers exact':>13} {'MNIST test':>10} {'10-digit ms':>11}")

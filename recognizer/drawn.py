@@ -2,7 +2,8 @@
 
 Each MNIST digit is upscaled, skeletonised and its strokes redrawn with a round anti-aliased brush
 (8-20 px) in dark ink on a white 640x480 canvas, at a random size (40-75% of the canvas height) and
-position; numbers are 3-8 such digits on one line with natural gaps and a little vertical jitter.
+position; numbers are 3-8 such digits on one line with natural gaps and a little vertical jitter (the
+canvas is widened when they do not fit; or, with fit="shrink", drawn smaller and bolder).
 Everything is seeded and deterministic. Used by benchmarks/bench_drawn.py and the tests.
 """
 
@@ -93,24 +94,34 @@ def single_canvas(img28: np.ndarray, rng: np.random.Generator, size=CANVAS) -> t
     return canvas, box
 
 
-def number_canvas(imgs, rng: np.random.Generator, size=CANVAS) -> tuple[np.ndarray, list]:
-    """Several MNIST digits on one line (natural gaps, a little vertical jitter). Returns (canvas, boxes)."""
+def number_canvas(imgs, rng: np.random.Generator, size=CANVAS, fit: str = "widen") -> tuple[np.ndarray, list]:
+    """Several MNIST digits on one line (natural gaps, a little vertical jitter). Returns (canvas, boxes).
+
+    The digits follow the single-digit rules (40-75% of the canvas height, brush 8-20 px). When the line
+    is longer than the canvas is wide, fit="widen" makes the canvas wider (height kept), fit="shrink"
+    draws the digits smaller instead (then the brush is capped at 15% of the digit height: bolder digits).
+    """
     W, H = size
-    canvas = np.full((H, W), 255, np.uint8)
     skels = [skeleton_segments(im) for im in imgs]
     gaps = rng.uniform(0.12, 0.45, size=len(imgs))          # gap / digit height
     widths = np.array([max(s[1][0], 0.08) for s in skels])  # skeleton width / height
     total_h = rng.uniform(*HEIGHT_FRAC) * H
     brush = int(rng.integers(BRUSH[0], BRUSH[1] + 1))
-    # shrink until the line fits into 94% of the canvas width (brush kept <= 15% of the digit height)
-    for _ in range(50):
-        b = min(brush, max(4, int(0.15 * total_h)))
-        hh = total_h - b
-        line_w = float((widths * hh + b).sum() + gaps[1:].sum() * total_h)
-        if line_w <= 0.94 * W:
-            break
-        total_h *= 0.94 * W / line_w * 0.98
-    brush = b
+
+    def line_width(th, b):
+        return float((widths * (th - b) + b).sum() + gaps[1:].sum() * th)
+
+    if fit == "shrink":
+        for _ in range(50):
+            b = min(brush, max(4, int(0.15 * total_h)))
+            if line_width(total_h, b) <= 0.94 * W:
+                break
+            total_h *= 0.94 * W / line_width(total_h, b) * 0.98
+        brush = b
+    else:
+        W = max(W, int(np.ceil(line_width(total_h, brush) / 0.94)))
+    line_w = line_width(total_h, brush)
+    canvas = np.full((H, W), 255, np.uint8)
     hh = total_h - brush
     x = rng.uniform(0.03 * W, max(0.03 * W + 1, W - line_w - 0.03 * W))
     y_base = rng.uniform(0.05 * H, max(0.05 * H + 1, H - total_h * 1.1 - 0.05 * H))
@@ -135,11 +146,12 @@ def drawn_singles(x: np.ndarray, y: np.ndarray, n: int, seed: int = 0, size=CANV
         yield canvas, int(y[i])
 
 
-def drawn_numbers(x: np.ndarray, y: np.ndarray, n: int, seed: int = 0, lengths=(3, 8), size=CANVAS) -> Iterator:
-    """Yield (canvas, "4071") for n numbers of 3-8 MNIST digits each, one line."""
+def drawn_numbers(x: np.ndarray, y: np.ndarray, n: int, seed: int = 0, lengths=(3, 8), size=CANVAS,
+                  fit: str = "widen") -> Iterator:
+    """Yield (canvas, "4071") for n numbers of 3-8 MNIST digits each, one line (see number_canvas)."""
     rng = np.random.default_rng(seed + 1_000_003)
     for _ in range(n):
         k = int(rng.integers(lengths[0], lengths[1] + 1))
         idx = rng.choice(len(x), size=k, replace=False)
-        canvas, _ = number_canvas([x[i] for i in idx], rng, size)
+        canvas, _ = number_canvas([x[i] for i in idx], rng, size, fit)
         yield canvas, "".join(str(int(y[i])) for i in idx)
