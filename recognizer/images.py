@@ -139,9 +139,8 @@ def binarize(gray: np.ndarray) -> tuple[np.ndarray, bool, bool]:
     light = bg >= 128
     if light:
         hist, bg_ink = hist[::-1], 255.0 - bg  # ink = 255 - gray
-        ink = cv2.bitwise_not(gray)
     else:
-        bg_ink, ink = bg, gray
+        bg_ink = bg
     cum = np.cumsum(hist)
     top = int(np.nonzero(hist)[0].max())
     hi = max(float(np.searchsorted(cum, 0.999 * n)) if n > 1000 else float(top), 0.9 * top)
@@ -153,8 +152,12 @@ def binarize(gray: np.ndarray) -> tuple[np.ndarray, bool, bool]:
     if near_bg >= 0.5 or near_bg + near_ink >= 0.85:  # a clean two-level picture (canvas, bold or not)
         # clean canvas: one global threshold halfway between background and ink
         thr = bg_ink + 0.5 * (hi - bg_ink)
-        _, mask = cv2.threshold(ink, thr, 255, cv2.THRESH_BINARY)
+        if light:  # ink = 255 - gray > thr  <=>  gray < 255 - thr  <=>  gray <= ceil(255 - thr) - 1
+            _, mask = cv2.threshold(gray, float(np.ceil(255.0 - thr) - 1), 255, cv2.THRESH_BINARY_INV)
+        else:
+            _, mask = cv2.threshold(gray, thr, 255, cv2.THRESH_BINARY)
         return mask, False, False
+    ink = cv2.bitwise_not(gray) if light else gray
     # photo / scan: uneven light -> compare every pixel with its local mean
     h, w = ink.shape
     block = max(15, (min(h, w) // 8) | 1)
