@@ -17,7 +17,7 @@ EPILOG = """examples:
   python recognize.py scans/ --model ensemble        every PNG/JPEG/BMP in a folder, averaged models
   python recognize.py a.png b.png --json             one JSON object per image per line
   python recognize.py a.png --annotate out/          also write a.png with boxes and labels into out/
-  python recognize.py a.png --threshold 0.8          show digits below 80%% confidence as '?'
+  python recognize.py a.png --threshold 0.8          show digits below 80% confidence as '?'
 
 JSON fields: image, text, digits[{digit, confidence, box [x, y, w, h], top3 [[digit, p], ...]}], model,
 ms (segmentation + normalisation + inference, without model loading).
@@ -28,7 +28,7 @@ Exit status: 0 if every image was read, 1 if any failed (each failure is reporte
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="recognize.py",
-        description="Read handwritten digits in images: several digits in a row, several lines, any stroke "
+        description="Read handwritten digits in images: several digits in a row, several lines, any stroke\n"
                     "width, dark-on-light or light-on-dark, canvas drawings or photos of paper.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("paths", nargs="+", metavar="PATH", help="image files, or folders (every PNG/JPEG/BMP inside)")
@@ -64,7 +64,8 @@ def expand(paths) -> list[tuple[str, str | None]]:
     return out
 
 
-def annotate(path: str, reading, out_dir: Path) -> Path:
+def annotate(path: str, reading, out_dir: Path, used: set | None = None) -> Path:
+    """Write the image with boxes and labels as out_dir/<stem>.png (atomically; <stem>-2.png on a clash)."""
     import cv2
     import numpy as np
 
@@ -78,9 +79,15 @@ def annotate(path: str, reading, out_dir: Path) -> Path:
         colour = (0, 0, 255) if d.uncertain else (0, 160, 0)
         cv2.rectangle(img, (x, y), (x + w - 1, y + h - 1), colour, thick)
         text = f"{d.label} {d.confidence:.2f}"
-        scale = max(0.4, min(2.0, h / 120))
+        scale = max(0.4, min(1.2, h / 220, w / 60))
         cv2.putText(img, text, (x, max(12, y - 4)), cv2.FONT_HERSHEY_SIMPLEX, scale, colour, thick, cv2.LINE_AA)
-    target = out_dir / (Path(path).stem + ".png")
+    stem, k = Path(path).stem, 1
+    target = out_dir / f"{stem}.png"
+    while used is not None and target in used:
+        k += 1
+        target = out_dir / f"{stem}-{k}.png"
+    if used is not None:
+        used.add(target)
     with atomic_path(target) as tmp:
         if not cv2.imwrite(str(tmp), img):
             raise RecognizerError(f"could not write {target}")
@@ -101,12 +108,13 @@ def main(argv=None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     out_dir = Path(args.annotate) if args.annotate else None
+    written: set = set()
     for path, err in expand(args.paths):
         if err is None:
             try:
                 reading = rec.read(path, model=name)
                 if out_dir is not None:
-                    annotate(path, reading, out_dir)
+                    annotate(path, reading, out_dir, written)
             except RecognizerError as exc:
                 err = str(exc)
             except OSError as exc:

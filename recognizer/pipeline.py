@@ -11,7 +11,7 @@ import numpy as np
 from .errors import RecognizerError
 from .images import to_ink
 from .models import MODEL_NAMES, ModelStore
-from .normalize import normalize_batch
+from .normalize import normalize_batch, normalize_digit
 from .segment import segment
 
 log = logging.getLogger(__name__)
@@ -72,6 +72,17 @@ class Recognizer:
         self.store = store if store is not None else ModelStore("models")
         self.threshold = float(threshold)
 
+    _warm = False
+
+    @classmethod
+    def warm_up(cls) -> None:
+        """Import the lazy parts (scikit-image) and run OpenCV once, so that the first reading is not slow."""
+        if not cls._warm:
+            img = np.zeros((40, 40), np.uint8)
+            img[5:35, 18:22] = 255
+            normalize_digit(img)
+            cls._warm = True
+
     def prepare(self, image) -> Prepared:
         """Load, binarise, segment and normalise: boxes in input pixels and the (N, 28, 28, 1) batch."""
         t0 = time.perf_counter()
@@ -117,6 +128,7 @@ class Recognizer:
         """Read all digits of `image` (array or path) with one batched inference call."""
         name = self.resolve_model(model)
         self.store.load(name)  # model loading is not part of the reading time
+        self.warm_up()
         return self._reading(self.prepare(image), name)
 
     def read_models(self, image, models) -> dict:
@@ -124,5 +136,6 @@ class Recognizer:
         names = [self.resolve_model(m) for m in models]
         for n in names:
             self.store.load(n)
+        self.warm_up()
         prep = self.prepare(image)
         return {n: self._reading(prep, n) for n in names}

@@ -17,7 +17,8 @@ SPECK_REL = 0.12        # pieces smaller than this fraction of the typical digit
 MIN_PIECE_PX = 3        # absolute speck size (pixels on the long side)
 MERGE_X_OVERLAP = 0.5   # pieces overlapping horizontally by this share of the narrower one belong together
 SPLIT_ASPECT = 1.5      # a group wider than this times its height may be several touching digits
-DIGIT_ASPECT = 0.75     # typical width/height of one digit, to guess how many touch
+DIGIT_ASPECT = 0.75    # typical width/height of one digit, to guess how many touch
+MAX_PIECES = 400        # at most this many pieces are grouped
 
 
 @dataclass
@@ -47,6 +48,10 @@ def segment(mask: np.ndarray) -> list[Segment]:
     if not keep.any():
         return []
     x, y, w, h, area, ids = x[keep], y[keep], w[keep], h[keep], area[keep], ids[keep]
+    if len(ids) > MAX_PIECES:  # a very noisy photo: keep the biggest pieces (grouping is quadratic)
+        log.warning("%d ink pieces; keeping the %d biggest", len(ids), MAX_PIECES)
+        top = np.sort(np.argsort(area)[::-1][:MAX_PIECES])
+        x, y, w, h, area, ids = x[top], y[top], w[top], h[top], area[top], ids[top]
     ref_h = float(np.median(h[h >= 0.5 * h.max()]))
 
     # --- group pieces of one digit: strong horizontal overlap, and vertically together
