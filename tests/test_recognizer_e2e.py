@@ -111,6 +111,31 @@ def test_known_hard_cases(rec, bw):
     assert rec.read(img).text == "17451"
 
 
+def fake_photo(canvas, rng):
+    """Dark ink on paper under uneven light, slightly blurred, noisy, JPEG-compressed."""
+    h, w = canvas.shape
+    yy, xx = np.mgrid[:h, :w]
+    light = 110 + 120 * (xx / w) * rng.uniform(0.5, 1) + 30 * (yy / h)
+    p = light * (1 - 0.7 * (255 - canvas) / 255.0)
+    p = np.clip(cv2.GaussianBlur(p, (3, 3), 0) + rng.normal(0, 4, (h, w)), 0, 255).astype(np.uint8)
+    return cv2.imdecode(cv2.imencode(".jpg", p, [cv2.IMWRITE_JPEG_QUALITY, 70])[1], cv2.IMREAD_GRAYSCALE)
+
+
+@needs_mnist
+def test_photo_reads_like_the_clean_canvas(rec, mnist):
+    from recognizer.images import to_ink
+
+    rng = np.random.default_rng(4)
+    same = 0
+    for canvas, lab in drawn_numbers(mnist["x_test"], mnist["y_test"], 6, seed=9):
+        photo = fake_photo(canvas, rng)
+        assert to_ink(photo).photo  # took the adaptive (uneven light) path
+        a, b = rec.read(photo), rec.read(canvas)
+        assert len(a.digits) == len(lab)
+        same += a.text == b.text
+    assert same >= 5
+
+
 def test_blank_image_is_an_empty_reading(rec):
     for img in (np.full((480, 640), 255, np.uint8), np.zeros((480, 640, 3), np.uint8), np.full((1, 1), 9, np.uint8)):
         r = rec.read(img)
