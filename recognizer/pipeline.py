@@ -87,7 +87,7 @@ class Recognizer:
         """Load, binarise, segment and normalise: boxes in input pixels and the (N, 28, 28, 1) batch."""
         t0 = time.perf_counter()
         ink = to_ink(image)
-        segs = [] if ink.blank else segment(ink.mask)
+        segs = [] if ink.blank else segment(ink.mask, photo=ink.photo)
         batch = normalize_batch([s.mask for s in segs])
         inv = 1.0 / ink.scale
         W, H = ink.input_size

@@ -30,8 +30,12 @@ class Segment:
     line: int = 0
 
 
-def segment(mask: np.ndarray) -> list[Segment]:
-    """Digits of a binary mask (ink=255) in reading order."""
+def segment(mask: np.ndarray, photo: bool = False) -> list[Segment]:
+    """Digits of a binary mask (ink=255) in reading order.
+
+    photo=True: pieces that run from one image border to the opposite one (paper edge, table, shadow)
+    are not digits and are dropped before anything else.
+    """
     if mask.size == 0 or not mask.any():
         return []
     n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
@@ -39,6 +43,14 @@ def segment(mask: np.ndarray) -> list[Segment]:
         return []
     x, y, w, h, area = (stats[1:, i].astype(np.int64) for i in range(5))
     ids = np.arange(1, n)
+    if photo:
+        H, W = mask.shape
+        frame = ((x == 0) & (x + w == W)) | ((y == 0) & (y + h == H))
+        if frame.any() and not frame.all():
+            keep = ~frame
+            x, y, w, h, area, ids = x[keep], y[keep], w[keep], h[keep], area[keep], ids[keep]
+        elif frame.all():
+            return []
 
     # --- specks: tiny against the typical digit height (the tallest pieces), or a few pixels at all
     big = max(int(h.max()), 1)
