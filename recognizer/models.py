@@ -175,6 +175,14 @@ class ModelStore:
         log.info("loaded model %s from %s", name, p)
         return model, fn
 
+    def clear(self, name: str | None = None) -> None:
+        """Forget a loaded model (or all), e.g. after it was retrained; the next use loads the file again."""
+        with self._lock:
+            for n in ([name] if name else list(BASE_MODELS)):
+                self._models.pop(n, None)
+                self._fns.pop(n, None)
+                self._errors.pop(n, None)
+
     # -------------------------------------------------------------------------- inference
     def predict(self, name: str, batch: np.ndarray) -> np.ndarray:
         """(N, 28, 28, 1) float32 in [0, 1] -> (N, 10) probabilities; 'ensemble' = mean of the three."""

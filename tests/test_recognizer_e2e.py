@@ -20,6 +20,8 @@ needs_mnist = pytest.mark.skipif(not MNIST.is_file(), reason=f"real MNIST not fo
 
 @pytest.fixture(scope="module")
 def mnist():
+    if not MNIST.is_file():
+        pytest.skip(f"real MNIST not found at {MNIST}")
     d = np.load(MNIST)
     return {k: d[k] for k in ("x_train", "y_train", "x_test", "y_test")}
 

@@ -58,6 +58,9 @@ def test_corrupt_model_is_reported(tmp_path):
     with pytest.raises(RecognizerError, match="ann.keras could not be loaded"):
         store.load("ann")
     assert store.status()["ann"].startswith("error: ")
+    (tmp_path / "ann.keras").write_bytes(b"")  # replaced, e.g. by a new training run: clear() forgets the error
+    store.clear("ann")
+    assert store.status()["ann"].startswith("error: not a Keras model")
 
 
 def test_unknown_model_name(tmp_path):
