@@ -152,6 +152,6 @@ def drawn_numbers(x: np.ndarray, y: np.ndarray, n: int, seed: int = 0, lengths=(
     rng = np.random.default_rng(seed + 1_000_003)
     for _ in range(n):
         k = int(rng.integers(lengths[0], lengths[1] + 1))
-        idx = rng.choice(len(x), size=k, replace=False)
+        idx = rng.choice(len(x), size=k, replace=len(x) < k)
         canvas, _ = number_canvas([x[i] for i in idx], rng, size, fit)
         yield canvas, "".join(str(int(y[i])) for i in idx)

@@ -111,6 +111,11 @@ def test_known_hard_cases(rec, bw):
     draw_5_detached_bar(img, 800, 80, 320, bw)                  # 5 with a separate top bar
     line(img, [(1150, 80), (1150, 400)], bw)                    # plain 1
     assert rec.read(img).text == "17451"
+    corner = canvas(2400, 1800)                                 # small digits in a corner of a big canvas
+    draw_7(corner, 2250, 1680, 80, max(4, bw // 3))
+    line(corner, [(2200, 1680), (2200, 1760)], max(4, bw // 3))
+    r = rec.read(corner)
+    assert r.text == "17" and r.digits[1].box[0] >= 2240
 
 
 def fake_photo(canvas, rng):
