@@ -44,8 +44,10 @@ def load_gray(image) -> np.ndarray:
         return _load_file(Path(image))
     if isinstance(image, np.ndarray):
         return _from_array(image)
+    if type(image).__module__.startswith("PIL."):  # a Pillow image: as if it had been read from a file
+        return _from_pil(image)
     raise RecognizerError(f"cannot read an image from {type(image).__name__}: "
-                          "pass a file path or a numpy array; " + EXPECTED)
+                          "pass a file path, a numpy array or a Pillow image; " + EXPECTED)
 
 
 def _load_file(path: Path) -> np.ndarray:
@@ -58,21 +60,24 @@ def _load_file(path: Path) -> np.ndarray:
     try:
         with Image.open(path) as im:
             im.load()  # decode now: a truncated file fails here, not later
-            im = ImageOps.exif_transpose(im)
-            if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
-                arr = np.asarray(im.convert("RGBA"))
-            elif im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-                a = np.asarray(im).astype(np.float64)
-                lo, hi = float(a.min()), float(a.max())
-                arr = np.zeros(a.shape, np.uint8) if hi <= lo else ((a - lo) * (255.0 / (hi - lo))).astype(np.uint8)
-            else:
-                arr = np.asarray(im.convert("RGB"))
+            return _from_pil(ImageOps.exif_transpose(im))
     except UnidentifiedImageError:
         raise RecognizerError(f"{path}: not an image file (or a format Pillow cannot read)") from None
     except (OSError, ValueError, SyntaxError) as exc:  # truncated / corrupt data
         raise RecognizerError(f"{path}: unreadable or truncated image ({exc})") from None
     except Image.DecompressionBombError as exc:
         raise RecognizerError(f"{path}: image is too large ({exc})") from None
+
+
+def _from_pil(im) -> np.ndarray:
+    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+        arr = np.asarray(im.convert("RGBA"))
+    elif im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        a = np.asarray(im).astype(np.float64)
+        lo, hi = float(a.min()), float(a.max())
+        arr = np.zeros(a.shape, np.uint8) if hi <= lo else ((a - lo) * (255.0 / (hi - lo))).astype(np.uint8)
+    else:
+        arr = np.asarray(im.convert("RGB"))
     return _from_array(arr)
 
 

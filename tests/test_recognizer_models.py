@@ -124,6 +124,11 @@ def test_wrong_arrays_and_files(tmp_path):
     with pytest.raises(RecognizerError, match="cut.png"):
         load_gray(tmp_path / "cut.png")
     assert load_gray(tmp_path / "ok.png").shape == (60, 80)
+    from PIL import Image
+
+    assert load_gray(Image.open(tmp_path / "ok.png")).shape == (60, 80)
+    with pytest.raises(RecognizerError, match="cannot read an image from list"):
+        load_gray([[1, 2], [3, 4]])
     rgba = np.zeros((10, 10, 4), np.uint8)
     rgba[2:8, 4:6] = (0, 0, 0, 255)  # black ink on a transparent canvas
     g = load_gray(rgba)
