@@ -49,12 +49,11 @@ def write_json(target: str | os.PathLike, data) -> None:
 def save_model(model, target: str | os.PathLike) -> None:
     """Save a Keras model without optimizer state (smaller, and all inference needs).
 
-    Keras 3 ignores ``include_optimizer`` for ``.keras`` files, so an uncompiled clone carrying the same
-    weights (batch-norm statistics included) is what gets saved.
+    Keras 3 ignores ``include_optimizer`` for ``.keras`` files (and ``clone_model`` keeps the compile state),
+    so a model rebuilt from its config, uncompiled, carrying the same weights (batch-norm statistics included)
+    is what gets saved.
     """
-    import keras
-
-    plain = keras.models.clone_model(model)
+    plain = model.__class__.from_config(model.get_config())
     plain.set_weights(model.get_weights())
     with atomic_path(target) as tmp:
         plain.save(tmp)

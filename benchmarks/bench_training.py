@@ -1,0 +1,108 @@
+#!/usr/bin/env python3
+"""Training speed on this machine: images/s per model, and achieved FLOP/s as a share of TensorFlow's own
+fp32 matrix-multiply rate here (the practical ceiling for conv/dense work on this CPU).
+
+    python benchmarks/bench_training.py                      # all three models, batch 128, default threads
+    python benchmarks/bench_training.py --models vgg16 --batch-sizes 32 64 128 256 --xla
+
+Model FLOPs are counted from the layers (2 x multiply-adds of every Conv2D/Dense); one training step is taken
+as 3x the forward pass (forward, gradient w.r.t. activations, gradient w.r.t. weights).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def forward_flops(model) -> int:
+    """2 x multiply-adds of the Conv2D and Dense layers for one image."""
+    import keras
+
+    total = 0
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Conv2D):
+            _, h, w, c_out = layer.output.shape
+            kh, kw = layer.kernel_size
+            total += 2 * h * w * kh * kw * layer.input.shape[-1] * c_out
+        elif isinstance(layer, keras.layers.Dense):
+            total += 2 * layer.input.shape[-1] * layer.units
+    return int(total)
+
+
+def matmul_gflops(n: int = 2048, repeats: int = 10) -> float:
+    import tensorflow as tf
+
+    a, b = tf.random.normal((n, n)), tf.random.normal((n, n))
+    mm = tf.function(tf.linalg.matmul)
+    mm(a, b).numpy()
+    start = time.perf_counter()
+    for _ in range(repeats):
+        c = mm(a, b)
+    c.numpy()
+    return 2 * n**3 * repeats / (time.perf_counter() - start) / 1e9
+
+
+def train_rate(name: str, batch_size: int, steps: int, xla: bool, preset: str) -> float:
+    """Images/s of model.fit on random data (the input pipeline is not what is measured here)."""
+    import numpy as np
+    import tensorflow as tf
+
+    import train_all
+    from digitcore import training
+
+    recipe = training.recipe_for(preset, name, batch_size=batch_size)
+    model = train_all.build(name, dict(recipe.model_kwargs), None)
+    training.compile_model(model, recipe, steps_per_epoch=steps)
+    if xla:
+        model.jit_compile = True
+    x = np.random.default_rng(0).random((batch_size * steps, 28, 28, 1), dtype=np.float32)
+    y = np.random.default_rng(1).integers(0, 10, len(x))
+    if recipe.label_smoothing:
+        y = np.eye(10, dtype=np.float32)[y]
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size).cache().prefetch(2)
+    model.fit(ds.take(2), epochs=1, verbose=0)  # trace + warm-up
+    start = time.perf_counter()
+    model.fit(ds, epochs=1, verbose=0)
+    return len(x) / (time.perf_counter() - start), forward_flops(model)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--models", nargs="+", default=["ann", "cnn", "vgg16"], choices=["ann", "cnn", "vgg16"])
+    p.add_argument("--batch-sizes", nargs="+", type=int, default=[128])
+    p.add_argument("--steps", type=int, default=20, help="timed training steps per measurement")
+    p.add_argument("--preset", default="best", choices=["seed", "best"], help="model options come from this preset")
+    p.add_argument("--threads", type=int, help="intra-op threads (default: all cores)")
+    p.add_argument("--xla", action="store_true", help="compile the train step with XLA (jit_compile=True)")
+    p.add_argument("--out", type=Path, help="also write the results as JSON here")
+    args = p.parse_args(argv)
+
+    from digitcore import atomic, training
+
+    training.configure_threads(args.threads)
+    peak = matmul_gflops()
+    print(f"fp32 matmul through TensorFlow: {peak:.1f} GFLOP/s ({os.cpu_count()} cores)")
+    print(f"{'model':<7}{'batch':>6}{'img/s':>9}{'GFLOP/img':>11}{'GFLOP/s':>9}{'of matmul':>10}")
+    rows = []
+    for name in args.models:
+        for bs in args.batch_sizes:
+            rate, fwd = train_rate(name, bs, args.steps, args.xla, args.preset)
+            achieved = rate * 3 * fwd / 1e9
+            rows.append({"model": name, "batch_size": bs, "images_per_s": rate, "train_gflop_per_image": 3 * fwd / 1e9,
+                         "gflops": achieved, "fraction_of_matmul": achieved / peak})
+            print(f"{name:<7}{bs:>6}{rate:>9.0f}{3 * fwd / 1e9:>11.3f}{achieved:>9.1f}{achieved / peak:>10.0%}")
+    if args.out:
+        atomic.write_json(args.out, {"matmul_gflops": peak, "xla": args.xla, "threads": args.threads, "rows": rows})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

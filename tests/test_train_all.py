@@ -1,0 +1,101 @@
+"""train_all.py end to end on data the test makes (and on real MNIST when it is here), plus its CLI errors."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import train_all
+from mnist_fakes import REAL_MNIST, fake_arrays, write_npz
+
+ROOT = Path(__file__).resolve().parents[1]
+PER_MODEL = ("curves.png", "confusion.png", "misclassified.png", "report.txt")
+
+
+@pytest.fixture(scope="module")
+def fake_npz(tmp_path_factory):
+    return write_npz(tmp_path_factory.mktemp("fake") / "mnist.npz", fake_arrays(n_test=400))
+
+
+def _check_outputs(models_dir: Path, plots_dir: Path, names, n_test):
+    import keras
+
+    metrics = json.loads((models_dir / "metrics.json").read_text())
+    assert metrics["split"]["train"] == metrics["split"]["val"] == n_test
+    assert {"tensorflow", "keras", "numpy"} <= set(metrics["versions"])
+    x = np.random.default_rng(0).random((3, 28, 28, 1), dtype=np.float32)
+    for name in names:
+        m = metrics["models"][name]
+        confusion = np.array(m["confusion"])
+        assert confusion.shape == (10, 10) and confusion.sum() == n_test
+        assert m["test_accuracy"] == pytest.approx(np.trace(confusion) / n_test)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            recall = np.nan_to_num(np.diag(confusion) / confusion.sum(axis=1))
+        np.testing.assert_allclose(m["per_class"]["recall"], recall, atol=1e-9)
+        assert m["params"] > 0 and m["train_seconds"] > 0 and m["ms_per_image"] > 0 and m["epochs"] >= 1
+        model = keras.saving.load_model(models_dir / f"{name}.keras", compile=False)
+        p = np.asarray(model(x))
+        assert p.shape == (3, 10)
+        np.testing.assert_allclose(p.sum(axis=1), 1.0, atol=1e-5)
+        for suffix in PER_MODEL:
+            assert (plots_dir / f"{name}_{suffix}").stat().st_size > 0
+        assert "precision" in (plots_dir / f"{name}_report.txt").read_text()
+    for png in plots_dir.glob("*.png"):
+        with Image.open(png) as im:
+            im.verify()
+    assert (plots_dir / "samples.png").exists() and (plots_dir / "comparison.png").exists()
+    table = (plots_dir / "comparison.md").read_text()
+    for name in names:
+        assert f"{metrics['models'][name]['test_accuracy'] * 100:.2f}" in table
+    return metrics
+
+
+def test_end_to_end_on_fake_data_learns_and_writes_everything(tmp_path, fake_npz):
+    out_m, out_p = tmp_path / "m", tmp_path / "p"
+    rc = train_all.main(["--models", "ann", "cnn", "--preset", "seed", "--epochs", "2", "--batch-size", "32",
+                         "--learning-rate", "3e-3", "--limit", "400", "--data", str(fake_npz),
+                         "--models-dir", str(out_m), "--plots-dir", str(out_p), "--quiet"])
+    assert rc == 0
+    metrics = _check_outputs(out_m, out_p, ["ann", "cnn"], 400)
+    assert metrics["models"]["ann"]["test_accuracy"] > 0.9  # the fake classes are easy: it must learn them
+    assert metrics["ensemble"]["members"] == ["ann", "cnn"]
+    assert metrics["models"]["ann"]["recipe"]["learning_rate"] == 3e-3  # the override reached the recipe
+    # Retraining one model keeps the other's entry (same preset, same split).
+    rc = train_all.main(["--models", "ann", "--preset", "seed", "--epochs", "1", "--limit", "400",
+                         "--data", str(fake_npz), "--models-dir", str(out_m), "--plots-dir", str(out_p), "-q"])
+    assert rc == 0
+    again = json.loads((out_m / "metrics.json").read_text())
+    assert set(again["models"]) == {"ann", "cnn"} and again["models"]["ann"]["epochs"] == 1
+
+
+@pytest.mark.skipif(not REAL_MNIST.exists(), reason=f"real MNIST not found at {REAL_MNIST}")
+def test_all_three_models_on_real_mnist_slice(tmp_path):
+    out_m, out_p = tmp_path / "m", tmp_path / "p"
+    rc = train_all.main(["--models", "ann", "cnn", "vgg16", "--epochs", "1", "--limit", "300",
+                         "--batch-size", "64", "--data", str(REAL_MNIST),
+                         "--models-dir", str(out_m), "--plots-dir", str(out_p), "--quiet"])
+    assert rc == 0
+    metrics = _check_outputs(out_m, out_p, ["ann", "cnn", "vgg16"], 300)
+    assert metrics["preset"] == "best"
+    assert metrics["models"]["ann"]["test_accuracy"] > 0.25  # 5 warm-up steps on 300 images: well above chance
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "train_all.py", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_cli_help_and_errors(tmp_path):
+    help_text = _cli("--help").stdout
+    assert "--preset {seed,best}" in help_text and "--limit N" in help_text and "MNIST_PATH" in help_text
+    bad = _cli("--epochs", "0")
+    assert bad.returncode == 2 and "--epochs must be a positive integer" in bad.stderr
+    missing = _cli("--data", str(tmp_path / "nowhere.npz"), "--models-dir", str(tmp_path / "m"))
+    assert missing.returncode == 2 and "does not exist" in missing.stderr and "MNIST_PATH" in missing.stderr
+    assert not (tmp_path / "m").exists()  # nothing written when the data is missing
+    wrong = _cli("--models", "resnet")
+    assert wrong.returncode == 2 and "invalid choice" in wrong.stderr
