@@ -67,7 +67,6 @@ def expand(paths) -> list[tuple[str, str | None]]:
 def annotate(path: str, reading, out_dir: Path, used: set | None = None) -> Path:
     """Write the image with boxes and labels as out_dir/<stem>.png (atomically; <stem>-2.png on a clash)."""
     import cv2
-    import numpy as np
 
     from digitcore.atomic import atomic_path
     from recognizer.images import load_gray

@@ -122,7 +122,9 @@ class Recognizer:
             digits.append(DigitReading(digit=d, confidence=conf, top3=[(int(k), float(p[k])) for k in order],
                                        box=box, probabilities=np.asarray(p, np.float32), uncertain=uncertain,
                                        label="?" if uncertain else str(d), line=int(line)))
-        return Reading(digits=digits, model=name, ms=prep.ms + (time.perf_counter() - t0) * 1000.0)
+        reading = Reading(digits=digits, model=name, ms=prep.ms + (time.perf_counter() - t0) * 1000.0)
+        log.debug("%s read %r in %.1f ms", name, reading.text, reading.ms)
+        return reading
 
     def read(self, image, model: str | None = None) -> Reading:
         """Read all digits of `image` (array or path) with one batched inference call."""
