@@ -108,7 +108,12 @@ class ModelStore:
                         continue
                 walk(val, depth + 1)
 
-        walk(data)
+        if isinstance(data, dict):  # train_all.py: {"models": {name: {...}}, "ensemble": {...}, ...}
+            for key, val in list((data.get("models") or {}).items()) + [("ensemble", data.get("ensemble"))]:
+                a = acc_of(val)
+                if key in MODEL_NAMES and a is not None:
+                    found[key] = a
+            walk({k: v for k, v in data.items() if k not in ("reference_study", "reference")})
         return found
 
     def default_name(self) -> str | None:
