@@ -118,6 +118,11 @@ def test_model_switch_by_shortcut_is_logged(app):
     m = app.wait_for(RECOGNIZED, MODEL_TIMEOUT_S, i)[1]
     assert m["model"] == "ann" and len(m["text"]) == 2
     assert app.recognize(MODEL_TIMEOUT_S)["model"] == "ann"
+    since = app.mark()
+    app.key("ctrl+5")  # All three: every available model side by side, in one log line
+    i, _ = app.wait_for(r"model selected: all", 10, since)
+    m = app.wait_for(RECOGNIZED, MODEL_TIMEOUT_S, i)[1]
+    assert m["model"] == "all" and m["text"].startswith("ann:") and ",cnn:" in m["text"]
 
 
 def test_missing_and_broken_models_window_still_works(xvfb, tmp_path):
