@@ -216,3 +216,12 @@ def test_failed_save_says_why_and_keeps_the_drawing(win, tmp_path, monkeypatch):
 def test_motion_events_are_not_merged(win):
     """Without this, a fast "7" drawn while a model loads loses its corner and reads as "1"."""
     assert keep_all_motion_events(win.root)
+
+
+def test_offscreen_image_follows_canvas_resize(win):
+    win.drawing.begin(30, 30, 10)
+    win.drawing.extend(30, 80)
+    win.root.geometry("1200x850")
+    pump_until(win.root, lambda: win.canvas.winfo_width() > 900)
+    pump_until(win.root, lambda: win.drawing.size == (win.canvas.winfo_width(), win.canvas.winfo_height()))
+    assert win.drawing.array()[50, 30] == 0  # the stroke survived the resize
