@@ -363,6 +363,13 @@ class DigitApp:
         d = digits[self._selected]
         title = f"Digit {self._selected + 1}/{len(digits)}: {d.label} ({float(d.confidence):.0%}, {self._primary})"
         self.probs.show(d.probabilities, title)
+        if len(self._readings) > 1:  # "All three": what each model says about the selected digit
+            lines = []
+            for name, r in self._readings.items():
+                sel = r.digits[self._selected] if self._selected < len(r.digits) else None
+                extra = f"  #{self._selected + 1}: {sel.label} {float(sel.confidence):.0%}" if sel else ""
+                lines.append(f"{NAMES.get(name, name):<6} {r.text.replace(chr(10), ' / ') or '—'}{extra}")
+            self.per_model.configure(text="\n".join(lines), fg="black")
 
     # --- models ------------------------------------------------------------------------------------
 

@@ -184,7 +184,7 @@ def test_all_three_reads_side_by_side(win, caplog):
     pump_until(win.root, lambda: any("model=all" in r.getMessage() for r in caplog.records))
     line = next(r.getMessage() for r in caplog.records if "model=all" in r.getMessage())
     assert line == "recognized text=ann:4?,cnn:4? model=all ms=3"
-    assert "ANN" in win.per_model["text"] and "CNN" in win.per_model["text"]
+    assert win.per_model["text"].splitlines() == ["ANN    4?  #1: 4 97%", "CNN    4?  #1: 4 97%"]
     caplog.clear()
     win.select_model("vgg16")  # greyed out: refused
     assert win.picker.get() == "all"
