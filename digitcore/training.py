@@ -26,6 +26,7 @@ class Augment:
     shift_px: float = 2.0
     zoom: float = 0.10
     thickness: float = 0.5  # max blend towards a dilated (+) or eroded (-) copy of the digit
+    redraw: float = 0.5  # share of images replaced by what the recognizer's normalisation makes of them
 
 
 @dataclass(frozen=True)
@@ -116,7 +117,7 @@ def make_optimizer(recipe: Recipe, steps_per_epoch: int):
     return keras.optimizers.Adam(learning_rate=lr)
 
 
-def augment_batch(images, augment: Augment, seed: int):
+def augment_batch(images, augment: Augment):
     """Distort a batch (B, 28, 28, 1) on the fly in TensorFlow: affine warp plus a stroke-width change."""
     import tensorflow as tf
 
@@ -145,15 +146,46 @@ def augment_batch(images, augment: Augment, seed: int):
     return tf.clip_by_value(warped, 0.0, 1.0)
 
 
+_REDRAWN: dict[tuple, np.ndarray] = {}
+
+
+def redrawn(x: np.ndarray) -> np.ndarray:
+    """The recognizer's view of the training digits, computed once per process and data set."""
+    from recognizer.normalize import renormalize_mnist
+
+    key = (x.shape, float(x[:64].sum()), float(x[-64:].sum()))
+    if key not in _REDRAWN:
+        start = time.perf_counter()
+        _REDRAWN[key] = renormalize_mnist(x)
+        log.info("redrew %d training digits the recognizer's way in %.1f s", len(x), time.perf_counter() - start)
+    return _REDRAWN[key]
+
+
 def make_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, augment: Augment | None, seed: int):
     """A shuffled, batched, prefetched tf.data pipeline; augmentation runs batched, in parallel with training."""
     import tensorflow as tf
 
-    ds = tf.data.Dataset.from_tensor_slices((x, y.astype(np.int32)))
+    y = y.astype(np.float32 if y.ndim == 2 else np.int32)
+    if augment is not None and augment.redraw > 0:
+        ds = tf.data.Dataset.from_tensor_slices(((x, redrawn(x)), y))
+    else:
+        ds = tf.data.Dataset.from_tensor_slices((x, y))
     ds = ds.shuffle(len(y), seed=seed, reshuffle_each_iteration=True).batch(batch_size)
     if augment is not None:
-        ds = ds.map(lambda a, b: (augment_batch(a, augment, seed), b), num_parallel_calls=tf.data.AUTOTUNE)
+        ds = ds.map(lambda a, b: (augment_batch(pick_redrawn(a, augment.redraw), augment), b),
+                    num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def pick_redrawn(images, share: float):
+    """Per image, take the redrawn copy with probability `share` (images is a batch or a (batch, redrawn) pair)."""
+    import tensorflow as tf
+
+    if not isinstance(images, tuple):
+        return images
+    original, redrawn_copy = images
+    take = tf.random.uniform([tf.shape(original)[0], 1, 1, 1]) < share
+    return tf.where(take, redrawn_copy, original)
 
 
 def compile_model(model, recipe: Recipe, steps_per_epoch: int) -> None:

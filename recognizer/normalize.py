@@ -90,3 +90,25 @@ def normalize_batch(crops) -> np.ndarray:
     for i, c in enumerate(crops):
         batch[i, :, :, 0] = normalize_digit(c)
     return batch
+
+
+def renormalize_mnist(images: np.ndarray, upscale: int = 4) -> np.ndarray:
+    """What the recognizer makes of MNIST digits: (N, 28, 28[, 1]) uint8 or [0, 1] floats -> (N, 28, 28, 1).
+
+    Training on these (beside the originals) shows the models the exact distribution they get at inference:
+    strokes redrawn at one width, smooth outlines. Without it a model loses about a point of accuracy on its
+    own test digits once they have gone through `normalize_digit`.
+    """
+    x = np.asarray(images)
+    if x.ndim == 4:
+        x = x[..., 0]
+    if x.ndim != 3 or x.shape[1:] != (SIZE, SIZE):
+        raise ValueError(f"expected MNIST images of shape (N, 28, 28[, 1]), got {np.asarray(images).shape}")
+    if x.dtype != np.uint8:
+        x = np.clip(np.rint(x * 255.0), 0, 255).astype(np.uint8)
+    side = SIZE * upscale
+    out = np.empty((len(x), SIZE, SIZE, 1), np.float32)
+    for i, img in enumerate(x):
+        big = cv2.resize(img, (side, side), interpolation=cv2.INTER_LINEAR)
+        out[i, :, :, 0] = normalize_digit(np.where(big > 127, 255, 0).astype(np.uint8))
+    return out
