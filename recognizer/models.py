@@ -79,42 +79,14 @@ class ModelStore:
         return [n for n in MODEL_NAMES if st[n] == "ok"]
 
     def metrics(self) -> dict[str, float]:
-        """Test accuracy per model name from models/metrics.json (empty if absent or unreadable)."""
-        p = self.models_dir / "metrics.json"
+        """Test accuracy per model name from models/metrics.json (written by train_all.py); {} if unreadable."""
         try:
-            data = json.loads(p.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            data = json.loads((self.models_dir / "metrics.json").read_text(encoding="utf-8"))
+            entries = {**data.get("models", {}), "ensemble": data.get("ensemble") or {}}
+            return {name: float(entry["test_accuracy"]) for name, entry in entries.items()
+                    if name in MODEL_NAMES and isinstance(entry.get("test_accuracy"), (int, float))}
+        except (OSError, ValueError, AttributeError, TypeError):
             return {}
-        found: dict[str, float] = {}
-
-        def acc_of(entry):
-            if isinstance(entry, dict):
-                for key in ("test_accuracy", "test_acc"):
-                    if isinstance(entry.get(key), (int, float)):
-                        return float(entry[key])
-                test = entry.get("test")
-                if isinstance(test, dict) and isinstance(test.get("accuracy"), (int, float)):
-                    return float(test["accuracy"])
-            return None
-
-        def walk(node, depth=0):
-            if not isinstance(node, dict) or depth > 3:
-                return
-            for key, val in node.items():
-                if key in MODEL_NAMES and key not in found:
-                    a = acc_of(val)
-                    if a is not None:
-                        found[key] = a
-                        continue
-                walk(val, depth + 1)
-
-        if isinstance(data, dict):  # train_all.py: {"models": {name: {...}}, "ensemble": {...}, ...}
-            for key, val in list((data.get("models") or {}).items()) + [("ensemble", data.get("ensemble"))]:
-                a = acc_of(val)
-                if key in MODEL_NAMES and a is not None:
-                    found[key] = a
-            walk({k: v for k, v in data.items() if k not in ("reference_study", "reference")})
-        return found
 
     def default_name(self) -> str | None:
         """Most accurate present model (by metrics.json test_accuracy); else cnn > vgg16 > ann; None if none."""
