@@ -150,7 +150,7 @@ def print_table(results: dict, ensemble: dict | None) -> None:
 def main(argv=None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from digitcore import atomic, plots, reports, training
+    from digitcore import atomic, plots, training
     from digitcore.data import DataError, load
 
     try:
@@ -167,23 +167,30 @@ def main(argv=None) -> int:
                "versions": versions(), "reference_study": REFERENCE, "models": results}
     plots.plot_samples(data.train.x, data.train.y, args.plots_dir / "samples.png")
     probabilities = {}
+    ensemble = None
     try:
         for name in args.models:
             results[name], probabilities[name] = train_one(name, args, data, args.plots_dir, args.models_dir)
-            atomic.write_json(metrics_path, metrics)  # after every model: an interrupt loses at most the one in flight
+            if len(probabilities) > 1:
+                ensemble = metrics["ensemble"] = ensemble_summary(probabilities, data.test.y)
+            metrics["total_train_seconds"] = round(sum(s["train_seconds"] for s in results.values()), 1)
+            # after every model: an interrupt loses at most the model in flight
+            atomic.write_json(metrics_path, metrics)
+            write_comparison(results, args.plots_dir)
     except KeyboardInterrupt:
         log.warning("Interrupted: files already written are complete; the model in training was not saved.")
         return 130
-    ensemble = ensemble_summary(probabilities, data.test.y) if len(probabilities) > 1 else None
-    if ensemble:
-        metrics["ensemble"] = ensemble
-    metrics["total_train_seconds"] = round(sum(s["train_seconds"] for s in results.values()), 1)
-    atomic.write_json(metrics_path, metrics)
-    compare = {n: {k: v for k, v in s.items() if not isinstance(v, (dict, list))} for n, s in results.items()}
-    plots.plot_comparison(compare, args.plots_dir / "comparison.png")
-    reports.write_comparison_markdown(compare, args.plots_dir / "comparison.md", reference=REFERENCE)
     print_table(results, ensemble)
     return 0
+
+
+def write_comparison(results: dict, plots_dir: Path) -> None:
+    """comparison.png and comparison.md from the per-model summaries (scalars only)."""
+    from digitcore import plots, reports
+
+    compare = {n: {k: v for k, v in s.items() if not isinstance(v, (dict, list))} for n, s in results.items()}
+    plots.plot_comparison(compare, plots_dir / "comparison.png")
+    reports.write_comparison_markdown(compare, plots_dir / "comparison.md", reference=REFERENCE)
 
 
 if __name__ == "__main__":
