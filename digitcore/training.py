@@ -223,7 +223,8 @@ def fit(model, data, recipe: Recipe, seed: int = 0, verbose: int | str | None = 
         verbose = 1 if sys.stdout.isatty() else 2
     start = time.perf_counter()
     history = model.fit(
-        train_ds, validation_data=val_ds, epochs=recipe.epochs, callbacks=[keep_best], verbose=verbose
+        train_ds, validation_data=val_ds, epochs=recipe.epochs, callbacks=[keep_best], verbose=verbose,
+        shuffle=False,  # the tf.data pipeline already reshuffles every epoch
     )
     seconds = time.perf_counter() - start
     hist = {k: [float(v) for v in vals] for k, vals in history.history.items() if not k.startswith("learning_rate")}
