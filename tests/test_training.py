@@ -1,0 +1,79 @@
+"""Training recipes: presets, schedule and the augmentation that prepares the models for drawn input."""
+
+import numpy as np
+import pytest
+
+from digitcore import training
+from digitcore.training import Augment
+
+
+def _digits(n=16):
+    x = np.zeros((n, 28, 28, 1), np.float32)
+    x[:, 8:20, 12:16] = 1.0  # an upright bar: a "1"
+    return x
+
+
+def test_seed_preset_is_the_reference_recipe_for_all_three():
+    for name in ("ann", "cnn", "vgg16"):
+        r = training.recipe_for("seed", name)
+        assert (r.epochs, r.batch_size, r.learning_rate, r.augment, r.schedule) == (5, 32, 1e-4, None, "constant")
+    assert training.recipe_for("best", "cnn", epochs=3, batch_size=None).epochs == 3
+    assert training.recipe_for("best", "cnn", batch_size=None).batch_size == training.PRESETS["best"]["cnn"].batch_size
+    with pytest.raises(ValueError, match="choose one of"):
+        training.recipe_for("fastest", "cnn")
+
+
+def test_onecycle_warms_up_to_the_peak_then_decays():
+    r = training.Recipe(epochs=10, learning_rate=1e-2, schedule="onecycle", warmup_fraction=0.1)
+    lr = training.learning_rate_schedule(r, steps_per_epoch=100)
+    at = lambda step: float(lr(step))  # noqa: E731
+    assert at(0) == pytest.approx(1e-2 / 25, rel=1e-3)
+    assert at(100) == pytest.approx(1e-2, rel=1e-3)
+    assert at(550) < at(300) < at(100) and at(1000) < 1e-4
+
+
+def test_augmentation_without_distortion_is_the_identity():
+    x = _digits()
+    out = training.augment_batch(x, Augment(rotation_deg=0, shift_px=0, zoom=0, thickness=0)).numpy()
+    np.testing.assert_allclose(out, x, atol=1e-5)
+
+
+def test_augmentation_moves_and_thickens_within_bounds():
+    x = _digits(256)
+    out = training.augment_batch(x, Augment(rotation_deg=0, shift_px=3, zoom=0, thickness=0)).numpy()
+    ys, xs = np.mgrid[:28, :28]
+    com_x = (out[..., 0] * xs).sum((1, 2)) / out[..., 0].sum((1, 2))
+    assert np.all(np.abs(com_x - 13.5) <= 3.01) and np.std(com_x) > 0.5  # shifted, never beyond 3 px
+    thick = training.augment_batch(x, Augment(rotation_deg=0, shift_px=0, zoom=0, thickness=1.0)).numpy()
+    ink = thick.sum((1, 2, 3))
+    assert ink.min() < x[0].sum() < ink.max()  # some strokes thinner, some bolder
+    assert 0.0 <= thick.min() and thick.max() <= 1.0
+
+
+def test_pick_redrawn_mixes_the_two_copies_in_the_given_share():
+    a, b = np.zeros((2000, 28, 28, 1), np.float32), np.ones((2000, 28, 28, 1), np.float32)
+    picked = training.pick_redrawn((a, b), 0.3).numpy()
+    assert set(np.unique(picked)) == {0.0, 1.0}
+    assert abs(picked.mean() - 0.3) < 0.04
+    assert training.pick_redrawn(a, 0.3) is a
+
+
+def test_redrawn_digits_are_mnist_normalised():
+    import cv2
+
+    from recognizer.normalize import renormalize_mnist
+
+    x = np.zeros((20, 28, 28), np.uint8)
+    for i, img in enumerate(x):  # a "7" of varying size and pen, off-centre
+        s = 8 + i // 2
+        cv2.polylines(img, [np.array([[3, 3], [3 + s, 3], [3 + s // 2, 3 + s]])], False, 255, 1 + i % 3)
+
+    out = renormalize_mnist(x)
+    assert out.shape == (20, 28, 28, 1) and out.dtype == np.float32
+    for img in out[..., 0]:
+        rows, cols = np.nonzero(img > 0.1)
+        assert max(np.ptp(rows), np.ptp(cols)) + 1 in range(18, 22)  # fitted into the 20x20 box
+        ys, xs = np.mgrid[:28, :28]
+        assert abs((img * ys).sum() / img.sum() - 14) < 1.5 and abs((img * xs).sum() / img.sum() - 14) < 1.5
+    with pytest.raises(ValueError, match="28, 28"):
+        renormalize_mnist(np.zeros((3, 32, 32)))
