@@ -62,7 +62,7 @@ PRESETS: dict[str, dict[str, Recipe]] = {
             label_smoothing=0.05, augment=Augment(), model_kwargs={"filters": (32, 64, 128), "dropout": 0.3},
         ),
         "vgg16": Recipe(
-            epochs=4, batch_size=128, learning_rate=2e-3, weight_decay=5e-4, schedule="onecycle",
+            epochs=3, batch_size=128, learning_rate=2e-3, weight_decay=5e-4, schedule="onecycle",
             label_smoothing=0.05, augment=Augment(), model_kwargs={"batch_norm": True, "head_units": 256},
         ),
     },
