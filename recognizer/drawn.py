@@ -30,7 +30,8 @@ def skeleton_segments(img28: np.ndarray) -> tuple[np.ndarray, tuple]:
 
     big = cv2.resize(img28, (28 * _UP, 28 * _UP), interpolation=cv2.INTER_CUBIC)
     big = cv2.GaussianBlur(big, (5, 5), 0)
-    sk = skeletonize(big > 110)
+    # relative to the digit's own peak: a faint pen stroke must not break into dashes
+    sk = skeletonize(big > min(110, 0.45 * float(big.max())))
     ys, xs = np.nonzero(sk)
     if len(ys) == 0:
         ys, xs = np.nonzero(big > 0)
