@@ -7,7 +7,8 @@ than the ANN and much better accuracy. `convs_per_block` > 1 is what the `best` 
 from __future__ import annotations
 
 import keras
-from keras import layers
+
+from digitcore.blocks import add_classifier, add_conv_block
 
 
 def build_model(
@@ -27,14 +28,6 @@ def build_model(
     model = keras.Sequential(name=name)
     model.add(keras.Input(shape=input_shape, name="image"))
     for b, width in enumerate(filters, start=1):
-        for c in range(1, convs_per_block + 1):
-            model.add(layers.Conv2D(int(width), 3, padding="same", use_bias=False, name=f"block{b}_conv{c}"))
-            model.add(layers.BatchNormalization(name=f"block{b}_bn{c}"))
-            model.add(layers.Activation("relu", name=f"block{b}_relu{c}"))
-        model.add(layers.MaxPooling2D(2, padding="same", name=f"block{b}_pool"))
-    model.add(layers.Flatten(name="flatten"))
-    model.add(layers.Dense(dense_units, activation="relu", name="dense"))
-    if dropout:
-        model.add(layers.Dropout(dropout, name="dropout"))
-    model.add(layers.Dense(num_classes, activation="softmax", name="probabilities"))
+        add_conv_block(model, b, [width] * convs_per_block, batch_norm=True)
+    add_classifier(model, dense_units, dropout, num_classes, hidden_name="dense")
     return model

@@ -16,6 +16,8 @@ import keras
 import numpy as np
 from keras import layers
 
+from digitcore.blocks import add_classifier, add_conv_block
+
 log = logging.getLogger(__name__)
 
 # (filters, number of 3x3 convolutions) per block: 2+2+3+3+3 = 13 conv layers.
@@ -55,20 +57,8 @@ def build_model(
     if pretrained:  # ImageNet convs expect 0-255 pixels; the mean is folded into the first bias below
         model.add(layers.Rescaling(255.0, name="to_255"))
     for b, (width, n_convs) in enumerate(BLOCKS, start=1):
-        for c in range(1, n_convs + 1):
-            conv_name = f"block{b}_conv{c}"
-            if batch_norm:
-                model.add(layers.Conv2D(width, 3, padding="same", use_bias=False, name=conv_name))
-                model.add(layers.BatchNormalization(name=f"block{b}_bn{c}"))
-                model.add(layers.Activation("relu", name=f"block{b}_relu{c}"))
-            else:
-                model.add(layers.Conv2D(width, 3, padding="same", activation="relu", name=conv_name))
-        model.add(layers.MaxPooling2D(2, padding="same", name=f"block{b}_pool"))
-    model.add(layers.Flatten(name="flatten"))
-    model.add(layers.Dense(head_units, activation="relu", name="fc"))
-    if dropout:
-        model.add(layers.Dropout(dropout, name="dropout"))
-    model.add(layers.Dense(num_classes, activation="softmax", name="probabilities"))
+        add_conv_block(model, b, [width] * n_convs, batch_norm=batch_norm)
+    add_classifier(model, head_units, dropout, num_classes, hidden_name="fc")
     if pretrained:
         _load_imagenet_convs(model, weights)
     return model
