@@ -12,7 +12,6 @@ STARTED = time.perf_counter()
 
 import argparse  # noqa: E402
 import logging  # noqa: E402
-import os  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -35,7 +34,6 @@ def setup_logging(level: str) -> None:
     logging.basicConfig(level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("PIL", "matplotlib", "absl", "tensorflow", "h5py"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ banner is noise for a desktop tool
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,7 +16,7 @@ import platform
 import sys
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter out of the report
+import digitcore  # noqa: E402,F401  TensorFlow settings (oneDNN, quiet start-up) before anything loads it
 
 MODEL_NAMES = ("ann", "cnn", "vgg16")
 REFERENCE = {"ann": 0.954, "cnn": 0.9878, "vgg16": 0.9907}  # published test accuracies of the reference study

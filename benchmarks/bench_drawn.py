@@ -9,7 +9,6 @@ of Recognizer.read on a canvas with 10 digits. Results also go to --out as JSON 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import statistics

@@ -12,14 +12,13 @@ as 3x the forward pass (forward, gradient w.r.t. activations, gradient w.r.t. we
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import digitcore  # noqa: E402,F401  TensorFlow settings (oneDNN) before TensorFlow loads
 
 
 def forward_flops(model) -> int:

@@ -2,3 +2,5 @@
 
 Everything the ANN, CNN and VGG16 scripts have in common lives here, once.
 """
+
+from digitcore import tf_env  # noqa: F401  (before anything imports TensorFlow)

@@ -126,7 +126,6 @@ class ModelStore:
         p = self.models_dir / f"{name}.keras"
         if not p.is_file():
             raise RecognizerError(f"model file {p} is missing; {_train_hint(name)}")
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         try:
             import keras
             import tensorflow as tf

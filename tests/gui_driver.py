@@ -103,7 +103,6 @@ class GuiApp:
         self._cond = threading.Condition()
         self.started = time.monotonic()
         env = xvfb.env()
-        env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         env["PYTHONUNBUFFERED"] = "1"
         self.proc = subprocess.Popen(
             [sys.executable, str(ENTRY), "--models-dir", str(models_dir), "--log-level", log_level, *args],

@@ -9,9 +9,6 @@ that `evaluate_model` reports can be checked against an independent numpy comput
 from __future__ import annotations
 
 import json
-import os
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
 import pytest

@@ -10,7 +10,6 @@ import sys
 import time
 import tkinter as tk
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pytest
