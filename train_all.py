@@ -127,6 +127,23 @@ def train_one(name, args, data, plots_dir: Path, models_dir: Path):
     return summary, ev.probabilities
 
 
+def saved_probabilities(models_dir: Path, names, x_test) -> dict:
+    """Test probabilities of models kept from an earlier run (same preset and split), so the ensemble always
+    averages every model in models_dir, not only the ones retrained now. Unreadable files are left out."""
+    import keras
+    import numpy as np
+
+    out = {}
+    for name in names:
+        try:
+            model = keras.saving.load_model(models_dir / f"{name}.keras", compile=False)
+        except (OSError, ValueError) as exc:
+            log.warning("ensemble leaves out %s: %s", name, exc)
+            continue
+        out[name] = np.asarray(model.predict(x_test, batch_size=512, verbose=0))
+    return out
+
+
 def ensemble_summary(probabilities: dict, y_test) -> dict:
     import numpy as np
 
@@ -166,13 +183,15 @@ def main(argv=None) -> int:
     metrics = {"preset": args.preset, "seed": args.seed, "limit": args.limit, "split": data.describe(),
                "versions": versions(), "reference_study": REFERENCE, "models": results}
     plots.plot_samples(data.train.x, data.train.y, args.plots_dir / "samples.png")
-    probabilities = {}
+    kept = [n for n in MODEL_NAMES if n in results and n not in args.models]
+    probabilities = saved_probabilities(args.models_dir, kept, data.test.x)
     ensemble = None
     try:
         for name in args.models:
             results[name], probabilities[name] = train_one(name, args, data, args.plots_dir, args.models_dir)
             if len(probabilities) > 1:
-                ensemble = metrics["ensemble"] = ensemble_summary(probabilities, data.test.y)
+                members = {n: probabilities[n] for n in MODEL_NAMES if n in probabilities}
+                ensemble = metrics["ensemble"] = ensemble_summary(members, data.test.y)
             metrics["total_train_seconds"] = round(sum(s["train_seconds"] for s in results.values()), 1)
             # after every model: an interrupt loses at most the model in flight
             atomic.write_json(metrics_path, metrics)

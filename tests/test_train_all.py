@@ -70,6 +70,16 @@ def test_end_to_end_on_fake_data_learns_and_writes_everything(tmp_path, fake_npz
     assert rc == 0
     again = json.loads((out_m / "metrics.json").read_text())
     assert set(again["models"]) == {"ann", "cnn"} and again["models"]["ann"]["epochs"] == 1
+    # ...and the ensemble still averages both: the kept CNN is read back from its saved file.
+    assert again["ensemble"]["members"] == ["ann", "cnn"]
+    import keras
+
+    from digitcore.data import load
+
+    test = load(str(fake_npz), 400).test
+    mean = np.mean([keras.saving.load_model(out_m / f"{n}.keras", compile=False).predict(test.x, verbose=0)
+                    for n in ("ann", "cnn")], axis=0)
+    assert again["ensemble"]["test_accuracy"] == pytest.approx(np.mean(mean.argmax(1) == test.y))
 
 
 @pytest.mark.skipif(not REAL_MNIST.exists(), reason=f"real MNIST not found at {REAL_MNIST}")
