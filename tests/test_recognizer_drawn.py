@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from recognizer.drawn import drawn_numbers, drawn_singles, number_canvas, single_canvas
+from recognizer.drawn import drawn_numbers, drawn_singles, number_canvas, single_canvas, stroke_mask
 from recognizer.images import to_ink
 from recognizer.segment import segment, stroke_width
 
@@ -68,6 +68,28 @@ def test_numbers_one_line_left_to_right():
     assert len(segs) == 8 and {s.line for s in segs} == {0}
     labels = [lab for _, lab in drawn_numbers(x, y, 5, seed=2)]
     assert all(3 <= len(lab) <= 8 for lab in labels)
+
+
+def loop_count(mask):
+    import cv2
+
+    contours, hierarchy = cv2.findContours(mask.astype(np.uint8), cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
+    return 0 if hierarchy is None else int((hierarchy[0][:, 3] != -1).sum())
+
+
+def test_bold_digit_keeps_its_loops():
+    """A bold 8 whose loops are nearly filled (interior at 47% of the peak) still has two loops."""
+    import cv2
+
+    big = np.zeros((112, 112), np.uint8)
+    for centre, axes in (((56, 32), (18, 20)), ((56, 78), (22, 24))):
+        cv2.ellipse(big, centre, axes, 0, 0, 360, 120, -1)    # dim, filled interior
+        cv2.ellipse(big, centre, axes, 0, 0, 360, 255, 12)    # bright stroke
+    assert loop_count(big > 110) == 0                          # the old fixed level: a blob, read as 0 or 1
+    assert loop_count(stroke_mask(big)) == 2
+    # a faint digit is still taken at a level relative to its own peak, in one piece
+    faint = (big.astype(np.float32) * 0.4).astype(np.uint8)
+    assert loop_count(stroke_mask(faint)) == 2 and stroke_mask(faint).sum() > 0.3 * (big > 110).sum()
 
 
 @pytest.mark.skipif(not MNIST.is_file(), reason=f"real MNIST not found at {MNIST}")
