@@ -192,6 +192,7 @@ def main(argv=None) -> int:
             if len(probabilities) > 1:
                 members = {n: probabilities[n] for n in MODEL_NAMES if n in probabilities}
                 ensemble = metrics["ensemble"] = ensemble_summary(members, data.test.y)
+            results = metrics["models"] = {n: results[n] for n in MODEL_NAMES if n in results}  # table order
             metrics["total_train_seconds"] = round(sum(s["train_seconds"] for s in results.values()), 1)
             # after every model: an interrupt loses at most the model in flight
             atomic.write_json(metrics_path, metrics)

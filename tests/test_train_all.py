@@ -56,13 +56,14 @@ def _check_outputs(models_dir: Path, plots_dir: Path, names, n_test):
 
 def test_end_to_end_on_fake_data_learns_and_writes_everything(tmp_path, fake_npz):
     out_m, out_p = tmp_path / "m", tmp_path / "p"
-    rc = train_all.main(["--models", "ann", "cnn", "--preset", "seed", "--epochs", "2", "--batch-size", "32",
+    rc = train_all.main(["--models", "cnn", "ann", "--preset", "seed", "--epochs", "2", "--batch-size", "32",
                          "--learning-rate", "3e-3", "--limit", "400", "--data", str(fake_npz),
                          "--models-dir", str(out_m), "--plots-dir", str(out_p), "--quiet"])
     assert rc == 0
     metrics = _check_outputs(out_m, out_p, ["ann", "cnn"], 400)
     assert metrics["models"]["ann"]["test_accuracy"] > 0.9  # the fake classes are easy: it must learn them
     assert metrics["ensemble"]["members"] == ["ann", "cnn"]
+    assert list(metrics["models"]) == ["ann", "cnn"]  # tables list the models in one order, whatever --models says
     assert metrics["models"]["ann"]["recipe"]["learning_rate"] == 3e-3  # the override reached the recipe
     # Retraining one model keeps the other's entry (same preset, same split).
     rc = train_all.main(["--models", "ann", "--preset", "seed", "--epochs", "1", "--limit", "400",
