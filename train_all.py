@@ -82,8 +82,11 @@ def versions() -> dict:
     import sklearn
     import tensorflow
 
+    from digitcore import machine
+
     return {"python": platform.python_version(), "tensorflow": tensorflow.__version__, "keras": keras.__version__,
-            "numpy": numpy.__version__, "scikit-learn": sklearn.__version__, "cpu_count": os.cpu_count()}
+            "numpy": numpy.__version__, "scikit-learn": sklearn.__version__, "cpu_count": os.cpu_count(),
+            "cpu": machine.cpu_description()}
 
 
 def load_previous(path: Path, preset: str, checksum: str) -> dict:

@@ -2,8 +2,10 @@
 """Drawn-digit benchmark: how well do the models read MNIST *test* digits redrawn like canvas drawings?
 
 Per model it prints: accuracy on single drawn digits, exact-string accuracy on drawn numbers (3-8 digits
-on one line), the model's accuracy on the plain MNIST test set for comparison, and the median warm time
+on one line), the model's accuracy on the same plain MNIST digits for comparison, and the median warm time
 of Recognizer.read on a canvas with 10 digits. Results also go to --out as JSON (written atomically).
+The reported figures use the test digits; choices (which model to keep, which recipe) use `--split val`,
+the validation digits of the shared 48,000/12,000 split, so that the test set is never used to choose.
 """
 
 from __future__ import annotations
@@ -28,16 +30,21 @@ SHARED_MNIST = ROOT.parent / "shared/data/mnist/mnist.npz"
 EPILOG = """examples:
   python benchmarks/bench_drawn.py                         all available models, 1000 digits, 200 numbers
   python benchmarks/bench_drawn.py --models cnn --n 300 --numbers 50 --out out/bench_drawn.json
+  python benchmarks/bench_drawn.py --split val --models-dir /tmp/candidates     choosing between models
 """
 
 
-def load_test(path):
-    from digitcore.data import locate
+def load_digits(path, split: str = "test"):
+    """(x uint8 (N, 28, 28), y, source) of MNIST's test set or of the validation part of the shared split."""
+    from digitcore.data import locate, split_indices
 
     if path is None and not os.environ.get("MNIST_PATH") and SHARED_MNIST.is_file():
         path = SHARED_MNIST
     arrays, source = locate(path)
-    return arrays["x_test"], arrays["y_test"], source
+    if split == "test":
+        return arrays["x_test"], arrays["y_test"], source
+    _, val = split_indices(arrays["y_train"])
+    return arrays["x_train"][val], arrays["y_train"][val], f"{source} (validation split)"
 
 
 def mnist_accuracy(store, name, x, y, batch=1000) -> float:
@@ -59,6 +66,8 @@ def main(argv=None) -> int:
                     help="numbers too long for 640 px: widen the canvas (default) or draw smaller, bolder digits")
     ap.add_argument("--data", default=None, help="MNIST (mnist.npz or IDX folder); default MNIST_PATH / cache")
     ap.add_argument("--models-dir", default=str(ROOT / "models"))
+    ap.add_argument("--split", choices=("test", "val"), default="test",
+                    help="digits to draw: MNIST test (reported figures, default) or the validation split (choices)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--timing-runs", type=int, default=30, help="warm reads of the 10-digit canvas (default 30)")
     ap.add_argument("--out", default=None, help="also write the results as JSON here")
@@ -73,7 +82,7 @@ def main(argv=None) -> int:
     try:
         for n in names:
             store.load(n)
-        x, y, source = load_test(args.data)
+        x, y, source = load_digits(args.data, args.split)
     except (RecognizerError, Exception) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -98,15 +107,15 @@ def main(argv=None) -> int:
     rng = np.random.default_rng(args.seed + 7)
     # the timing canvas is a GUI-sized 640x480 canvas with 10 digits on it (drawn smaller to fit)
     canvas10, _ = number_canvas([x[i] for i in rng.choice(len(x), 10, replace=False)], rng, fit="shrink")
-    results = {"data": source, "n_single": args.n, "n_numbers": args.numbers, "seed": args.seed, "fit": args.fit,
+    results = {"data": source, "split": args.split, "n_single": args.n, "n_numbers": args.numbers, "seed": args.seed, "fit": args.fit,
                "ten_digit_canvas_size": [int(canvas10.shape[1]), int(canvas10.shape[0])],
                "segmentation_single_ok": seg_single / max(args.n, 1),
                "segmentation_numbers_ok": seg_number / max(args.numbers, 1), "models": {}}
     print(f"drawn-digit benchmark: {args.n} single digits, {args.numbers} numbers of 3-8 digits "
-          f"(MNIST test digits, seed {args.seed}, fit={args.fit}); reading took {log_s:.0f} s")
+          f"(MNIST {args.split} digits, seed {args.seed}, fit={args.fit}); reading took {log_s:.0f} s")
     print(f"segmentation: right digit count on {100 * results['segmentation_single_ok']:.1f}% of singles, "
           f"{100 * results['segmentation_numbers_ok']:.1f}% of numbers")
-    print(f"{'model':<9} {'drawn single':>12} {'numbers exact':>13} {'MNIST test':>10} {'10-digit ms':>11}")
+    print(f"{'model':<9} {'drawn single':>12} {'numbers exact':>13} {'MNIST ' + args.split:>10} {'10-digit ms':>11}")
     for n in names:
         for _ in range(3):
             rec.read(canvas10, model=n)
@@ -115,7 +124,7 @@ def main(argv=None) -> int:
         acc_mnist = mnist_accuracy(store, n, x, y)
         r = {"drawn_single_accuracy": res[n]["single_correct"] / max(args.n, 1),
              "numbers_exact_accuracy": res[n]["number_correct"] / max(args.numbers, 1),
-             "mnist_test_accuracy": acc_mnist, "ten_digit_canvas_median_ms": statistics.median(times),
+             f"mnist_{args.split}_accuracy": acc_mnist, "ten_digit_canvas_median_ms": statistics.median(times),
              "ten_digit_canvas_digits_found": found}
         results["models"][n] = r
         print(f"{n:<9} {100 * r['drawn_single_accuracy']:>11.2f}% {100 * r['numbers_exact_accuracy']:>12.2f}% "

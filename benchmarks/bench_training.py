@@ -90,13 +90,20 @@ def main(argv=None) -> int:
     p.add_argument("--preset", default="best", choices=["seed", "best"], help="model options come from this preset")
     p.add_argument("--threads", type=int, help="intra-op threads (default: all cores)")
     p.add_argument("--xla", action="store_true", help="compile the train step with XLA (jit_compile=True)")
+    p.add_argument("--mixed-precision", action="store_true",
+                   help="Keras mixed_bfloat16 policy (bf16 compute; worth it only on CPUs with AVX512_BF16 or AMX)")
     p.add_argument("--out", type=Path, help="also write the results as JSON here")
     args = p.parse_args(argv)
+    if args.mixed_precision:
+        import keras
 
-    from digitcore import atomic, training
+        keras.mixed_precision.set_global_policy("mixed_bfloat16")
+
+    from digitcore import atomic, machine, training
 
     training.configure_threads(args.threads)
     peak = matmul_gflops()
+    print(f"CPU: {machine.cpu_description()}")
     print(f"fp32 matmul through TensorFlow: {peak:.1f} GFLOP/s ({os.cpu_count()} cores)")
     print(f"{'model':<7}{'batch':>6}{'img/s':>9}{'GFLOP/img':>11}{'GFLOP/s':>9}{'of matmul':>10}")
     rows = []
@@ -108,7 +115,8 @@ def main(argv=None) -> int:
                          "gflops": achieved, "fraction_of_matmul": achieved / peak})
             print(f"{name:<7}{bs:>6}{rate:>9.0f}{3 * fwd / 1e9:>11.3f}{achieved:>9.1f}{achieved / peak:>10.0%}")
     if args.out:
-        atomic.write_json(args.out, {"matmul_gflops": peak, "xla": args.xla, "threads": args.threads, "rows": rows})
+        atomic.write_json(args.out, {"matmul_gflops": peak, "xla": args.xla, "mixed_precision": args.mixed_precision,
+                                     "threads": args.threads, "cpu": machine.cpu_description(), "rows": rows})
     return 0
 
 

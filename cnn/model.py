@@ -1,7 +1,8 @@
 """The small CNN: three conv blocks (conv, batch norm, ReLU, max pooling), then Dense 120 -> 10.
 
 Convolutions share weights across positions, so a stroke is recognised wherever it is: far fewer parameters
-than the ANN and much better accuracy. `convs_per_block` > 1 is what the `best` preset uses.
+than the ANN and much better accuracy. `convs_per_block` > 1 stacks more convolutions per block (a deeper,
+slower variant; the `best` preset keeps one).
 """
 
 from __future__ import annotations

@@ -14,13 +14,12 @@ from typing import Iterator
 import cv2
 import numpy as np
 
+from .mnist_ink import stroke_mask, upscaled
+
 CANVAS = (640, 480)   # (width, height)
 BRUSH = (8, 20)
 HEIGHT_FRAC = (0.40, 0.75)
-_UP = 4               # MNIST upscale factor before skeletonising
 _SHIFT = 3            # cv2 sub-pixel bits
-_HOLE_LEVELS = (0.55, 0.65, 0.75)   # higher ink levels tried when a bold digit fills its loops
-_MIN_HOLE_PX = 24     # a loop smaller than this (in the 4x frame, ~1.5 MNIST pixels) is not a loop
 
 
 def skeleton_segments(img28: np.ndarray) -> tuple[np.ndarray, tuple]:
@@ -30,8 +29,7 @@ def skeleton_segments(img28: np.ndarray) -> tuple[np.ndarray, tuple]:
     """
     from skimage.morphology import skeletonize
 
-    big = cv2.resize(img28, (28 * _UP, 28 * _UP), interpolation=cv2.INTER_CUBIC)
-    big = cv2.GaussianBlur(big, (5, 5), 0)
+    big = upscaled(img28)
     sk = skeletonize(stroke_mask(big))
     ys, xs = np.nonzero(sk)
     if len(ys) == 0:
@@ -55,36 +53,6 @@ def skeleton_segments(img28: np.ndarray) -> tuple[np.ndarray, tuple]:
     segs[..., 1] -= y0
     segs /= hh
     return segs, (float(xs.max() - x0) / hh, 1.0)
-
-
-def stroke_mask(big: np.ndarray) -> np.ndarray:
-    """The ink of an upscaled MNIST digit as a mask whose skeleton keeps the digit's loops.
-
-    The base threshold is relative to the digit's own peak, so a faint pen stroke does not break into
-    dashes. A bold digit can fill its loops at that level (a bold 8 becomes a blob whose skeleton reads 0,
-    a bold 9 a 7), which would turn the drawn copy into another digit. A higher level is used instead
-    when it reveals more holes of a real size without breaking the ink into more pieces.
-    """
-    peak = float(big.max())
-    best = big > min(110, 0.45 * peak)
-    best_pieces, best_holes = _topology(best)
-    for frac in _HOLE_LEVELS:
-        mask = big > frac * peak
-        pieces, holes = _topology(mask)
-        if pieces <= best_pieces and holes > best_holes:
-            best, best_holes = mask, holes
-    return best
-
-
-def _topology(mask: np.ndarray) -> tuple[int, int]:
-    """(pieces of ink, holes of at least _MIN_HOLE_PX pixels) of a binary mask."""
-    contours, hierarchy = cv2.findContours(mask.astype(np.uint8), cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
-    if hierarchy is None:
-        return 0, 0
-    parent = hierarchy[0][:, 3]
-    pieces = int((parent == -1).sum())
-    holes = sum(1 for c, p in zip(contours, parent) if p != -1 and cv2.contourArea(c) >= _MIN_HOLE_PX)
-    return pieces, holes
 
 
 def _has_neighbour(sk: np.ndarray) -> np.ndarray:

@@ -140,14 +140,20 @@ def _attach_fragments(groups, x, y, x1, y1, ref_h) -> list[list[int]]:
         bx1 = np.array([x1[g].max() for g in groups]); by1 = np.array([y1[g].max() for g in groups])
         gh, gw = by1 - by0, bx1 - bx0
         ref = float(np.median(gh[gh >= 0.5 * gh.max()]))
-        small = (gh < 0.45 * ref) & (gw < 1.3 * ref)
+        # a flat stroke (about twice as wide as tall) is never a digit of its own: the bar of a 5 or a 7, even
+        # when drawn slanted (taller than a small piece) or a little away from the body
+        flat = (gw > 1.8 * gh) & (gh < 0.6 * ref) & (gw < 1.3 * ref)
+        small = ((gh < 0.45 * ref) & (gw < 1.3 * ref)) | flat
         todo = small & np.array([tuple(sorted(g)) not in alone for g in groups])
         if not todo.any():
             break
         f = int(np.argmin(np.where(todo, gh * gw, np.inf)))  # smallest fragment first
         dx = np.maximum(bx0 - bx1[f], bx0[f] - bx1)           # horizontal distance (<0: overlap)
         dy = np.maximum(by0 - by1[f], by0[f] - by1)
-        ok = (dx <= 0.25 * ref) & (dy <= 0.35 * ref) & ~small
+        # a flat bar may float further off to the side when it sits at the top of the digit (a 5's bar)
+        at_top = by1[f] <= by0 + 0.35 * gh
+        reach = np.where(flat[f] & at_top, 0.45 * ref, 0.25 * ref)
+        ok = (dx <= reach) & (dy <= 0.35 * ref) & ~small
         if not ok.any():
             if gh[f] < 0.3 * ref and gw[f] < 0.3 * ref:  # a stray mark far from every digit: noise
                 groups.pop(f)

@@ -6,7 +6,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from recognizer.drawn import drawn_numbers, drawn_singles, number_canvas, single_canvas, stroke_mask
+from recognizer.drawn import drawn_numbers, drawn_singles, number_canvas, single_canvas
+from recognizer.mnist_ink import stroke_mask
 from recognizer.images import to_ink
 from recognizer.segment import segment, stroke_width
 

@@ -77,6 +77,32 @@ def test_two_stroke_4_and_detached_bar_5_stay_one_digit(width):
     assert np.count_nonzero(four.mask) > 0 and four.mask.shape == (four.box[3], four.box[2])
 
 
+@pytest.mark.parametrize("bar", ["slanted", "off_to_the_right"])
+def test_a_fives_flat_bar_joins_its_body(bar):
+    """A 5's top bar is flat, so never a digit of its own: slanted (half as tall as the body) and mostly
+    beside it, or drawn well away to the right at its top, it still joins the body; a 1 stays apart."""
+    img = canvas()
+    line(img, [(205, 272), (190, 330), (230, 320), (258, 360), (250, 440), (215, 470), (185, 455)], 12)
+    if bar == "slanted":
+        line(img, [(245, 250), (350, 205), (455, 160)], 12)   # 102 px tall: 0.49 of the body
+    else:
+        line(img, [(350, 240), (420, 236)], 12)               # 80 px (0.38 of the body) right of it
+    draw_1(img, 560, 250, 220, 12)
+    b = boxes(img)
+    assert len(b) == 2, b
+    five, one = b
+    assert five[0] <= 180 and five[0] + five[2] >= (455 if bar == "slanted" else 420) and five[1] <= 230
+    assert abs(one[0] - 554) <= 3
+
+
+def test_flat_strokes_do_not_swallow_a_lone_dash_far_away():
+    """A flat mark far from every digit (more than half a digit height away) is not glued to one."""
+    img = canvas()
+    draw_1(img, 100, 150, 200, 10)
+    line(img, [(300, 160), (360, 160)], 10)
+    assert len(boxes(img)) == 2
+
+
 def test_seven_with_detached_crossbar_and_one_with_flag():
     img = canvas()
     draw_7(img, 100, 100, 250)

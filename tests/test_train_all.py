@@ -1,6 +1,7 @@
 """train_all.py end to end on data the test makes (and on real MNIST when it is here), plus its CLI errors."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -26,7 +27,8 @@ def _check_outputs(models_dir: Path, plots_dir: Path, names, n_test):
 
     metrics = json.loads((models_dir / "metrics.json").read_text())
     assert metrics["split"]["train"] == metrics["split"]["val"] == n_test
-    assert {"tensorflow", "keras", "numpy"} <= set(metrics["versions"])
+    assert {"tensorflow", "keras", "numpy", "cpu"} <= set(metrics["versions"])
+    assert f"{os.cpu_count()} cores" in metrics["versions"]["cpu"]
     x = np.random.default_rng(0).random((3, 28, 28, 1), dtype=np.float32)
     for name in names:
         m = metrics["models"][name]

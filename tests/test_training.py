@@ -77,3 +77,22 @@ def test_redrawn_digits_are_mnist_normalised():
         assert abs((img * ys).sum() / img.sum() - 14) < 1.5 and abs((img * xs).sum() / img.sum() - 14) < 1.5
     with pytest.raises(ValueError, match="28, 28"):
         renormalize_mnist(np.zeros((3, 32, 32)))
+
+
+def test_redrawn_bold_nine_keeps_its_loop():
+    """A bold 9 whose loop is nearly filled (interior at 60% of the peak) must not become a 7 in training."""
+    import cv2
+
+    from recognizer.normalize import renormalize_mnist
+
+    nine = np.zeros((28, 28), np.uint8)
+    cv2.circle(nine, (14, 9), 5, 150, -1)          # the dim, almost filled inside of the loop
+    cv2.circle(nine, (14, 9), 5, 255, 3)           # bold loop
+    cv2.line(nine, (18, 11), (16, 25), 255, 3)     # stem
+
+    def holes(mask):
+        contours, hierarchy = cv2.findContours(mask.astype(np.uint8), cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
+        return 0 if hierarchy is None else int((hierarchy[0][:, 3] != -1).sum())
+
+    assert holes(cv2.resize(nine, (112, 112), interpolation=cv2.INTER_LINEAR) > 127) == 0  # the old level: a blob
+    assert holes(renormalize_mnist(nine[None])[0, :, :, 0] > 0.3) == 1

@@ -1,0 +1,27 @@
+"""What machine a timing was taken on: figures from different CPUs must not be compared as if they were one."""
+
+from __future__ import annotations
+
+import os
+import platform
+from pathlib import Path
+
+_FEATURES = ("avx2", "avx512f", "avx512_bf16", "amx_tile")
+
+
+def cpu_description() -> str:
+    """e.g. 'AMD EPYC, family 26, 2 cores, avx2 avx512f avx512_bf16' (Linux); platform.processor() elsewhere."""
+    info: dict[str, str] = {}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            info.setdefault(key.strip(), value.strip())
+    except OSError:
+        return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+    flags = set(info.get("flags", "").split())
+    parts = [info.get("model name", platform.machine())]
+    if "cpu family" in info:
+        parts.append(f"family {info['cpu family']}")
+    parts.append(f"{os.cpu_count()} cores")
+    parts.append(" ".join(f for f in _FEATURES if f in flags) or "no avx2")
+    return ", ".join(parts)

@@ -1,0 +1,56 @@
+"""The drawn-digit benchmark script end to end on data and a model the test makes (figures are not checked,
+the plumbing is: which digits are drawn, the JSON it writes, its errors)."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from mnist_fakes import fake_arrays, write_npz
+from test_recognizer_models import tiny_model
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _bench_drawn():
+    spec = importlib.util.spec_from_file_location("bench_drawn", ROOT / "benchmarks" / "bench_drawn.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    d = tmp_path_factory.mktemp("bench")
+    arrays = fake_arrays(n_test=50)
+    arrays["x_train"][:] = 0          # every training digit a thick vertical bar, like a "1"
+    arrays["x_train"][:, 4:24, 12:16] = 255
+    arrays["x_test"][:] = 0           # blank test digits: nothing to read there
+    models = d / "models"
+    models.mkdir()
+    tiny_model(0).save(models / "cnn.keras")
+    return write_npz(d / "mnist.npz", arrays), models, d
+
+
+@pytest.mark.parametrize("split", ["test", "val"])
+def test_bench_drawn_draws_the_digits_of_the_chosen_split(setup, split, capsys):
+    npz, models, d = setup
+    out = d / f"drawn_{split}.json"
+    rc = _bench_drawn().main(["--split", split, "--data", str(npz), "--models-dir", str(models), "--n", "6",
+                              "--numbers", "2", "--timing-runs", "2", "--out", str(out)])
+    assert rc == 0
+    res = json.loads(out.read_text())
+    assert res["split"] == split and res["n_single"] == 6 and set(res["models"]) == {"cnn"}
+    row = res["models"]["cnn"]
+    assert f"mnist_{split}_accuracy" in row and 0.0 <= row["drawn_single_accuracy"] <= 1.0
+    if split == "test":   # blank test digits: no digit is found on any canvas
+        assert res["segmentation_single_ok"] == 0.0 and "(validation split)" not in res["data"]
+    else:                 # the validation digits (12,000 of the training images) are bars: one digit each
+        assert res["segmentation_single_ok"] == 1.0 and res["data"].endswith("(validation split)")
+    assert f"MNIST {split} digits" in capsys.readouterr().out
+
+
+def test_bench_drawn_without_models_says_how_to_train(tmp_path, capsys):
+    assert _bench_drawn().main(["--models-dir", str(tmp_path)]) == 1
+    assert "python train_all.py" in capsys.readouterr().err
