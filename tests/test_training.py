@@ -23,6 +23,15 @@ def test_seed_preset_is_the_reference_recipe_for_all_three():
         training.recipe_for("fastest", "cnn")
 
 
+def test_best_preset_is_what_the_readme_describes_for_every_model():
+    """AdamW, one-cycle, label smoothing, augmentation, CPU-sized batches: a recipe that silently falls back
+    to a Recipe() default (batch 32, lr 1e-4, constant) would train for an hour and lose accuracy."""
+    for name in ("ann", "cnn", "vgg16"):
+        r = training.recipe_for("best", name)
+        assert r.schedule == "onecycle" and r.weight_decay > 0 and r.label_smoothing > 0, name
+        assert r.augment is not None and r.batch_size >= 64 and r.learning_rate >= 1e-3, name
+
+
 def test_onecycle_warms_up_to_the_peak_then_decays():
     r = training.Recipe(epochs=10, learning_rate=1e-2, schedule="onecycle", warmup_fraction=0.1)
     lr = training.learning_rate_schedule(r, steps_per_epoch=100)
