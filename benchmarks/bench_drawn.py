@@ -107,7 +107,8 @@ def main(argv=None) -> int:
     rng = np.random.default_rng(args.seed + 7)
     # the timing canvas is a GUI-sized 640x480 canvas with 10 digits on it (drawn smaller to fit)
     canvas10, _ = number_canvas([x[i] for i in rng.choice(len(x), 10, replace=False)], rng, fit="shrink")
-    results = {"data": source, "split": args.split, "n_single": args.n, "n_numbers": args.numbers, "seed": args.seed, "fit": args.fit,
+    results = {"data": source, "split": args.split, "n_single": args.n, "n_numbers": args.numbers,
+               "seed": args.seed, "fit": args.fit,
                "ten_digit_canvas_size": [int(canvas10.shape[1]), int(canvas10.shape[0])],
                "segmentation_single_ok": seg_single / max(args.n, 1),
                "segmentation_numbers_ok": seg_number / max(args.numbers, 1), "models": {}}

@@ -11,7 +11,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .mnist_ink import ink_mask
+from .mnist_ink import UPSCALE, ink_mask
 
 WORK = 72          # long side of the skeleton at working resolution
 PEN = 9            # brush diameter at working resolution -> ~2.7 px stroke in the 20 px box (MNIST median)
@@ -94,7 +94,7 @@ def normalize_batch(crops) -> np.ndarray:
     return batch
 
 
-def renormalize_mnist(images: np.ndarray, upscale: int = 4) -> np.ndarray:
+def renormalize_mnist(images: np.ndarray, upscale: int = UPSCALE) -> np.ndarray:
     """What the recognizer makes of MNIST digits: (N, 28, 28[, 1]) uint8 or [0, 1] floats -> (N, 28, 28, 1).
 
     Training on these (beside the originals) shows the models the exact distribution they get at inference:
