@@ -14,6 +14,7 @@ import logging
 import os
 import platform
 import sys
+import time
 from pathlib import Path
 
 import digitcore  # noqa: E402,F401  TensorFlow settings (oneDNN, quiet start-up) before anything loads it
@@ -51,6 +52,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--plots-dir", type=Path, default=Path("plots"), help="where plots and reports go")
     p.add_argument("--vgg-weights", metavar="PATH",
                    help="start VGG16 from ImageNet weights: 'imagenet' (download) or a Keras VGG16 notop weights file")
+    p.add_argument("--precision", choices=("auto", "float32", "bfloat16"), default="auto",
+                   help="training compute precision; 'auto' (default) = bfloat16 on CPUs with native bf16 "
+                   "(AVX512_BF16/AMX), else float32. Weights and saved models are float32 either way")
     p.add_argument("-q", "--quiet", action="store_true", help="no per-epoch progress output")
     args = p.parse_args(argv)
     for flag in ("epochs", "batch_size", "limit"):
@@ -102,14 +106,21 @@ def load_previous(path: Path, preset: str, checksum: str) -> dict:
 
 def train_one(name, args, data, plots_dir: Path, models_dir: Path):
     """Build, train, evaluate and save one model; returns (summary dict, test probabilities)."""
-    from digitcore import atomic, plots, reports, training
+    from digitcore import atomic, machine, plots, reports, training
     from digitcore.evaluation import evaluate_model
 
     recipe = training.recipe_for(args.preset, name, epochs=args.epochs, batch_size=args.batch_size,
                                  learning_rate=args.learning_rate)
-    model = build(name, dict(recipe.model_kwargs), args.vgg_weights if name == "vgg16" else None)
-    log.info("== %s: %s parameters, recipe %s", name, f"{model.count_params():,}", recipe.to_dict())
+    precision = training.resolve_precision(args.precision)
+
+    def rebuild():
+        return build(name, dict(recipe.model_kwargs), args.vgg_weights if name == "vgg16" else None)
+
+    with training.compute_precision(precision):
+        model = rebuild()
+    log.info("== %s: %s parameters, %s, recipe %s", name, f"{model.count_params():,}", precision, recipe.to_dict())
     history, seconds = training.fit(model, data, recipe, seed=args.seed, verbose=0 if args.quiet else None)
+    model = training.as_float32(model, rebuild)  # what is evaluated and saved runs at full precision anywhere
     ev = evaluate_model(model, data.test.x, data.test.y)  # the one and only look at the test split
     atomic.save_model(model, models_dir / f"{name}.keras")
     best_epoch = int(max(range(len(history["val_accuracy"])), key=history["val_accuracy"].__getitem__))
@@ -118,7 +129,8 @@ def train_one(name, args, data, plots_dir: Path, models_dir: Path):
         "val_accuracy": history["val_accuracy"][best_epoch], "train_seconds": round(seconds, 2),
         "epochs": len(history["val_accuracy"]), "best_epoch": best_epoch + 1, "params": int(model.count_params()),
         "ms_per_image": ev.ms_per_image, "per_class": ev.per_class, "confusion": ev.confusion,
-        "history": history, "recipe": recipe.to_dict(),
+        "history": history, "recipe": recipe.to_dict(), "precision": precision,
+        "cpu": machine.cpu_description(),  # models of one metrics.json may come from runs on different machines
     }
     plots.plot_curves(history, name, plots_dir / f"{name}_curves.png")
     plots.plot_confusion(ev.confusion, name, plots_dir / f"{name}_confusion.png")
@@ -168,6 +180,7 @@ def print_table(results: dict, ensemble: dict | None) -> None:
 
 
 def main(argv=None) -> int:
+    started = time.perf_counter()
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from digitcore import atomic, plots, training
@@ -197,6 +210,7 @@ def main(argv=None) -> int:
                 ensemble = metrics["ensemble"] = ensemble_summary(members, data.test.y)
             results = metrics["models"] = {n: results[n] for n in MODEL_NAMES if n in results}  # table order
             metrics["total_train_seconds"] = round(sum(s["train_seconds"] for s in results.values()), 1)
+            metrics["run_seconds"] = round(time.perf_counter() - started, 1)  # this invocation, wall clock
             # after every model: an interrupt loses at most the model in flight
             atomic.write_json(metrics_path, metrics)
             write_comparison(results, args.plots_dir)

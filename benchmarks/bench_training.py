@@ -90,32 +90,32 @@ def main(argv=None) -> int:
     p.add_argument("--preset", default="best", choices=["seed", "best"], help="model options come from this preset")
     p.add_argument("--threads", type=int, help="intra-op threads (default: all cores)")
     p.add_argument("--xla", action="store_true", help="compile the train step with XLA (jit_compile=True)")
-    p.add_argument("--mixed-precision", action="store_true",
-                   help="Keras mixed_bfloat16 policy (bf16 compute; worth it only on CPUs with AVX512_BF16 or AMX)")
+    p.add_argument("--precision", choices=["float32", "bfloat16", "auto"], default="float32",
+                   help="training compute precision (default float32; 'auto' = what train_all.py picks here: "
+                   "bfloat16 on CPUs with AVX512_BF16 or AMX)")
     p.add_argument("--out", type=Path, help="also write the results as JSON here")
     args = p.parse_args(argv)
-    if args.mixed_precision:
-        import keras
-
-        keras.mixed_precision.set_global_policy("mixed_bfloat16")
 
     from digitcore import atomic, machine, training
+
+    args.precision = training.resolve_precision(args.precision)
 
     training.configure_threads(args.threads)
     peak = matmul_gflops()
     print(f"CPU: {machine.cpu_description()}")
-    print(f"fp32 matmul through TensorFlow: {peak:.1f} GFLOP/s ({os.cpu_count()} cores)")
+    print(f"fp32 matmul through TensorFlow: {peak:.1f} GFLOP/s ({os.cpu_count()} cores); training in {args.precision}")
     print(f"{'model':<7}{'batch':>6}{'img/s':>9}{'GFLOP/img':>11}{'GFLOP/s':>9}{'of matmul':>10}")
     rows = []
     for name in args.models:
         for bs in args.batch_sizes:
-            rate, fwd = train_rate(name, bs, args.steps, args.xla, args.preset)
+            with training.compute_precision(args.precision):
+                rate, fwd = train_rate(name, bs, args.steps, args.xla, args.preset)
             achieved = rate * 3 * fwd / 1e9
             rows.append({"model": name, "batch_size": bs, "images_per_s": rate, "train_gflop_per_image": 3 * fwd / 1e9,
                          "gflops": achieved, "fraction_of_matmul": achieved / peak})
             print(f"{name:<7}{bs:>6}{rate:>9.0f}{3 * fwd / 1e9:>11.3f}{achieved:>9.1f}{achieved / peak:>10.0%}")
     if args.out:
-        atomic.write_json(args.out, {"matmul_gflops": peak, "xla": args.xla, "mixed_precision": args.mixed_precision,
+        atomic.write_json(args.out, {"matmul_gflops": peak, "xla": args.xla, "precision": args.precision,
                                      "threads": args.threads, "cpu": machine.cpu_description(), "rows": rows})
     return 0
 

@@ -27,4 +27,5 @@ def add_classifier(model, hidden_units: int, dropout: float, num_classes: int, h
     model.add(layers.Dense(hidden_units, activation="relu", name=hidden_name))
     if dropout:
         model.add(layers.Dropout(dropout, name="dropout"))
-    model.add(layers.Dense(num_classes, activation="softmax", name="probabilities"))
+    # float32 even under a mixed bf16 policy: probabilities near 0 and 1 need more than bf16's 8 bits
+    model.add(layers.Dense(num_classes, activation="softmax", name="probabilities", dtype="float32"))

@@ -25,3 +25,17 @@ def cpu_description() -> str:
     parts.append(f"{os.cpu_count()} cores")
     parts.append(" ".join(f for f in _FEATURES if f in flags) or "no avx2")
     return ", ".join(parts)
+
+
+def has_bf16() -> bool:
+    """True where the CPU computes bfloat16 natively (AVX512_BF16 or AMX): only there does bf16 training pay;
+    elsewhere TensorFlow emulates it and training gets slower."""
+    try:
+        flags = set()
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                flags = set(line.partition(":")[2].split())
+                break
+    except OSError:
+        return False
+    return bool(flags & {"avx512_bf16", "amx_bf16"})

@@ -29,6 +29,7 @@ def _check_outputs(models_dir: Path, plots_dir: Path, names, n_test):
     assert metrics["split"]["train"] == metrics["split"]["val"] == n_test
     assert {"tensorflow", "keras", "numpy", "cpu"} <= set(metrics["versions"])
     assert f"{os.cpu_count()} cores" in metrics["versions"]["cpu"]
+    assert metrics["run_seconds"] >= metrics["total_train_seconds"] > 0  # the whole invocation, wall clock
     x = np.random.default_rng(0).random((3, 28, 28, 1), dtype=np.float32)
     for name in names:
         m = metrics["models"][name]
@@ -39,6 +40,7 @@ def _check_outputs(models_dir: Path, plots_dir: Path, names, n_test):
             recall = np.nan_to_num(np.diag(confusion) / confusion.sum(axis=1))
         np.testing.assert_allclose(m["per_class"]["recall"], recall, atol=1e-9)
         assert m["params"] > 0 and m["train_seconds"] > 0 and m["ms_per_image"] > 0 and m["epochs"] >= 1
+        assert m["cpu"] == metrics["versions"]["cpu"] and m["precision"] in ("float32", "bfloat16")
         model = keras.saving.load_model(models_dir / f"{name}.keras", compile=False)
         p = np.asarray(model(x))
         assert p.shape == (3, 10)
@@ -68,11 +70,14 @@ def test_end_to_end_on_fake_data_learns_and_writes_everything(tmp_path, fake_npz
     assert list(metrics["models"]) == ["ann", "cnn"]  # tables list the models in one order, whatever --models says
     assert metrics["models"]["ann"]["recipe"]["learning_rate"] == 3e-3  # the override reached the recipe
     # Retraining one model keeps the other's entry (same preset, same split).
+    # (trained in bfloat16 this time: what is saved must still be a float32 model)
     rc = train_all.main(["--models", "ann", "--preset", "seed", "--epochs", "1", "--limit", "400",
-                         "--data", str(fake_npz), "--models-dir", str(out_m), "--plots-dir", str(out_p), "-q"])
+                         "--precision", "bfloat16", "--data", str(fake_npz), "--models-dir", str(out_m),
+                         "--plots-dir", str(out_p), "-q"])
     assert rc == 0
     again = json.loads((out_m / "metrics.json").read_text())
     assert set(again["models"]) == {"ann", "cnn"} and again["models"]["ann"]["epochs"] == 1
+    assert again["models"]["ann"]["precision"] == "bfloat16"
     # ...and the ensemble still averages both: the kept CNN is read back from its saved file.
     assert again["ensemble"]["members"] == ["ann", "cnn"]
     import keras
@@ -83,6 +88,8 @@ def test_end_to_end_on_fake_data_learns_and_writes_everything(tmp_path, fake_npz
     mean = np.mean([keras.saving.load_model(out_m / f"{n}.keras", compile=False).predict(test.x, verbose=0)
                     for n in ("ann", "cnn")], axis=0)
     assert again["ensemble"]["test_accuracy"] == pytest.approx(np.mean(mean.argmax(1) == test.y))
+    saved_ann = keras.saving.load_model(out_m / "ann.keras", compile=False)
+    assert {layer.compute_dtype for layer in saved_ann.layers} == {"float32"}
 
 
 @pytest.mark.skipif(not REAL_MNIST.exists(), reason=f"real MNIST not found at {REAL_MNIST}")

@@ -7,6 +7,12 @@ from digitcore import training
 from digitcore.training import Augment
 
 
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    from digitcore.data import load
+    from mnist_fakes import fake_arrays, write_npz
+
+    return load(str(write_npz(tmp_path_factory.mktemp("fake") / "mnist.npz", fake_arrays(n_test=200))), limit=200)
 def _digits(n=16):
     x = np.zeros((n, 28, 28, 1), np.float32)
     x[:, 8:20, 12:16] = 1.0  # an upright bar: a "1"
@@ -105,3 +111,60 @@ def test_redrawn_bold_nine_keeps_its_loop():
 
     assert holes(cv2.resize(nine, (112, 112), interpolation=cv2.INTER_LINEAR) > 127) == 0  # the old level: a blob
     assert holes(renormalize_mnist(nine[None])[0, :, :, 0] > 0.3) == 1
+
+
+def test_auto_precision_is_bfloat16_only_where_the_cpu_has_it(monkeypatch):
+    from digitcore import machine
+
+    monkeypatch.setattr(machine, "has_bf16", lambda: True)
+    assert training.resolve_precision("auto") == "bfloat16"
+    monkeypatch.setattr(machine, "has_bf16", lambda: False)
+    assert training.resolve_precision("auto") == "float32"
+    assert training.resolve_precision("bfloat16") == "bfloat16"  # an explicit choice is kept
+    with pytest.raises(ValueError, match="float32"):
+        training.resolve_precision("fp8")
+
+
+def test_bfloat16_model_gets_a_float32_twin_with_the_same_weights(tmp_path):
+    """bf16 is for training speed only: what is evaluated and saved must compute in float32 everywhere."""
+    import keras
+
+    from cnn import build_model
+
+    def small():
+        return build_model(filters=(4, 8, 8), dense_units=16)
+
+    with training.compute_precision("bfloat16"):
+        mixed = small()
+    assert keras.config.dtype_policy().name == "float32"  # the global policy is restored
+    assert mixed.get_layer("block1_conv1").compute_dtype == "bfloat16"
+    assert mixed.get_layer("probabilities").compute_dtype == "float32"  # softmax stays float32 for the loss
+    x = np.random.default_rng(0).random((8, 28, 28, 1), dtype=np.float32)
+    twin = training.as_float32(mixed, small)
+    assert {layer.compute_dtype for layer in twin.layers} == {"float32"}
+    for a, b in zip(twin.get_weights(), mixed.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    p_twin, p_mixed = twin.predict(x, verbose=0), mixed.predict(x, verbose=0)
+    assert np.abs(p_twin - p_mixed).max() < 0.05  # same function, up to bf16 rounding
+    assert np.abs(p_twin - p_mixed).max() > 0  # ...and really computed at another precision
+    path = tmp_path / "m.keras"
+    twin.save(path)
+    loaded = keras.saving.load_model(path, compile=False)
+    assert {layer.compute_dtype for layer in loaded.layers} == {"float32"}
+    assert training.as_float32(twin, small) is twin  # float32 models are passed through
+    with pytest.raises(ValueError, match="different architecture"):
+        training.as_float32(mixed, lambda: build_model(filters=(4, 8, 16), dense_units=16))
+
+
+def test_fit_really_feeds_the_augmented_copies(tiny_data, monkeypatch):
+    """With redraw share 1 and blank "redrawn" copies, training sees only blank images: train accuracy stays at
+    chance. (A pipeline that dropped the augmentation would learn the easy fake digits.)"""
+    from cnn import build_model
+
+    monkeypatch.setattr(training, "redrawn", lambda x: np.zeros_like(x))
+    recipe = training.Recipe(epochs=3, batch_size=32, learning_rate=3e-3, augment=Augment(redraw=1.0))
+    history, _ = training.fit(build_model(filters=(4, 8, 8), dense_units=16), tiny_data, recipe, verbose=0)
+    assert history["accuracy"][-1] < 0.3
+    recipe = training.Recipe(epochs=3, batch_size=32, learning_rate=3e-3, augment=Augment(redraw=0.0))
+    history, _ = training.fit(build_model(filters=(4, 8, 8), dense_units=16), tiny_data, recipe, verbose=0)
+    assert history["accuracy"][-1] > 0.45  # the same recipe on the real digits learns them (chance: 0.1)
