@@ -52,9 +52,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--plots-dir", type=Path, default=Path("plots"), help="where plots and reports go")
     p.add_argument("--vgg-weights", metavar="PATH",
                    help="start VGG16 from ImageNet weights: 'imagenet' (download) or a Keras VGG16 notop weights file")
-    p.add_argument("--precision", choices=("auto", "float32", "bfloat16"), default="auto",
-                   help="training compute precision; 'auto' (default) = bfloat16 on CPUs with native bf16 "
-                   "(AVX512_BF16/AMX), else float32. Weights and saved models are float32 either way")
+    p.add_argument("--precision", choices=("auto", "float32", "bfloat16"),
+                   help="training compute precision; 'auto' = bfloat16 on CPUs with native bf16 (AVX512_BF16/AMX), "
+                   "else float32 (default: auto for 'best', float32 for 'seed', as the reference study trained). "
+                   "Weights and saved models are float32 either way")
     p.add_argument("-q", "--quiet", action="store_true", help="no per-epoch progress output")
     args = p.parse_args(argv)
     for flag in ("epochs", "batch_size", "limit"):
@@ -64,6 +65,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     if args.learning_rate is not None and not args.learning_rate > 0:
         p.error(f"--learning-rate must be positive, got {args.learning_rate}")
     args.models = list(dict.fromkeys(args.models))  # keep order, drop repeats
+    if args.precision is None:
+        args.precision = "float32" if args.preset == "seed" else "auto"
     return args
 
 

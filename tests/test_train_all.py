@@ -69,6 +69,7 @@ def test_end_to_end_on_fake_data_learns_and_writes_everything(tmp_path, fake_npz
     assert metrics["ensemble"]["members"] == ["ann", "cnn"]
     assert list(metrics["models"]) == ["ann", "cnn"]  # tables list the models in one order, whatever --models says
     assert metrics["models"]["ann"]["recipe"]["learning_rate"] == 3e-3  # the override reached the recipe
+    assert metrics["models"]["ann"]["precision"] == "float32"  # 'seed' reproduces the study: float32 everywhere
     # Retraining one model keeps the other's entry (same preset, same split).
     # (trained in bfloat16 this time: what is saved must still be a float32 model)
     rc = train_all.main(["--models", "ann", "--preset", "seed", "--epochs", "1", "--limit", "400",
