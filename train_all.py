@@ -19,6 +19,8 @@ from pathlib import Path
 
 import digitcore  # noqa: E402,F401  TensorFlow settings (oneDNN, quiet start-up) before anything loads it
 
+from digitcore.training import PRECISIONS  # noqa: E402  (NumPy only; TensorFlow loads later)
+
 MODEL_NAMES = ("ann", "cnn", "vgg16")
 REFERENCE = {"ann": 0.954, "cnn": 0.9878, "vgg16": 0.9907}  # published test accuracies of the reference study
 log = logging.getLogger("train_all")
@@ -52,7 +54,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--plots-dir", type=Path, default=Path("plots"), help="where plots and reports go")
     p.add_argument("--vgg-weights", metavar="PATH",
                    help="start VGG16 from ImageNet weights: 'imagenet' (download) or a Keras VGG16 notop weights file")
-    p.add_argument("--precision", choices=("auto", "float32", "bfloat16"),
+    p.add_argument("--precision", choices=PRECISIONS,
                    help="training compute precision; 'auto' = bfloat16 on CPUs with native bf16 (AVX512_BF16/AMX), "
                    "else float32 (default: auto for 'best', float32 for 'seed', as the reference study trained). "
                    "Weights and saved models are float32 either way")

@@ -20,6 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import digitcore  # noqa: E402,F401  TensorFlow settings (oneDNN) before TensorFlow loads
+from digitcore.training import PRECISIONS  # noqa: E402
 
 
 def forward_flops(model) -> int:
@@ -90,7 +91,7 @@ def main(argv=None) -> int:
     p.add_argument("--preset", default="best", choices=["seed", "best"], help="model options come from this preset")
     p.add_argument("--threads", type=int, help="intra-op threads (default: all cores)")
     p.add_argument("--xla", action="store_true", help="compile the train step with XLA (jit_compile=True)")
-    p.add_argument("--precision", choices=["float32", "bfloat16", "auto"], default="float32",
+    p.add_argument("--precision", choices=PRECISIONS, default="float32",
                    help="training compute precision (default float32; 'auto' = what train_all.py picks here: "
                    "bfloat16 on CPUs with AVX512_BF16 or AMX)")
     p.add_argument("--out", type=Path, help="also write the results as JSON here")

@@ -9,14 +9,22 @@ from pathlib import Path
 _FEATURES = ("avx2", "avx512f", "avx512_bf16", "amx_tile")
 
 
-def cpu_description() -> str:
-    """e.g. 'AMD EPYC, family 26, 2 cores, avx2 avx512f avx512_bf16' (Linux); platform.processor() elsewhere."""
+def _cpuinfo() -> dict[str, str] | None:
+    """First value of each /proc/cpuinfo key (Linux), or None where there is no such file."""
     info: dict[str, str] = {}
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             key, _, value = line.partition(":")
             info.setdefault(key.strip(), value.strip())
     except OSError:
+        return None
+    return info
+
+
+def cpu_description() -> str:
+    """e.g. 'AMD EPYC, family 26, 2 cores, avx2 avx512f avx512_bf16' (Linux); platform.processor() elsewhere."""
+    info = _cpuinfo()
+    if info is None:
         return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
     flags = set(info.get("flags", "").split())
     parts = [info.get("model name", platform.machine())]
@@ -30,12 +38,5 @@ def cpu_description() -> str:
 def has_bf16() -> bool:
     """True where the CPU computes bfloat16 natively (AVX512_BF16 or AMX): only there does bf16 training pay;
     elsewhere TensorFlow emulates it and training gets slower."""
-    try:
-        flags = set()
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                flags = set(line.partition(":")[2].split())
-                break
-    except OSError:
-        return False
+    flags = set((_cpuinfo() or {}).get("flags", "").split())
     return bool(flags & {"avx512_bf16", "amx_bf16"})
