@@ -2,8 +2,9 @@
 """Drawn-digit benchmark: how well do the models read MNIST *test* digits redrawn like canvas drawings?
 
 Per model it prints: accuracy on single drawn digits, exact-string accuracy on drawn numbers (3-8 digits
-on one line), the model's accuracy on the same plain MNIST digits for comparison, and the median warm time
-of Recognizer.read on a canvas with 10 digits. Results also go to --out as JSON (written atomically).
+on one line) and the accuracy per digit inside those numbers, the model's accuracy on the same MNIST digits
+plain and after the skeleton-and-redraw alone (no canvas: what the stroke redraw itself costs, a ceiling
+for the drawn figures), and the median warm time of Recognizer.read on a canvas with 10 digits. Results also go to --out as JSON (written atomically).
 The reported figures use the test digits; choices (which model to keep, which recipe) use `--split val`,
 the validation digits of the shared 48,000/12,000 split, so that the test set is never used to choose.
 """
@@ -48,11 +49,13 @@ def load_digits(path, split: str = "test"):
 
 
 def mnist_accuracy(store, name, x, y, batch=1000) -> float:
+    """Accuracy on (N, 28, 28) uint8 digits or (N, 28, 28, 1) float batches in [0, 1]."""
     correct = 0
     for i in range(0, len(x), batch):
-        p = store.predict(name, x[i:i + batch, :, :, None].astype(np.float32) / 255.0)
-        correct += int((p.argmax(1) == y[i:i + batch]).sum())
-    return correct / len(x)
+        b = x[i:i + batch]
+        b = b[..., None].astype(np.float32) / 255.0 if b.ndim == 3 else b
+        correct += int((store.predict(name, b).argmax(1) == y[i:i + batch]).sum())
+    return correct / max(len(x), 1)
 
 
 def main(argv=None) -> int:
@@ -87,7 +90,8 @@ def main(argv=None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     rec = Recognizer(store)
-    res = {n: {"single_correct": 0, "number_correct": 0} for n in names}
+    res = {n: {"single_correct": 0, "number_correct": 0, "number_digits_correct": 0} for n in names}
+    number_digits = 0  # digits of the numbers whose digit count came out right
     seg_single = seg_number = 0
 
     t0 = time.perf_counter()
@@ -99,9 +103,13 @@ def main(argv=None) -> int:
             res[n]["single_correct"] += len(r.digits) == 1 and r.digits[0].digit == label
     for canvas, label in drawn_numbers(x, y, args.numbers, seed=args.seed, fit=args.fit):
         out = rec.read_models(canvas, names)
-        seg_number += len(next(iter(out.values())).digits) == len(label)
+        counted_right = len(next(iter(out.values())).digits) == len(label)
+        seg_number += counted_right
+        number_digits += len(label) if counted_right else 0
         for n, r in out.items():
-            res[n]["number_correct"] += "".join(str(d.digit) for d in r.digits) == label
+            text = "".join(str(d.digit) for d in r.digits)
+            res[n]["number_correct"] += text == label
+            res[n]["number_digits_correct"] += sum(a == b for a, b in zip(text, label)) if counted_right else 0
     log_s = time.perf_counter() - t0
 
     rng = np.random.default_rng(args.seed + 7)
@@ -116,20 +124,26 @@ def main(argv=None) -> int:
           f"(MNIST {args.split} digits, seed {args.seed}, fit={args.fit}); reading took {log_s:.0f} s")
     print(f"segmentation: right digit count on {100 * results['segmentation_single_ok']:.1f}% of singles, "
           f"{100 * results['segmentation_numbers_ok']:.1f}% of numbers")
-    print(f"{'model':<9} {'drawn single':>12} {'numbers exact':>13} {'MNIST ' + args.split:>10} {'10-digit ms':>11}")
+    from recognizer.normalize import renormalize_mnist
+
+    redrawn = renormalize_mnist(x)  # the skeleton-and-redraw alone, as the recognizer normalises it
+    print(f"{'model':<9} {'drawn single':>12} {'numbers exact':>13} {'per digit':>9} {'MNIST ' + args.split:>10} "
+          f"{'redrawn':>8} {'10-digit ms':>11}")
     for n in names:
         for _ in range(3):
             rec.read(canvas10, model=n)
         times = [rec.read(canvas10, model=n).ms for _ in range(args.timing_runs)]
         found = len(rec.read(canvas10, model=n).digits)
-        acc_mnist = mnist_accuracy(store, n, x, y)
         r = {"drawn_single_accuracy": res[n]["single_correct"] / max(args.n, 1),
              "numbers_exact_accuracy": res[n]["number_correct"] / max(args.numbers, 1),
-             f"mnist_{args.split}_accuracy": acc_mnist, "ten_digit_canvas_median_ms": statistics.median(times),
-             "ten_digit_canvas_digits_found": found}
+             "numbers_digit_accuracy": res[n]["number_digits_correct"] / max(number_digits, 1),
+             f"mnist_{args.split}_accuracy": mnist_accuracy(store, n, x, y),
+             f"mnist_{args.split}_redrawn_accuracy": mnist_accuracy(store, n, redrawn, y),
+             "ten_digit_canvas_median_ms": statistics.median(times), "ten_digit_canvas_digits_found": found}
         results["models"][n] = r
         print(f"{n:<9} {100 * r['drawn_single_accuracy']:>11.2f}% {100 * r['numbers_exact_accuracy']:>12.2f}% "
-              f"{100 * acc_mnist:>9.2f}% {r['ten_digit_canvas_median_ms']:>11.1f}")
+              f"{100 * r['numbers_digit_accuracy']:>8.2f}% {100 * r[f'mnist_{args.split}_accuracy']:>9.2f}% "
+              f"{100 * r[f'mnist_{args.split}_redrawn_accuracy']:>7.2f}% {r['ten_digit_canvas_median_ms']:>11.1f}")
     if args.out:
         from digitcore.atomic import write_json
 

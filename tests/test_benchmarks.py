@@ -46,11 +46,39 @@ def test_bench_drawn_draws_the_digits_of_the_chosen_split(setup, split, capsys):
     assert f"mnist_{split}_accuracy" in row and 0.0 <= row["drawn_single_accuracy"] <= 1.0
     if split == "test":   # blank test digits: no digit is found on any canvas
         assert res["segmentation_single_ok"] == 0.0 and "(validation split)" not in res["data"]
+        assert row["numbers_digit_accuracy"] == 0.0  # no number had its digits counted right
     else:                 # the validation digits (12,000 of the training images) are bars: one digit each
         assert res["segmentation_single_ok"] == 1.0 and res["data"].endswith("(validation split)")
+        assert 0.0 <= row["mnist_val_redrawn_accuracy"] <= 1.0 and 0.0 <= row["numbers_digit_accuracy"] <= 1.0
     assert f"MNIST {split} digits" in capsys.readouterr().out
 
 
 def test_bench_drawn_without_models_says_how_to_train(tmp_path, capsys):
     assert _bench_drawn().main(["--models-dir", str(tmp_path)]) == 1
     assert "python train_all.py" in capsys.readouterr().err
+
+
+def test_bench_drawn_scores_plain_redrawn_and_number_digits_alike(setup, tmp_path):
+    """A model that always answers 3 is right on exactly the 3s, however the digits were drawn: its plain,
+    redrawn and per-digit figures are each the share of 3s among the digits they score."""
+    import keras
+    import numpy as np
+
+    npz, _, _ = setup
+    inp = keras.Input((28, 28, 1))
+    out = keras.layers.Dense(10, activation="softmax", kernel_initializer="zeros",
+                             bias_initializer=keras.initializers.Constant(np.eye(10)[3] * 9))(keras.layers.Flatten()(inp))
+    models = tmp_path / "models"
+    models.mkdir()
+    keras.Model(inp, out).save(models / "cnn.keras")
+    bench = _bench_drawn()
+    rc = bench.main(["--split", "val", "--data", str(npz), "--models-dir", str(models), "--n", "6", "--numbers", "4",
+                     "--timing-runs", "1", "--out", str(tmp_path / "r.json")])
+    assert rc == 0
+    row = json.loads((tmp_path / "r.json").read_text())["models"]["cnn"]
+    _, y, _ = bench.load_digits(npz, "val")
+    share = float(np.mean(y == 3))
+    assert 0.0 < share < 1.0
+    assert row["mnist_val_accuracy"] == pytest.approx(share) and row["mnist_val_redrawn_accuracy"] == pytest.approx(share)
+    digits = "".join(label for _, label in bench.drawn_numbers(*bench.load_digits(npz, "val")[:2], 4, seed=0))
+    assert row["numbers_digit_accuracy"] == pytest.approx(digits.count("3") / len(digits))
