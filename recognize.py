@@ -33,7 +33,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("paths", nargs="+", metavar="PATH", help="image files, or folders (every PNG/JPEG/BMP inside)")
     p.add_argument("--model", choices=MODEL_NAMES, default=None,
-                   help="model to use (default: the most accurate one available)")
+                   help="model to use (default: the most accurate one available; on a tie the faster one)")
     p.add_argument("--json", action="store_true", help="print one JSON object per image per line")
     p.add_argument("--threshold", type=float, default=0.5,
                    help="digits with a lower confidence are shown as '?' (default 0.5)")

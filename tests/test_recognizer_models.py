@@ -107,6 +107,11 @@ def test_default_name_uses_metrics(three_models, tmp_path):
     assert store.status()["ensemble"] == "missing"
     (d / "cnn.keras").write_bytes((three_models / "cnn.keras").read_bytes())
     assert store.default_name() == "ensemble"
+    # a tie goes to the model that loads and reads faster: the CNN rather than all three
+    metrics = json.loads((d / "metrics.json").read_text())
+    metrics["ensemble"]["test_accuracy"] = 0.999
+    (d / "metrics.json").write_text(json.dumps(metrics))
+    assert store.default_name() == "cnn"
 
 
 def test_wrong_arrays_and_files(tmp_path):
