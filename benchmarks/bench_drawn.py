@@ -4,9 +4,10 @@
 Per model it prints: accuracy on single drawn digits, exact-string accuracy on drawn numbers (3-8 digits
 on one line) and the accuracy per digit inside those numbers, the model's accuracy on the same MNIST digits
 plain and after the skeleton-and-redraw alone (no canvas: what the stroke redraw itself costs, a ceiling
-for the drawn figures), and the median warm time of Recognizer.read on a canvas with 10 digits. Results also go to --out as JSON (written atomically).
-The reported figures use the test digits; choices (which model to keep, which recipe) use `--split val`,
-the validation digits of the shared 48,000/12,000 split, so that the test set is never used to choose.
+for the drawn figures), and the median warm time of Recognizer.read on a canvas with 10 digits. Results
+also go to --out as JSON (written atomically). The reported figures use the test digits; choices (which
+model to keep, which recipe) use `--split val`, the validation digits of the shared 48,000/12,000 split, so
+that the test set is never used to choose.
 """
 
 from __future__ import annotations
