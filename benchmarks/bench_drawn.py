@@ -27,6 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 from recognizer import MODEL_NAMES, ModelStore, Recognizer, RecognizerError  # noqa: E402
 from recognizer.drawn import drawn_numbers, drawn_singles, number_canvas  # noqa: E402
+from recognizer.normalize import renormalize_mnist  # noqa: E402
 
 SHARED_MNIST = ROOT.parent / "shared/data/mnist/mnist.npz"
 EPILOG = """examples:
@@ -125,8 +126,6 @@ def main(argv=None) -> int:
           f"(MNIST {args.split} digits, seed {args.seed}, fit={args.fit}); reading took {log_s:.0f} s")
     print(f"segmentation: right digit count on {100 * results['segmentation_single_ok']:.1f}% of singles, "
           f"{100 * results['segmentation_numbers_ok']:.1f}% of numbers")
-    from recognizer.normalize import renormalize_mnist
-
     redrawn = renormalize_mnist(x)  # the skeleton-and-redraw alone, as the recognizer normalises it
     print(f"{'model':<9} {'drawn single':>12} {'numbers exact':>13} {'per digit':>9} {'MNIST ' + args.split:>10} "
           f"{'redrawn':>8} {'10-digit ms':>11}")

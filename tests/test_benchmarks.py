@@ -76,9 +76,9 @@ def test_bench_drawn_scores_plain_redrawn_and_number_digits_alike(setup, tmp_pat
                      "--timing-runs", "1", "--out", str(tmp_path / "r.json")])
     assert rc == 0
     row = json.loads((tmp_path / "r.json").read_text())["models"]["cnn"]
-    _, y, _ = bench.load_digits(npz, "val")
+    x, y, _ = bench.load_digits(npz, "val")
     share = float(np.mean(y == 3))
     assert 0.0 < share < 1.0
     assert row["mnist_val_accuracy"] == pytest.approx(share) and row["mnist_val_redrawn_accuracy"] == pytest.approx(share)
-    digits = "".join(label for _, label in bench.drawn_numbers(*bench.load_digits(npz, "val")[:2], 4, seed=0))
+    digits = "".join(label for _, label in bench.drawn_numbers(x, y, 4, seed=0))
     assert row["numbers_digit_accuracy"] == pytest.approx(digits.count("3") / len(digits))
