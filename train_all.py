@@ -121,11 +121,11 @@ def train_one(name, args, data, plots_dir: Path, models_dir: Path):
     def rebuild():
         return build(name, dict(recipe.model_kwargs), args.vgg_weights if name == "vgg16" else None)
 
-    with training.compute_precision(precision):
+    with training.fast_build(precision):
         model = rebuild()
     log.info("== %s: %s parameters, %s, recipe %s", name, f"{model.count_params():,}", precision, recipe.to_dict())
     history, seconds = training.fit(model, data, recipe, seed=args.seed, verbose=0 if args.quiet else None)
-    model = training.as_float32(model, rebuild)  # what is evaluated and saved runs at full precision anywhere
+    model = training.portable_twin(model, rebuild)  # what is evaluated and saved runs at full precision anywhere
     ev = evaluate_model(model, data.test.x, data.test.y)  # the one and only look at the test split
     atomic.save_model(model, models_dir / f"{name}.keras")
     best_epoch = int(max(range(len(history["val_accuracy"])), key=history["val_accuracy"].__getitem__))

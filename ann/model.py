@@ -8,6 +8,8 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from digitcore import fused_bn
+
 
 def build_model(
     hidden_units: tuple[int, ...] = (512, 128),
@@ -28,9 +30,10 @@ def build_model(
     for i, units in enumerate(hidden_units, start=1):
         model.add(layers.Dense(int(units), use_bias=not batch_norm, name=f"dense{i}"))
         if batch_norm:
-            model.add(layers.BatchNormalization(name=f"bn{i}"))
+            model.add(fused_bn.batch_norm(f"bn{i}"))
         model.add(layers.Activation("relu", name=f"relu{i}"))
         if dropout:
             model.add(layers.Dropout(dropout, name=f"dropout{i}"))
-    model.add(layers.Dense(num_classes, activation="softmax", name="probabilities"))
+    # float32 even under a mixed bf16 policy: probabilities near 0 and 1 need more than bf16's 8 bits
+    model.add(layers.Dense(num_classes, activation="softmax", name="probabilities", dtype="float32"))
     return model

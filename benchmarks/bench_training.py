@@ -109,7 +109,7 @@ def main(argv=None) -> int:
     rows = []
     for name in args.models:
         for bs in args.batch_sizes:
-            with training.compute_precision(args.precision):
+            with training.fast_build(args.precision):
                 rate, fwd = train_rate(name, bs, args.steps, args.xla, args.preset)
             achieved = rate * 3 * fwd / 1e9
             rows.append({"model": name, "batch_size": bs, "images_per_s": rate, "train_gflop_per_image": 3 * fwd / 1e9,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from keras import layers
 
+from digitcore import fused_bn
+
 
 def add_conv_block(model, block: int, widths, batch_norm: bool = True) -> None:
     """3x3 'same' convolutions (each: conv [-> batch norm] -> ReLU), then 2x2 max pooling.
@@ -14,7 +16,7 @@ def add_conv_block(model, block: int, widths, batch_norm: bool = True) -> None:
         name = f"block{block}_conv{c}"
         if batch_norm:
             model.add(layers.Conv2D(int(width), 3, padding="same", use_bias=False, name=name))
-            model.add(layers.BatchNormalization(name=f"block{block}_bn{c}"))
+            model.add(fused_bn.batch_norm(f"block{block}_bn{c}"))
             model.add(layers.Activation("relu", name=f"block{block}_relu{c}"))
         else:
             model.add(layers.Conv2D(int(width), 3, padding="same", activation="relu", name=name))

@@ -111,25 +111,37 @@ def resolve_precision(choice: str = "auto") -> str:
 
 
 @contextlib.contextmanager
-def compute_precision(precision: str):
-    """Models built inside compute in `precision`; weights stay float32 (Keras' 'mixed_bfloat16' policy)."""
-    import keras
+def fast_build(precision: str):
+    """Models built inside train fast here: they compute in `precision` (weights stay float32, Keras'
+    'mixed_bfloat16' policy) and batch-normalise through TensorFlow's fused kernel (digitcore.fused_bn)."""
+    from digitcore import fused_bn
 
     policy = {"float32": "float32", "bfloat16": "mixed_bfloat16"}[resolve_precision(precision)]
+    with _dtype_policy(policy), fused_bn.enabled():
+        yield
+
+
+@contextlib.contextmanager
+def _dtype_policy(name: str):
+    import keras
+
     previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(policy)
+    keras.config.set_dtype_policy(name)
     try:
         yield
     finally:
         keras.config.set_dtype_policy(previous)
 
 
-def as_float32(model, rebuild):
-    """A float32 twin of a mixed-precision model (same weights), so that saved models run anywhere at full
-    precision; `rebuild()` must build the same architecture. Float32 models are returned unchanged."""
-    if model.dtype_policy.compute_dtype == "float32":
+def portable_twin(model, rebuild):
+    """A plain float32 Keras twin of a model from `fast_build` (same weights), so that what is evaluated and
+    saved runs anywhere at full precision; `rebuild()` must build the same architecture. Models that are
+    already plain float32 are returned unchanged."""
+    from digitcore import fused_bn
+
+    if model.dtype_policy.compute_dtype == "float32" and not fused_bn.has_fused_layers(model):
         return model
-    with compute_precision("float32"):
+    with _dtype_policy("float32"):
         twin = rebuild()
     if [w.shape for w in twin.weights] != [w.shape for w in model.weights]:
         raise ValueError(f"rebuild() made a different architecture than {model.name!r}; cannot copy weights.")

@@ -125,23 +125,27 @@ def test_auto_precision_is_bfloat16_only_where_the_cpu_has_it(monkeypatch):
         training.resolve_precision("fp8")
 
 
-def test_bfloat16_model_gets_a_float32_twin_with_the_same_weights(tmp_path):
-    """bf16 is for training speed only: what is evaluated and saved must compute in float32 everywhere."""
+def test_fast_model_gets_a_plain_float32_twin_with_the_same_weights(tmp_path):
+    """bf16 and fused batch norm are for training speed only: what is evaluated and saved must compute in
+    float32 with plain Keras layers everywhere."""
     import keras
 
     from cnn import build_model
+    from digitcore import fused_bn
 
     def small():
         return build_model(filters=(4, 8, 8), dense_units=16)
 
-    with training.compute_precision("bfloat16"):
+    with training.fast_build("bfloat16"):
         mixed = small()
     assert keras.config.dtype_policy().name == "float32"  # the global policy is restored
     assert mixed.get_layer("block1_conv1").compute_dtype == "bfloat16"
     assert mixed.get_layer("probabilities").compute_dtype == "float32"  # softmax stays float32 for the loss
     x = np.random.default_rng(0).random((8, 28, 28, 1), dtype=np.float32)
-    twin = training.as_float32(mixed, small)
+    assert fused_bn.has_fused_layers(mixed)
+    twin = training.portable_twin(mixed, small)
     assert {layer.compute_dtype for layer in twin.layers} == {"float32"}
+    assert not fused_bn.has_fused_layers(twin)
     for a, b in zip(twin.get_weights(), mixed.get_weights()):
         np.testing.assert_array_equal(a, b)
     p_twin, p_mixed = twin.predict(x, verbose=0), mixed.predict(x, verbose=0)
@@ -149,11 +153,12 @@ def test_bfloat16_model_gets_a_float32_twin_with_the_same_weights(tmp_path):
     assert np.abs(p_twin - p_mixed).max() > 0  # ...and really computed at another precision
     path = tmp_path / "m.keras"
     twin.save(path)
-    loaded = keras.saving.load_model(path, compile=False)
+    loaded = keras.saving.load_model(path, compile=False)  # no custom objects needed
     assert {layer.compute_dtype for layer in loaded.layers} == {"float32"}
-    assert training.as_float32(twin, small) is twin  # float32 models are passed through
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), p_twin, atol=1e-6)
+    assert training.portable_twin(twin, small) is twin  # float32 models are passed through
     with pytest.raises(ValueError, match="different architecture"):
-        training.as_float32(mixed, lambda: build_model(filters=(4, 8, 16), dense_units=16))
+        training.portable_twin(mixed, lambda: build_model(filters=(4, 8, 16), dense_units=16))
 
 
 def test_fit_really_feeds_the_augmented_copies(tiny_data, monkeypatch):
