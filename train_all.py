@@ -22,6 +22,7 @@ import digitcore  # noqa: E402,F401  TensorFlow settings (oneDNN, quiet start-up
 from digitcore.training import PRECISIONS  # noqa: E402  (NumPy only; TensorFlow loads later)
 
 MODEL_NAMES = ("ann", "cnn", "vgg16")
+BUDGET_MINUTES = 30.0  # the 'best' preset's whole run, on 2 CPU cores
 REFERENCE = {"ann": 0.954, "cnn": 0.9878, "vgg16": 0.9907}  # published test accuracies of the reference study
 log = logging.getLogger("train_all")
 
@@ -46,6 +47,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--epochs", type=int, help="override the preset's number of epochs")
     p.add_argument("--batch-size", type=int, help="override the preset's batch size")
     p.add_argument("--learning-rate", type=float, help="override the preset's (peak) learning rate")
+    p.add_argument("--budget-minutes", type=float, metavar="MIN",
+                   help="fit the whole run into MIN minutes of wall clock: a few timed steps measure each model "
+                   "here, then the costliest models train fewer epochs (down to each recipe's floor) "
+                   "(default: 30 for 'best', none for 'seed'; 0 = no budget; --epochs turns it off)")
     p.add_argument("--seed", type=int, default=0, help="training seed (the data split is fixed regardless; default 0)")
     p.add_argument("--data", metavar="PATH", help="MNIST .npz (Keras layout) or folder of IDX files "
                    "(default: $MNIST_PATH, then the Keras cache, then download)")
@@ -64,11 +69,15 @@ def parse_args(argv=None) -> argparse.Namespace:
         value = getattr(args, flag)
         if value is not None and value < 1:
             p.error(f"--{flag.replace('_', '-')} must be a positive integer, got {value}")
+    if args.budget_minutes is not None and args.budget_minutes < 0:
+        p.error(f"--budget-minutes must be >= 0 (0 = no budget), got {args.budget_minutes}")
     if args.learning_rate is not None and not args.learning_rate > 0:
         p.error(f"--learning-rate must be positive, got {args.learning_rate}")
     args.models = list(dict.fromkeys(args.models))  # keep order, drop repeats
     if args.precision is None:
         args.precision = "float32" if args.preset == "seed" else "auto"
+    if args.budget_minutes is None:
+        args.budget_minutes = 0.0 if args.preset == "seed" or args.epochs is not None else BUDGET_MINUTES
     return args
 
 
@@ -109,22 +118,60 @@ def load_previous(path: Path, preset: str, checksum: str) -> dict:
     return {}
 
 
-def train_one(name, args, data, plots_dir: Path, models_dir: Path):
-    """Build, train, evaluate and save one model; returns (summary dict, test probabilities)."""
+def builder(name: str, recipe, args):
+    """A function that builds this model afresh (training copy, float32 twin, timing copy)."""
+    return lambda: build(name, dict(recipe.model_kwargs), args.vgg_weights if name == "vgg16" else None)
+
+
+def measure_costs(args, recipes: dict, data, started: float) -> tuple[dict | None, dict | None]:
+    """Under a time budget: what an epoch of each model costs here (timed steps), and the first plan."""
+    from digitcore import budget, training
+
+    if not args.budget_minutes:
+        return None, None
+    precision = training.resolve_precision(args.precision)
+    costs = {n: budget.measure(builder(n, r, args), r, data, precision, args.seed) for n, r in recipes.items()}
+    left = args.budget_minutes * 60 - (time.perf_counter() - started)
+    plan, planned = budget.plan_epochs(recipes, costs, left)
+    for n, r in recipes.items():
+        log.info("budget: %s %d of %d epochs (~%.0f s per epoch here)", n, plan[n], r.epochs, costs[n].epoch_seconds)
+    if planned > left:
+        log.warning("even the fewest epochs take ~%.1f min here, over the %g-minute budget (%.1f min left)",
+                    planned / 60, args.budget_minutes, left / 60)
+    record = {"minutes": args.budget_minutes, "planned_seconds": round(planned, 1),
+              "epoch_seconds": {n: round(c.epoch_seconds, 3) for n, c in costs.items()},
+              "planned_epochs": plan, "allotted_seconds": {}}
+    return costs, record
+
+
+def allotment(args, todo: list, recipes: dict, costs: dict | None, record: dict | None, started: float):
+    """(planned epochs, seconds) for todo[0] under the budget, (None, None) without one. Re-planned before
+    each model: the ones before it may have run faster or slower than their timed steps said."""
+    from digitcore import budget
+
+    if not costs:
+        return None, None
+    name, left = todo[0], args.budget_minutes * 60 - (time.perf_counter() - started)
+    epochs, seconds = budget.allot(name, {n: recipes[n] for n in todo}, costs, left)
+    record["allotted_seconds"][name] = round(seconds, 1)
+    log.info("budget: %s gets %.0f s (%.1f of %g min left)", name, seconds, left / 60, args.budget_minutes)
+    return epochs, seconds
+
+
+def train_one(name, recipe, args, data, plots_dir: Path, models_dir: Path, epochs=None, seconds=None):
+    """Build, train (`epochs` planned, within `seconds` if given), evaluate and save one model; returns
+    (summary dict, test probabilities)."""
     from digitcore import atomic, machine, plots, reports, training
     from digitcore.evaluation import evaluate_model
 
-    recipe = training.recipe_for(args.preset, name, epochs=args.epochs, batch_size=args.batch_size,
-                                 learning_rate=args.learning_rate)
     precision = training.resolve_precision(args.precision)
-
-    def rebuild():
-        return build(name, dict(recipe.model_kwargs), args.vgg_weights if name == "vgg16" else None)
+    rebuild = builder(name, recipe, args)
 
     with training.fast_build(precision):
         model = rebuild()
     log.info("== %s: %s parameters, %s, recipe %s", name, f"{model.count_params():,}", precision, recipe.to_dict())
-    history, seconds = training.fit(model, data, recipe, seed=args.seed, verbose=0 if args.quiet else None)
+    history, seconds = training.fit(model, data, recipe, seed=args.seed, verbose=0 if args.quiet else None,
+                                    epochs=epochs, seconds=seconds)
     model = training.portable_twin(model, rebuild)  # what is evaluated and saved runs at full precision anywhere
     ev = evaluate_model(model, data.test.x, data.test.y)  # the one and only look at the test split
     atomic.save_model(model, models_dir / f"{name}.keras")
@@ -208,8 +255,13 @@ def main(argv=None) -> int:
     probabilities = saved_probabilities(args.models_dir, kept, data.test.x)
     ensemble = None
     try:
-        for name in args.models:
-            results[name], probabilities[name] = train_one(name, args, data, args.plots_dir, args.models_dir)
+        recipes = {n: training.recipe_for(args.preset, n, epochs=args.epochs, batch_size=args.batch_size,
+                                          learning_rate=args.learning_rate) for n in args.models}
+        costs, metrics["budget"] = measure_costs(args, recipes, data, started)
+        for i, name in enumerate(args.models):
+            epochs, seconds = allotment(args, args.models[i:], recipes, costs, metrics["budget"], started)
+            results[name], probabilities[name] = train_one(name, recipes[name], args, data, args.plots_dir,
+                                                           args.models_dir, epochs, seconds)
             if len(probabilities) > 1:
                 members = {n: probabilities[n] for n in MODEL_NAMES if n in probabilities}
                 ensemble = metrics["ensemble"] = ensemble_summary(members, data.test.y)

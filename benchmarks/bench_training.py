@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -58,12 +57,11 @@ def matmul_gflops(n: int = 2048, repeats: int = 10, trials: int = 3) -> float:
 
 def train_rate(name: str, batch_size: int, steps: int, xla: bool, preset: str) -> float:
     """Images/s of model.fit on random data (the input pipeline is not what is measured here)."""
-    import keras
     import numpy as np
     import tensorflow as tf
 
     import train_all
-    from digitcore import training
+    from digitcore import budget, training
 
     recipe = training.recipe_for(preset, name, batch_size=batch_size)
     model = train_all.build(name, dict(recipe.model_kwargs), None)
@@ -74,13 +72,8 @@ def train_rate(name: str, batch_size: int, steps: int, xla: bool, preset: str) -
     y = np.random.default_rng(1).integers(0, 10, len(x))
     if recipe.label_smoothing:
         y = np.eye(10, dtype=np.float32)[y]
-    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size).cache().prefetch(2)
-    ends = []
-    clock = keras.callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs: ends.append(time.perf_counter()))
-    model.fit(ds.take(2), epochs=1, verbose=0)  # trace + warm-up
-    model.fit(ds, epochs=1, verbose=0, callbacks=[clock])
-    # the median step: one stall of the (shared, virtual) machine must not set the figure
-    return batch_size / statistics.median(np.diff(ends)), forward_flops(model)
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size).cache().repeat().prefetch(2)
+    return batch_size / budget.step_seconds(model, ds, steps), forward_flops(model)
 
 
 def main(argv=None) -> int:

@@ -32,7 +32,9 @@ class Augment:
 
 @dataclass(frozen=True)
 class Recipe:
-    epochs: int = 5
+    epochs: int = 5  # under a time budget (digitcore.budget): the most it trains
+    min_epochs: int | None = None  # the least a time budget may cut it to; None: never shortened
+    max_seconds: float | None = None  # a time budget also keeps this model's training under this
     batch_size: int = 32
     learning_rate: float = 1e-4
     weight_decay: float = 0.0  # > 0 switches Adam to AdamW
@@ -55,22 +57,23 @@ PRESETS: dict[str, dict[str, Recipe]] = {
     "best": {
         # ANN, 24 epochs: val 99.10-99.13% in 94-125 s (40 epochs: 99.22-99.29% in 257-306 s); time goes to VGG16
         "ann": Recipe(
-            epochs=24, batch_size=128, learning_rate=2e-3, weight_decay=1e-4, schedule="onecycle",
+            epochs=24, min_epochs=12, batch_size=128, learning_rate=2e-3, weight_decay=1e-4, schedule="onecycle",
             label_smoothing=0.05, augment=Augment(rotation_deg=8, shift_px=2, zoom=0.08, thickness=0.4),
             model_kwargs={"hidden_units": (1024, 512), "dropout": 0.25, "batch_norm": True},
         ),
-        # CNN, 24 epochs: val 99.57-99.66% in 221-224 s on 2 AVX-512/AMX cores, bfloat16 + fused batch norm
+        # CNN, 24 epochs: val 99.57-99.66% in 221-224 s on 2 AVX-512/AMX cores, bfloat16 + fused batch norm;
+        # a budget keeps it within 5 minutes on slower CPUs
         # (14 epochs: 99.45-99.62%, 30: 99.60%; lr 5e-3, less redraw, label smoothing 0.1 or a wider head
         # were no better: docs/NOTES.md)
         "cnn": Recipe(
-            epochs=24, batch_size=128, learning_rate=3e-3, weight_decay=5e-4, schedule="onecycle",
-            label_smoothing=0.05, augment=Augment(), model_kwargs={"filters": (32, 64, 128), "dropout": 0.3},
+            epochs=24, min_epochs=12, max_seconds=285, batch_size=128, learning_rate=3e-3, weight_decay=5e-4,
+            schedule="onecycle", label_smoothing=0.05, augment=Augment(),
+            model_kwargs={"filters": (32, 64, 128), "dropout": 0.3},
         ),
-        # VGG16, 7 epochs: val 99.51% in 1226 s, the most that keeps the whole comparison within 30 min on 2
-        # AVX-512 cores (26.5 min; an epoch ~3 min in bfloat16 with fused batch norm). 4 epochs: val
-        # 99.37-99.48%; 8: 99.55% (1455 s, the committed model, but the whole run would take ~30.5 min).
+        # VGG16, 8 epochs: val 99.55% in 1455 s (7: 99.51%, 4: 99.37-99.48%). It takes what the 30-minute budget
+        # leaves (train_all.py --budget-minutes): ~7 epochs on a 2-core Zen 5 EPYC, 3 on a Zen 4.
         "vgg16": Recipe(
-            epochs=7, batch_size=128, learning_rate=2e-3, weight_decay=5e-4, schedule="onecycle",
+            epochs=8, min_epochs=3, batch_size=128, learning_rate=2e-3, weight_decay=5e-4, schedule="onecycle",
             label_smoothing=0.05, augment=Augment(), model_kwargs={"batch_norm": True, "head_units": 256},
         ),
     },
@@ -151,28 +154,23 @@ def portable_twin(model, rebuild):
     return twin
 
 
-def learning_rate_schedule(recipe: Recipe, steps_per_epoch: int):
-    import keras
-
+def learning_rate_schedule(recipe: Recipe, steps_per_epoch: int, epochs: int | None = None):
+    """The recipe's learning rate: a constant, or a one-cycle over `epochs` (default: the recipe's) whose
+    length a time budget may re-plan while training (digitcore.onecycle)."""
     if recipe.schedule == "constant":
         return recipe.learning_rate
     if recipe.schedule != "onecycle":
         raise ValueError(f"unknown schedule {recipe.schedule!r}; use 'constant' or 'onecycle'.")
-    total = max(1, recipe.epochs * steps_per_epoch)
-    warmup = max(1, int(total * recipe.warmup_fraction))
-    return keras.optimizers.schedules.CosineDecay(
-        initial_learning_rate=recipe.learning_rate / 25,
-        decay_steps=total - warmup,
-        warmup_target=recipe.learning_rate,
-        warmup_steps=warmup,
-        alpha=1e-3,
-    )
+    from digitcore.onecycle import OneCycle
+
+    total = max(2, (epochs or recipe.epochs) * steps_per_epoch)
+    warmup = min(total - 1, max(1, int(total * recipe.warmup_fraction)))
+    return OneCycle(recipe.learning_rate, total_steps=total, warmup_steps=warmup, alpha=1e-3)
 
 
-def make_optimizer(recipe: Recipe, steps_per_epoch: int):
+def make_optimizer(recipe: Recipe, lr):
     import keras
 
-    lr = learning_rate_schedule(recipe, steps_per_epoch)
     if recipe.weight_decay:
         return keras.optimizers.AdamW(learning_rate=lr, weight_decay=recipe.weight_decay)
     return keras.optimizers.Adam(learning_rate=lr)
@@ -249,7 +247,8 @@ def pick_redrawn(images, share: float):
     return tf.where(take, redrawn_copy, original)
 
 
-def compile_model(model, recipe: Recipe, steps_per_epoch: int) -> None:
+def compile_model(model, recipe: Recipe, steps_per_epoch: int, epochs: int | None = None):
+    """Compile with the recipe's optimizer and loss; returns the learning rate (constant or schedule) it follows."""
     import keras
 
     loss = (
@@ -258,36 +257,59 @@ def compile_model(model, recipe: Recipe, steps_per_epoch: int) -> None:
         else keras.losses.SparseCategoricalCrossentropy()
     )
     metrics = [keras.metrics.CategoricalAccuracy(name="accuracy")] if recipe.label_smoothing else ["accuracy"]
-    model.compile(optimizer=make_optimizer(recipe, steps_per_epoch), loss=loss, metrics=metrics)
+    lr = learning_rate_schedule(recipe, steps_per_epoch, epochs)
+    model.compile(optimizer=make_optimizer(recipe, lr), loss=loss, metrics=metrics)
+    return lr
 
 
-def fit(model, data, recipe: Recipe, seed: int = 0, verbose: int | str | None = None) -> tuple[dict, float]:
-    """Train on data.train, watch data.val, keep the weights of the best validation epoch.
-
-    Returns (history as {metric: [per epoch]}, training seconds). The test split is never touched here.
-    """
+def datasets(data, recipe: Recipe, seed: int):
+    """(training pipeline, validation batches) with the labels the recipe's loss expects."""
     import keras
     import tensorflow as tf
 
-    keras.utils.set_random_seed(seed)
-    steps = math.ceil(len(data.train) / recipe.batch_size)
-    compile_model(model, recipe, steps)
     one_hot = bool(recipe.label_smoothing)
     y_train = keras.utils.to_categorical(data.train.y, 10) if one_hot else data.train.y
     y_val = keras.utils.to_categorical(data.val.y, 10) if one_hot else data.val.y
     train_ds = make_dataset(data.train.x, y_train, recipe.batch_size, recipe.augment, seed)
     val_ds = tf.data.Dataset.from_tensor_slices((data.val.x, y_val)).batch(512).prefetch(tf.data.AUTOTUNE)
+    return train_ds, val_ds
+
+
+def fit(model, data, recipe: Recipe, seed: int = 0, verbose: int | str | None = None,
+        epochs: int | None = None, seconds: float | None = None) -> tuple[dict, float]:
+    """Train on data.train, watch data.val, keep the weights of the best validation epoch.
+
+    epochs: planned epochs (default: the recipe's). seconds: a deadline for this training; after every epoch
+    the epochs are re-planned from the measured pace, between the recipe's `min_epochs` and `epochs`
+    (digitcore.budget.Deadline), and the one-cycle schedule ends with them.
+    Returns (history as {metric: [per epoch]}, training seconds). The test split is never touched here.
+    """
+    import keras
+
+    from digitcore.budget import Deadline
+
+    keras.utils.set_random_seed(seed)
+    steps = math.ceil(len(data.train) / recipe.batch_size)
+    planned = min(epochs or recipe.epochs, recipe.epochs)
+    lr = compile_model(model, recipe, steps, planned)
+    train_ds, val_ds = datasets(data, recipe, seed)
     keep_best = keras.callbacks.EarlyStopping(
         monitor="val_accuracy", mode="max", patience=recipe.epochs, restore_best_weights=True, verbose=0
     )
+    callbacks, max_epochs = [keep_best], planned
+    if seconds is not None:
+        floor = recipe.epochs if recipe.min_epochs is None else min(recipe.min_epochs, recipe.epochs)
+        callbacks.append(Deadline(seconds, steps, planned, floor, recipe.epochs, lr))
+        max_epochs = recipe.epochs
     if verbose is None:
         verbose = 1 if sys.stdout.isatty() else 2
     start = time.perf_counter()
     history = model.fit(
-        train_ds, validation_data=val_ds, epochs=recipe.epochs, callbacks=[keep_best], verbose=verbose,
+        train_ds, validation_data=val_ds, epochs=max_epochs, callbacks=callbacks, verbose=verbose,
         shuffle=False,  # the tf.data pipeline already reshuffles every epoch
     )
     seconds = time.perf_counter() - start
     hist = {k: [float(v) for v in vals] for k, vals in history.history.items() if not k.startswith("learning_rate")}
-    log.info("%s trained in %.1f s; best val_accuracy %.4f", model.name, seconds, max(hist["val_accuracy"]))
+    log.info("%s trained %d epochs in %.1f s; best val_accuracy %.4f", model.name, len(hist["val_accuracy"]),
+             seconds, max(hist["val_accuracy"]))
     return hist, seconds
