@@ -48,9 +48,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, help="override the preset's batch size")
     p.add_argument("--learning-rate", type=float, help="override the preset's (peak) learning rate")
     p.add_argument("--budget-minutes", type=float, metavar="MIN",
-                   help="fit the whole run into MIN minutes of wall clock: a few timed steps measure each model "
-                   "here, then the costliest models train fewer epochs (down to each recipe's floor) "
-                   "(default: 30 for 'best', none for 'seed'; 0 = no budget; --epochs turns it off)")
+                   help="fit the whole run into MIN minutes of wall clock: timed steps plan each model's epochs "
+                   "here, and each model re-plans them from its real pace after every epoch, between its "
+                   "recipe's floor and ceiling (default: 30 for 'best', none for 'seed'; 0 or --epochs: "
+                   "no budget)")
     p.add_argument("--seed", type=int, default=0, help="training seed (the data split is fixed regardless; default 0)")
     p.add_argument("--data", metavar="PATH", help="MNIST .npz (Keras layout) or folder of IDX files "
                    "(default: $MNIST_PATH, then the Keras cache, then download)")
