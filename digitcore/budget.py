@@ -90,16 +90,12 @@ def plan_epochs(recipes: dict, costs: dict[str, Cost], seconds_left: float) -> t
 
     target = seconds_left * SAFETY
     while seconds(plan) > target:
-        shrinkable = [n for n in plan if plan[n] > _floor(recipes[n])]
+        shrinkable = [n for n in plan if plan[n] > recipes[n].fewest_epochs]
         if not shrinkable:
             break
         longest = max(shrinkable, key=lambda n: plan[n] * costs[n].epoch_seconds)
         plan[longest] -= 1
     return plan, seconds(plan)
-
-
-def _floor(recipe) -> int:
-    return recipe.epochs if recipe.min_epochs is None else min(recipe.epochs, recipe.min_epochs)
 
 
 def allot(name: str, recipes: dict, costs: dict[str, Cost], seconds_left: float) -> tuple[int, float]:

@@ -44,6 +44,11 @@ class Recipe:
     augment: Augment | None = None
     model_kwargs: dict = field(default_factory=dict)
 
+    @property
+    def fewest_epochs(self) -> int:
+        """The floor a time budget may cut this recipe's epochs to."""
+        return self.epochs if self.min_epochs is None else min(self.min_epochs, self.epochs)
+
     def to_dict(self) -> dict:
         d = {k: getattr(self, k) for k in self.__dataclass_fields__ if k not in ("augment", "model_kwargs")}
         d["augment"] = None if self.augment is None else vars(self.augment).copy()
@@ -298,8 +303,7 @@ def fit(model, data, recipe: Recipe, seed: int = 0, verbose: int | str | None = 
     )
     callbacks, max_epochs = [keep_best], planned
     if seconds is not None:
-        floor = recipe.epochs if recipe.min_epochs is None else min(recipe.min_epochs, recipe.epochs)
-        callbacks.append(Deadline(seconds, steps, planned, floor, recipe.epochs, lr))
+        callbacks.append(Deadline(seconds, steps, planned, recipe.fewest_epochs, recipe.epochs, lr))
         max_epochs = recipe.epochs
     if verbose is None:
         verbose = 1 if sys.stdout.isatty() else 2
