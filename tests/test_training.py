@@ -173,3 +173,13 @@ def test_fit_really_feeds_the_augmented_copies(tiny_data, monkeypatch):
     recipe = training.Recipe(epochs=3, batch_size=32, learning_rate=3e-3, augment=Augment(redraw=0.0))
     history, _ = training.fit(build_model(filters=(4, 8, 8), dense_units=16), tiny_data, recipe, verbose=0)
     assert history["accuracy"][-1] > 0.45  # the same recipe on the real digits learns them (chance: 0.1)
+
+
+def test_stroke_width_pooling_matches_plain_max_pooling():
+    # the augmentation pools with the batch as channels (faster on CPU); it must be the same pooling
+    import tensorflow as tf
+
+    x = np.random.default_rng(0).random((5, 28, 28, 1)).astype(np.float32)
+    for size in (2, 3):
+        np.testing.assert_array_equal(training._max_pool_per_image(x, size).numpy(),
+                                      tf.nn.max_pool2d(x, size, 1, "SAME").numpy())
