@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
+from digitcore import atomic
 from recognizer import ModelStore, Reading, Recognizer
 from recognizer.drawn import drawn_numbers, drawn_singles, number_canvas
 
@@ -42,7 +43,7 @@ def models_dir(mnist, tmp_path_factory):
     m.compile("adam", "sparse_categorical_crossentropy")
     m.fit(x, y, batch_size=64, epochs=5, verbose=0)
     d = tmp_path_factory.mktemp("models")
-    m.save(d / "cnn.keras", include_optimizer=False)
+    atomic.save_model(m, d / "cnn.keras")  # as train_all saves: no optimizer state
     return d
 
 
