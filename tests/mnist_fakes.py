@@ -8,7 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-REAL_MNIST = Path(os.environ.get("MNIST_PATH", Path(__file__).resolve().parents[2] / "shared/data/mnist/mnist.npz"))
+# the real MNIST, for the few tests that need it: $MNIST_PATH, else the shared copy beside the checkout
+REAL_MNIST = Path(os.environ.get("MNIST_PATH") or Path(__file__).resolve().parents[2] / "shared/data/mnist/mnist.npz")
 
 
 def fake_arrays(n_train: int = 60_000, n_test: int = 1_000, seed: int = 0) -> dict[str, np.ndarray]:

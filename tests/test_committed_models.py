@@ -7,16 +7,15 @@ the recorded accuracy, parameter count and ensemble figure, and that no file car
 """
 
 import json
-import os
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
+from mnist_fakes import REAL_MNIST as MNIST
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ROOT / "models"
-MNIST = Path(os.environ.get("MNIST_PATH") or ROOT.parent / "shared/data/mnist/mnist.npz")
 NAMES = ("ann", "cnn", "vgg16")
 MAX_BYTES = 60 * 1024 * 1024  # the project's size limit per committed model
 # a float32 model can flip a borderline digit on another CPU's kernels; 2 of 10,000 images is rounding, 3 is not
@@ -49,7 +48,7 @@ def test_file_is_small_and_has_no_optimizer_state(name):
 
 
 @pytest.fixture(scope="module")
-def test_probabilities():
+def probabilities_on_test_set():
     if not MNIST.is_file():
         pytest.skip(f"real MNIST not found at {MNIST}")
     from recognizer import ModelStore
@@ -61,16 +60,16 @@ def test_probabilities():
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_recorded_test_accuracy_and_size(name, metrics, test_probabilities):
-    y, probs, store = test_probabilities
+def test_recorded_test_accuracy_and_params(name, metrics, probabilities_on_test_set):
+    y, probs, store = probabilities_on_test_set
     entry = metrics["models"][name]
     acc = float((probs[name].argmax(1) == y).mean())
     assert abs(acc - entry["test_accuracy"]) <= TOLERANCE, (name, acc, entry["test_accuracy"])
     assert store.load(name).count_params() == entry["params"]
 
 
-def test_recorded_ensemble_is_the_mean_of_the_three(metrics, test_probabilities):
-    y, probs, _ = test_probabilities
+def test_recorded_ensemble_is_the_mean_of_the_three(metrics, probabilities_on_test_set):
+    y, probs, _ = probabilities_on_test_set
     assert sorted(metrics["ensemble"]["members"]) == sorted(NAMES)
     mean = sum(probs[n] for n in NAMES) / len(NAMES)
     acc = float((mean.argmax(1) == y).mean())

@@ -1,7 +1,5 @@
 """The synthetic drawn-digit generator: deterministic, canvas-like, sizes and brushes as documented."""
 
-import os
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,8 +8,8 @@ from recognizer.drawn import drawn_numbers, drawn_singles, number_canvas, single
 from recognizer.mnist_ink import stroke_mask
 from recognizer.images import to_ink
 from recognizer.segment import segment, stroke_width
+from mnist_fakes import REAL_MNIST as MNIST
 
-MNIST = Path(os.environ.get("MNIST_PATH") or Path(__file__).resolve().parents[1].parent / "shared/data/mnist/mnist.npz")
 
 
 def fake_digits():

@@ -1,7 +1,6 @@
 """End to end: a small model trained here on real MNIST reads drawn canvases; the recognize.py CLI."""
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,9 +12,9 @@ import pytest
 from digitcore import atomic
 from recognizer import ModelStore, Reading, Recognizer
 from recognizer.drawn import drawn_numbers, drawn_singles, number_canvas
+from mnist_fakes import REAL_MNIST as MNIST
 
 ROOT = Path(__file__).resolve().parents[1]
-MNIST = Path(os.environ.get("MNIST_PATH") or ROOT.parent / "shared/data/mnist/mnist.npz")
 needs_mnist = pytest.mark.skipif(not MNIST.is_file(), reason=f"real MNIST not found at {MNIST}")
 
 

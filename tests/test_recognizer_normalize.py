@@ -1,8 +1,5 @@
 """MNIST-style normalisation: 20 px box, centre of mass at (14, 14), MNIST-like stroke width for any brush."""
 
-import os
-from pathlib import Path
-
 import cv2
 import numpy as np
 import pytest
@@ -11,8 +8,8 @@ from skimage.morphology import skeletonize
 from recognizer.images import to_ink
 from recognizer.normalize import normalize_batch, normalize_digit
 from recognizer.segment import segment
+from mnist_fakes import REAL_MNIST as MNIST
 
-MNIST = Path(os.environ.get("MNIST_PATH") or Path(__file__).resolve().parents[1].parent / "shared/data/mnist/mnist.npz")
 # Stroke width (ink area / skeleton length, ink > 0.5) of real MNIST test digits: 5th, 50th, 95th percentile.
 MNIST_SW = (1.74, 2.65, 4.38)
 
