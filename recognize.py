@@ -68,7 +68,7 @@ def annotate(path: str, reading, out_dir: Path, used: set | None = None) -> Path
     """Write the image with boxes and labels as out_dir/<stem>.png (atomically; <stem>-2.png on a clash)."""
     import cv2
 
-    from digitcore.atomic import atomic_path
+    from common.atomic import atomic_path
     from recognizer.images import load_gray
 
     img = cv2.cvtColor(load_gray(path), cv2.COLOR_GRAY2BGR)

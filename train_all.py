@@ -2,7 +2,7 @@
 """Train, evaluate and compare the ANN, the small CNN and the grayscale VGG16 on MNIST.
 
 A linear story: data -> for each model: build -> fit (train split, validation split watched) -> evaluate once on
-the test split -> save model, plots, report -> comparison of all. Defaults live in digitcore.training.PRESETS;
+the test split -> save model, plots, report -> comparison of all. Defaults live in study.training.PRESETS;
 the command line overrides them.
 """
 
@@ -17,11 +17,11 @@ import sys
 import time
 from pathlib import Path
 
-import digitcore  # noqa: E402,F401  TensorFlow settings (oneDNN, quiet start-up) before anything loads it
+import study  # noqa: E402,F401  TensorFlow settings (oneDNN, quiet start-up) before anything loads it
 
-from digitcore.training import PRECISIONS  # noqa: E402  (NumPy only; TensorFlow loads later)
+from common.names import BASE_MODELS as MODEL_NAMES  # noqa: E402
+from study.training import PRECISIONS  # noqa: E402  (NumPy only; TensorFlow loads later)
 
-MODEL_NAMES = ("ann", "cnn", "vgg16")
 BUDGET_MINUTES = 30.0  # the 'best' preset's whole run, on 2 CPU cores
 REFERENCE = {"ann": 0.954, "cnn": 0.9878, "vgg16": 0.9907}  # published test accuracies of the reference study
 log = logging.getLogger("train_all")
@@ -101,7 +101,7 @@ def versions() -> dict:
     import sklearn
     import tensorflow
 
-    from digitcore import machine
+    from study import machine
 
     return {"python": platform.python_version(), "tensorflow": tensorflow.__version__, "keras": keras.__version__,
             "numpy": numpy.__version__, "scikit-learn": sklearn.__version__, "cpu_count": os.cpu_count(),
@@ -126,7 +126,7 @@ def builder(name: str, recipe, args):
 
 def measure_costs(args, recipes: dict, data, started: float) -> tuple[dict | None, dict | None]:
     """Under a time budget: what an epoch of each model costs here (timed steps), and the first plan."""
-    from digitcore import budget, training
+    from study import budget, training
 
     if not args.budget_minutes:
         return None, None
@@ -148,7 +148,7 @@ def measure_costs(args, recipes: dict, data, started: float) -> tuple[dict | Non
 def allotment(args, todo: list, recipes: dict, costs: dict | None, record: dict | None, started: float):
     """(planned epochs, seconds) for todo[0] under the budget, (None, None) without one. Re-planned before
     each model: the ones before it may have run faster or slower than their timed steps said."""
-    from digitcore import budget
+    from study import budget
 
     if not costs:
         return None, None
@@ -162,8 +162,9 @@ def allotment(args, todo: list, recipes: dict, costs: dict | None, record: dict 
 def train_one(name, recipe, args, data, plots_dir: Path, models_dir: Path, epochs=None, seconds=None):
     """Build, train (`epochs` planned, within `seconds` if given), evaluate and save one model; returns
     (summary dict, test probabilities)."""
-    from digitcore import atomic, machine, plots, reports, training
-    from digitcore.evaluation import evaluate_model
+    from common import atomic
+    from study import machine, plots, reports, training
+    from study.evaluation import evaluate_model
 
     precision = training.resolve_precision(args.precision)
     rebuild = builder(name, recipe, args)
@@ -215,7 +216,7 @@ def saved_probabilities(models_dir: Path, names, x_test) -> dict:
 def ensemble_summary(probabilities: dict, y_test) -> dict:
     import numpy as np
 
-    from digitcore.evaluation import cross_entropy
+    from study.evaluation import cross_entropy
 
     mean = np.mean([probabilities[n] for n in probabilities], axis=0)
     return {"members": list(probabilities), "test_accuracy": float(np.mean(mean.argmax(1) == y_test)),
@@ -236,8 +237,9 @@ def main(argv=None) -> int:
     started = time.perf_counter()
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from digitcore import atomic, plots, training
-    from digitcore.data import DataError, load
+    from common import atomic
+    from study import plots, training
+    from study.data import DataError, load
 
     try:
         data = load(args.data, args.limit)
@@ -281,7 +283,7 @@ def main(argv=None) -> int:
 
 def write_comparison(results: dict, plots_dir: Path) -> None:
     """comparison.png and comparison.md from the per-model summaries (scalars only)."""
-    from digitcore import plots, reports
+    from study import plots, reports
 
     compare = {n: {k: v for k, v in s.items() if not isinstance(v, (dict, list))} for n, s in results.items()}
     plots.plot_comparison(compare, plots_dir / "comparison.png")

@@ -1,5 +1,5 @@
 """Dense network (ANN) for MNIST."""
-import digitcore  # noqa: F401  (TensorFlow settings, before Keras loads)
+import study  # noqa: F401  (TensorFlow settings, before Keras loads)
 from ann.model import build_model
 
 __all__ = ["build_model"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from digitcore import fused_bn
+from study import fused_bn
 
 
 def build_model(

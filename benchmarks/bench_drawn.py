@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from recognizer import MODEL_NAMES, ModelStore, Recognizer, RecognizerError  # noqa: E402
-from recognizer.drawn import drawn_numbers, drawn_singles, number_canvas  # noqa: E402
+from study.drawn import drawn_numbers, drawn_singles, number_canvas  # noqa: E402
 from recognizer.normalize import renormalize_mnist  # noqa: E402
 
 SHARED_MNIST = ROOT.parent / "shared/data/mnist/mnist.npz"
@@ -39,7 +39,7 @@ EPILOG = """examples:
 
 def load_digits(path, split: str = "test"):
     """(x uint8 (N, 28, 28), y, source) of MNIST's test set or of the validation part of the shared split."""
-    from digitcore.data import locate, split_indices
+    from study.data import locate, split_indices
 
     if path is None and not os.environ.get("MNIST_PATH") and SHARED_MNIST.is_file():
         path = SHARED_MNIST
@@ -145,7 +145,7 @@ def main(argv=None) -> int:
               f"{100 * r['numbers_digit_accuracy']:>8.2f}% {100 * r[f'mnist_{args.split}_accuracy']:>9.2f}% "
               f"{100 * r[f'mnist_{args.split}_redrawn_accuracy']:>7.2f}% {r['ten_digit_canvas_median_ms']:>11.1f}")
     if args.out:
-        from digitcore.atomic import write_json
+        from common.atomic import write_json
 
         write_json(args.out, results)
         print(f"wrote {args.out}")

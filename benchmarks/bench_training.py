@@ -18,8 +18,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import digitcore  # noqa: E402,F401  TensorFlow settings (oneDNN) before TensorFlow loads
-from digitcore.training import PRECISIONS  # noqa: E402
+import study  # noqa: E402,F401  TensorFlow settings (oneDNN) before TensorFlow loads
+from study.training import PRECISIONS  # noqa: E402
 
 
 def forward_flops(model) -> int:
@@ -61,7 +61,7 @@ def train_rate(name: str, batch_size: int, steps: int, xla: bool, preset: str) -
     import tensorflow as tf
 
     import train_all
-    from digitcore import budget, training
+    from study import budget, training
 
     recipe = training.recipe_for(preset, name, batch_size=batch_size)
     model = train_all.build(name, dict(recipe.model_kwargs), None)
@@ -90,7 +90,8 @@ def main(argv=None) -> int:
     p.add_argument("--out", type=Path, help="also write the results as JSON here")
     args = p.parse_args(argv)
 
-    from digitcore import atomic, machine, training
+    from common import atomic
+    from study import machine, training
 
     args.precision = training.resolve_precision(args.precision)
 

@@ -1,5 +1,5 @@
 """Small convolutional network for MNIST."""
-import digitcore  # noqa: F401  (TensorFlow settings, before Keras loads)
+import study  # noqa: F401  (TensorFlow settings, before Keras loads)
 from cnn.model import build_model
 
 __all__ = ["build_model"]

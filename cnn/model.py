@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import keras
 
-from digitcore.blocks import add_classifier, add_conv_block
+from study.blocks import add_classifier, add_conv_block
 
 
 def build_model(

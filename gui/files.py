@@ -12,7 +12,7 @@ import os
 
 from PIL import Image, ImageOps
 
-from digitcore.atomic import atomic_path
+from common.atomic import atomic_path
 
 log = logging.getLogger("gui.files")
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import tkinter as tk
 from typing import Callable
 
+from common.names import train_hint
+
 from .tooltip import Tooltip
 
 # (value, label); "all" reads with the three single models side by side.
@@ -19,7 +21,7 @@ def reason_for(state: str | None) -> str:
     if state == "ok":
         return "ready"
     if state == "missing":
-        return "missing; train it with: python train_all.py"
+        return "missing; " + train_hint()
     return state
 
 

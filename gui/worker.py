@@ -16,6 +16,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from common.names import train_hint
+
 log = logging.getLogger("gui.worker")
 
 SINGLE_MODELS = ("ann", "cnn", "vgg16")
@@ -206,7 +208,7 @@ class RecognitionWorker:
                 status = self._status()
                 names = [n for n in SINGLE_MODELS if status.get(n) == "ok"]
                 if not names:
-                    raise LookupError("no model available; train them with: python train_all.py")
+                    raise LookupError(f"no model available; {train_hint()}")
                 readings = dict(self._rec.read_models(request.image, names))
                 primary = "cnn" if "cnn" in readings else next(iter(readings))
                 ms = max(float(r.ms) for r in readings.values())

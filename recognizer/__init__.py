@@ -6,7 +6,7 @@ Public API (see docs/CONTRACTS.md)::
 
 TensorFlow is imported only when a model is first loaded, so importing this package is fast.
 """
-import digitcore  # noqa: F401  (TensorFlow settings, before Keras loads)
+from common import tf_env  # noqa: F401  (TensorFlow settings, before Keras loads)
 
 from .errors import RecognizerError
 from .models import MODEL_NAMES, ModelStore

@@ -14,20 +14,16 @@ from pathlib import Path
 
 import numpy as np
 
+from common.names import BASE_MODELS, ENSEMBLE, MODEL_NAMES, train_hint
+
 from .errors import RecognizerError
 
 log = logging.getLogger(__name__)
 
-BASE_MODELS = ("ann", "cnn", "vgg16")
-MODEL_NAMES = BASE_MODELS + ("ensemble",)
 FALLBACK_ORDER = ("cnn", "vgg16", "ann")
 # cheapest first (load time and read latency): on equal accuracy the default is the one that starts faster;
 # the ensemble loads all three (~5 s with VGG16) and reads a 10-digit canvas ~3x slower than the CNN
 COST_ORDER = ("ann", "cnn", "vgg16", "ensemble")
-
-
-def _train_hint(name: str) -> str:
-    return f"train it with: python train_all.py --models {name}"
 
 
 class ModelStore:
@@ -129,7 +125,7 @@ class ModelStore:
     def _load_file(self, name: str):
         p = self.models_dir / f"{name}.keras"
         if not p.is_file():
-            raise RecognizerError(f"model file {p} is missing; {_train_hint(name)}")
+            raise RecognizerError(f"model file {p} is missing; {train_hint(name)}")
         try:
             import keras
             import tensorflow as tf
@@ -151,7 +147,7 @@ class ModelStore:
             with self._lock:
                 self._errors[name] = reason
             log.warning("cannot load %s: %s", p, reason)
-            raise RecognizerError(f"model file {p} could not be loaded ({reason}); {_train_hint(name)}") from None
+            raise RecognizerError(f"model file {p} could not be loaded ({reason}); {train_hint(name)}") from None
         log.info("loaded model %s from %s", name, p)
         return model, fn
 

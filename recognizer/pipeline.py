@@ -8,9 +8,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from common.names import MODEL_NAMES, train_hint
+
 from .errors import RecognizerError
 from .images import to_ink
-from .models import MODEL_NAMES, ModelStore
+from .models import ModelStore
 from .normalize import normalize_batch, normalize_digit
 from .segment import segment
 
@@ -105,8 +107,7 @@ class Recognizer:
         if model is None:
             model = self.store.default_name()
             if model is None:
-                raise RecognizerError(f"no trained model in {self.store.models_dir}/; "
-                                      "train them with: python train_all.py")
+                raise RecognizerError(f"no trained model in {self.store.models_dir}/; {train_hint()}")
         if model not in MODEL_NAMES:
             raise RecognizerError(f"unknown model {model!r}; choose one of {', '.join(MODEL_NAMES)}")
         return model

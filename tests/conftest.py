@@ -1,3 +1,3 @@
-"""Tests run with the same TensorFlow settings as the project's programs (digitcore.tf_env)."""
+"""Tests run with the same TensorFlow settings as the project's programs (common.tf_env)."""
 
-import digitcore  # noqa: F401
+from common import tf_env  # noqa: F401

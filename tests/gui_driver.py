@@ -220,7 +220,7 @@ class GuiApp:
 
         self.wait_for(r"results drawn", 30, since)
 
-        from digitcore.atomic import atomic_path
+        from common.atomic import atomic_path
 
         image = ImageGrab.grab(xdisplay=self.xvfb.display)
         if self.window:

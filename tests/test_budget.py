@@ -5,9 +5,9 @@ import json
 import pytest
 
 import train_all
-from digitcore import budget, training
-from digitcore.budget import Cost
-from digitcore.training import Recipe
+from study import budget, training
+from study.budget import Cost
+from study.training import Recipe
 from mnist_fakes import fake_arrays, write_npz
 
 
@@ -116,7 +116,7 @@ def test_budget_flag_is_checked_and_defaults_follow_the_preset():
 def test_onecycle_matches_keras_cosine_decay_and_can_end_earlier():
     import keras
 
-    from digitcore.onecycle import OneCycle
+    from study.onecycle import OneCycle
 
     ours = OneCycle(2e-3, total_steps=1000, warmup_steps=100, alpha=1e-3)
     keras_own = keras.optimizers.schedules.CosineDecay(2e-3 / 25, decay_steps=900, warmup_target=2e-3,
@@ -157,7 +157,7 @@ def _run(deadline, epoch_seconds, clock, max_epochs):
 
 
 def test_deadline_shortens_a_slow_run_and_moves_the_schedule_end(monkeypatch):
-    from digitcore.onecycle import OneCycle
+    from study.onecycle import OneCycle
 
     clock = _Clock()
     monkeypatch.setattr(budget.time, "perf_counter", clock)
@@ -183,7 +183,7 @@ def test_deadline_lengthens_only_early_and_never_past_the_ceiling(monkeypatch):
 
 
 def test_fit_follows_the_plan_and_the_deadline(fake_npz):
-    from digitcore.data import load
+    from study.data import load
 
     data = load(str(fake_npz), limit=256)
     recipe = Recipe(epochs=4, min_epochs=1, batch_size=64, learning_rate=3e-3, schedule="onecycle")

@@ -8,7 +8,7 @@ keras = pytest.importorskip("keras")
 import ann  # noqa: E402
 import cnn  # noqa: E402
 import vgg16  # noqa: E402
-from digitcore.atomic import save_model  # noqa: E402
+from common.atomic import save_model  # noqa: E402
 
 X = np.random.default_rng(0).random((4, 28, 28, 1), dtype=np.float32)
 

@@ -42,7 +42,7 @@ def test_file_is_small_and_has_no_optimizer_state(name):
         stored = []
         h5.visititems(lambda key, obj: stored.append(key) if isinstance(obj, h5py.Dataset) else None)
     # Keras 3 writes an optimizer's variables under optimizer/ even with include_optimizer=False (which it
-    # ignores for .keras files); digitcore.atomic.save_model saves an uncompiled copy that has none
+    # ignores for .keras files); common.atomic.save_model saves an uncompiled copy that has none
     assert stored and not [k for k in stored if k.startswith("optimizer/")], f"{path} carries optimizer state"
     assert any(k.startswith("layers/") for k in stored)
 

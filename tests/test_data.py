@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from digitcore import data
-from digitcore.data import DataError
+from study import data
+from study.data import DataError
 from mnist_fakes import REAL_MNIST, fake_arrays, write_idx, write_npz
 
 

@@ -16,15 +16,15 @@ from PIL import Image
 
 keras = pytest.importorskip("keras")
 
-from digitcore.evaluation import Evaluation, evaluate_model  # noqa: E402
-from digitcore.plots import (  # noqa: E402
+from study.evaluation import Evaluation, evaluate_model  # noqa: E402
+from study.plots import (  # noqa: E402
     plot_comparison,
     plot_confusion,
     plot_curves,
     plot_misclassified,
     plot_samples,
 )
-from digitcore.reports import keras_summary_text, write_comparison_markdown, write_model_report  # noqa: E402
+from study.reports import keras_summary_text, write_comparison_markdown, write_model_report  # noqa: E402
 
 N_PER_CLASS = 12
 STRENGTH = 3.0  # logit of the wired class; the others get 0 (plus noise from the other pixels)

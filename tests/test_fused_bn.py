@@ -6,8 +6,8 @@ import pytest
 keras = pytest.importorskip("keras")
 tf = pytest.importorskip("tensorflow")
 
-from digitcore import fused_bn  # noqa: E402
-from digitcore.fused_bn import FusedBatchNormalization  # noqa: E402
+from study import fused_bn  # noqa: E402
+from study.fused_bn import FusedBatchNormalization  # noqa: E402
 
 
 def _pair(shape, dtype):

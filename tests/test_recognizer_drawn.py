@@ -4,7 +4,7 @@
 import numpy as np
 import pytest
 
-from recognizer.drawn import drawn_numbers, drawn_singles, number_canvas, single_canvas
+from study.drawn import drawn_numbers, drawn_singles, number_canvas, single_canvas
 from recognizer.mnist_ink import stroke_mask
 from recognizer.images import to_ink
 from recognizer.segment import segment, stroke_width

@@ -9,9 +9,9 @@ import cv2
 import numpy as np
 import pytest
 
-from digitcore import atomic
+from common import atomic
 from recognizer import ModelStore, Reading, Recognizer
-from recognizer.drawn import drawn_numbers, drawn_singles, number_canvas
+from study.drawn import drawn_numbers, drawn_singles, number_canvas
 from mnist_fakes import REAL_MNIST as MNIST
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -92,7 +92,7 @@ def test_reference_numbers_match_real_mnist():
 
 @pytest.mark.skipif(not MNIST.is_file(), reason=f"real MNIST not found at {MNIST}")
 def test_drawn_mnist_digits_normalise_back_to_mnist_statistics():
-    from recognizer.drawn import single_canvas
+    from study.drawn import single_canvas
 
     x = np.load(MNIST)["x_test"][:60]
     rng = np.random.default_rng(5)

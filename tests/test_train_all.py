@@ -83,7 +83,7 @@ def test_end_to_end_on_fake_data_learns_and_writes_everything(tmp_path, fake_npz
     assert again["ensemble"]["members"] == ["ann", "cnn"]
     import keras
 
-    from digitcore.data import load
+    from study.data import load
 
     test = load(str(fake_npz), 400).test
     mean = np.mean([keras.saving.load_model(out_m / f"{n}.keras", compile=False).predict(test.x, verbose=0)

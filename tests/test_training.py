@@ -3,13 +3,13 @@
 import numpy as np
 import pytest
 
-from digitcore import training
-from digitcore.training import Augment
+from study import training
+from study.training import Augment
 
 
 @pytest.fixture(scope="module")
 def tiny_data(tmp_path_factory):
-    from digitcore.data import load
+    from study.data import load
     from mnist_fakes import fake_arrays, write_npz
 
     return load(str(write_npz(tmp_path_factory.mktemp("fake") / "mnist.npz", fake_arrays(n_test=200))), limit=200)
@@ -114,7 +114,7 @@ def test_redrawn_bold_nine_keeps_its_loop():
 
 
 def test_auto_precision_is_bfloat16_only_where_the_cpu_has_it(monkeypatch):
-    from digitcore import machine
+    from study import machine
 
     monkeypatch.setattr(machine, "has_bf16", lambda: True)
     assert training.resolve_precision("auto") == "bfloat16"
@@ -131,7 +131,7 @@ def test_fast_model_gets_a_plain_float32_twin_with_the_same_weights(tmp_path):
     import keras
 
     from cnn import build_model
-    from digitcore import fused_bn
+    from study import fused_bn
 
     def small():
         return build_model(filters=(4, 8, 8), dense_units=16)

@@ -16,7 +16,7 @@ import keras
 import numpy as np
 from keras import layers
 
-from digitcore.blocks import add_classifier, add_conv_block
+from study.blocks import add_classifier, add_conv_block
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """One-cycle learning rate (linear warm-up to the peak, cosine decay) whose length can change during training.
 
 Why not Keras' `CosineDecay(warmup_steps=...)`: its length is fixed when the optimizer is built. Under a time
-budget (digitcore.budget.Deadline) the number of epochs is re-planned from the measured pace after every
+budget (study.budget.Deadline) the number of epochs is re-planned from the measured pace after every
 epoch, and the decay must end with the training, wherever that turns out to be. The warm-up keeps its first
 planned length. Same curve as `CosineDecay(initial_learning_rate=peak / 25, warmup_target=peak, alpha=...)`.
 """

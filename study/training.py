@@ -32,7 +32,7 @@ class Augment:
 
 @dataclass(frozen=True)
 class Recipe:
-    epochs: int = 5  # under a time budget (digitcore.budget): the most it trains
+    epochs: int = 5  # under a time budget (study.budget): the most it trains
     min_epochs: int | None = None  # the least a time budget may cut it to; None: never shortened
     max_seconds: float | None = None  # a time budget also keeps this model's training under this
     batch_size: int = 32
@@ -111,7 +111,7 @@ PRECISIONS = ("auto", "float32", "bfloat16")
 
 def resolve_precision(choice: str = "auto") -> str:
     """'auto' -> 'bfloat16' on CPUs with native bf16 (8-20% faster training measured), else 'float32'."""
-    from digitcore import machine
+    from study import machine
 
     if choice not in PRECISIONS:
         raise ValueError(f"unknown precision {choice!r}; choose one of {PRECISIONS}.")
@@ -123,8 +123,8 @@ def resolve_precision(choice: str = "auto") -> str:
 @contextlib.contextmanager
 def fast_build(precision: str):
     """Models built inside train fast here: they compute in `precision` (weights stay float32, Keras'
-    'mixed_bfloat16' policy) and batch-normalise through TensorFlow's fused kernel (digitcore.fused_bn)."""
-    from digitcore import fused_bn
+    'mixed_bfloat16' policy) and batch-normalise through TensorFlow's fused kernel (study.fused_bn)."""
+    from study import fused_bn
 
     policy = {"float32": "float32", "bfloat16": "mixed_bfloat16"}[resolve_precision(precision)]
     with _dtype_policy(policy), fused_bn.enabled():
@@ -147,7 +147,7 @@ def portable_twin(model, rebuild):
     """A plain float32 Keras twin of a model from `fast_build` (same weights), so that what is evaluated and
     saved runs anywhere at full precision; `rebuild()` must build the same architecture. Models that are
     already plain float32 are returned unchanged."""
-    from digitcore import fused_bn
+    from study import fused_bn
 
     if model.dtype_policy.compute_dtype == "float32" and not fused_bn.has_fused_layers(model):
         return model
@@ -161,12 +161,12 @@ def portable_twin(model, rebuild):
 
 def learning_rate_schedule(recipe: Recipe, steps_per_epoch: int, epochs: int | None = None):
     """The recipe's learning rate: a constant, or a one-cycle over `epochs` (default: the recipe's) whose
-    length a time budget may re-plan while training (digitcore.onecycle)."""
+    length a time budget may re-plan while training (study.onecycle)."""
     if recipe.schedule == "constant":
         return recipe.learning_rate
     if recipe.schedule != "onecycle":
         raise ValueError(f"unknown schedule {recipe.schedule!r}; use 'constant' or 'onecycle'.")
-    from digitcore.onecycle import OneCycle
+    from study.onecycle import OneCycle
 
     total = max(2, (epochs or recipe.epochs) * steps_per_epoch)
     warmup = min(total - 1, max(1, int(total * recipe.warmup_fraction)))
@@ -295,12 +295,12 @@ def fit(model, data, recipe: Recipe, seed: int = 0, verbose: int | str | None = 
 
     epochs: planned epochs (default: the recipe's). seconds: a deadline for this training; after every epoch
     the epochs are re-planned from the measured pace, between the recipe's `min_epochs` and `epochs`
-    (digitcore.budget.Deadline), and the one-cycle schedule ends with them.
+    (study.budget.Deadline), and the one-cycle schedule ends with them.
     Returns (history as {metric: [per epoch]}, training seconds). The test split is never touched here.
     """
     import keras
 
-    from digitcore.budget import Deadline
+    from study.budget import Deadline
 
     keras.utils.set_random_seed(seed)
     steps = math.ceil(len(data.train) / recipe.batch_size)

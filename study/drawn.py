@@ -14,7 +14,7 @@ from typing import Iterator
 import cv2
 import numpy as np
 
-from .mnist_ink import stroke_mask, upscaled
+from recognizer.mnist_ink import stroke_mask, upscaled
 
 CANVAS = (640, 480)   # (width, height)
 BRUSH = (8, 20)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from keras import layers
 
-from digitcore import fused_bn
+from study import fused_bn
 
 
 def add_conv_block(model, block: int, widths, batch_norm: bool = True) -> None:

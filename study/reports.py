@@ -1,6 +1,6 @@
 """Text reports: one per model (sklearn report + Keras summary) and a Markdown comparison table.
 
-All files are written atomically (`digitcore.atomic.write_text`) so a report is never half-written.
+All files are written atomically (`common.atomic.write_text`) so a report is never half-written.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import logging
 import os
 from typing import Mapping
 
-from digitcore.atomic import write_text
+from common.atomic import write_text
 
 log = logging.getLogger(__name__)
 

@@ -60,7 +60,7 @@ def step_seconds(model, dataset, steps: int, warmup: int = 3) -> float:
 
 def measure(rebuild, recipe, data, precision: str, seed: int = 0, steps: int = 8) -> Cost:
     """Time a throw-away copy of the model on the real input pipeline (augmentation included)."""
-    from digitcore import training
+    from study import training
 
     with training.fast_build(precision):
         model = rebuild()
@@ -112,7 +112,7 @@ def allot(name: str, recipes: dict, costs: dict[str, Cost], seconds_left: float)
 
 class Deadline(keras.callbacks.Callback):
     """Ends training within `seconds`: after every epoch the number of epochs is re-planned from the measured
-    pace, between `floor` and `ceiling`, and the one-cycle schedule (digitcore.onecycle) is moved to end with
+    pace, between `floor` and `ceiling`, and the one-cycle schedule (study.onecycle) is moved to end with
     them. It lengthens the plan only in the first half of training: later, raising the learning rate again
     would undo the annealing."""
 

@@ -3,7 +3,7 @@
 Figures are built as `matplotlib.figure.Figure` objects with an explicit Agg canvas instead of through
 pyplot: no display is ever needed, no global figure state leaks between calls (nothing to close), and
 importing this module does not change the backend of a GUI that may share the process. Every PNG is
-written through `digitcore.atomic.atomic_path`, so an interrupted run never leaves half an image.
+written through `common.atomic.atomic_path`, so an interrupted run never leaves half an image.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from sklearn.metrics import ConfusionMatrixDisplay
 
-from digitcore.atomic import atomic_path
+from common.atomic import atomic_path
 
 log = logging.getLogger(__name__)
 
