@@ -12,7 +12,8 @@ def _pins(lines):
 
 def test_environment_yml_pins_match_requirements():
     req = _pins((ROOT / "requirements.txt").read_text().splitlines())
-    req |= _pins((ROOT / "requirements-dev.txt").read_text().splitlines())
+    for extra in ("requirements-train.txt", "requirements-dev.txt"):
+        req |= _pins((ROOT / extra).read_text().splitlines())
     env = _pins((ROOT / "environment.yml").read_text().splitlines())
     assert len(req) >= 8 and env == req
 
