@@ -1,15 +1,15 @@
 #!/usr/bin/env python3
-"""Train, evaluate and compare the ANN, the small CNN and the grayscale VGG16 on MNIST.
+"""Train, evaluate and compare the ANN, the small CNN and the grayscale VGG16.
 
-A linear story: data -> for each model: build -> fit (train split, validation split watched) -> evaluate once on
-the test split -> save model, plots, report -> comparison of all. Defaults live in study.training.PRESETS;
-the command line overrides them.
+A linear story: data -> for each model: build -> fit (train split, validation watched, within the time
+budget) -> evaluate once on the test sets -> save into this run's folder -> promote into `models/` only if it
+beats the shipped model on validation -> comparison of all. Defaults live in study.recipes.PRESETS; the
+command line overrides them.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import platform
@@ -17,13 +17,16 @@ import sys
 import time
 from pathlib import Path
 
-import study  # noqa: E402,F401  TensorFlow settings (oneDNN, quiet start-up) before anything loads it
-
-from common.names import BASE_MODELS as MODEL_NAMES  # noqa: E402
-from study.training import PRECISIONS  # noqa: E402  (NumPy only; TensorFlow loads later)
+from common import tf_env  # noqa: F401  TensorFlow settings (oneDNN, quiet start-up) before anything loads it
+from common.names import BASE_MODELS as MODEL_NAMES
+from common.names import DEFAULT_MODELS_DIR, METRICS_FILE, model_file, train_hint
+from study.precision import PRECISIONS
+from study.recipes import PRESET_NAMES
 
 BUDGET_MINUTES = 30.0  # the 'best' preset's whole run, on 2 CPU cores
+WARM_START_LR_SCALE = 0.25  # fine-tuning a trained model: a gentler peak than training from scratch
 REFERENCE = {"ann": 0.954, "cnn": 0.9878, "vgg16": 0.9907}  # published test accuracies of the reference study
+HANDWRITING_ENV = "HANDWRITING_PATH"
 log = logging.getLogger("train_all")
 
 
@@ -31,33 +34,53 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="train_all.py",
         description="Train and compare a dense network (ANN), a small CNN and a grayscale VGG16 on MNIST "
-        "(48,000 train / 12,000 validation / 10,000 test). Saves models, metrics.json, plots and reports.",
+        "(48,000 train / 12,000 validation / 10,000 test), plus real handwriting for the 'best' preset. Each "
+        "run writes its models, metrics and plots into its own folder (runs/<preset>-<time>/) and promotes a "
+        "model into models/ only if it beats the shipped one on validation; the one it replaces is kept in "
+        "models/previous/.",
         epilog="examples:\n"
-        "  python train_all.py                                   # best recipes, all three models\n"
-        "  python train_all.py --preset seed                     # the reference study's recipe\n"
-        "  python train_all.py --models cnn --epochs 2 --limit 2000 --data ~/mnist.npz   # quick try\n"
-        "MNIST is read from --data, $MNIST_PATH, the Keras cache, or downloaded by Keras.",
+        "  python train_all.py --data ~/mnist.npz                # best recipes, all three models, 30 minutes\n"
+        "  python train_all.py --preset seed                     # the reference study's recipe (MNIST only)\n"
+        "  python train_all.py --models cnn --epochs 2 --limit 2000   # quick try\n"
+        "  python train_all.py --restore cnn                     # put back the CNN the last promotion replaced\n"
+        "MNIST is read from --data, $MNIST_PATH, the Keras cache, or downloaded by Keras. Real handwriting\n"
+        f"('best' only) from --handwriting or ${HANDWRITING_ENV}.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--models", nargs="+", choices=MODEL_NAMES, default=list(MODEL_NAMES), metavar="MODEL",
                    help="which models to train: ann cnn vgg16 (default: all three)")
-    p.add_argument("--preset", choices=("seed", "best"), default="best",
-                   help="'seed' = reference study (Adam 1e-4, 5 epochs, batch 32, no augmentation); "
-                   "'best' = each model's tuned recipe (default)")
-    p.add_argument("--epochs", type=int, help="override the preset's number of epochs")
+    p.add_argument("--preset", choices=PRESET_NAMES, default="best",
+                   help="'seed' = reference study (Adam 1e-4, 5 epochs, batch 32, no augmentation, MNIST only); "
+                   "'best' = each model's tuned recipe, MNIST plus real handwriting (default)")
+    p.add_argument("--epochs", type=float, help="override the preset's number of epochs (turns the budget off)")
     p.add_argument("--batch-size", type=int, help="override the preset's batch size")
     p.add_argument("--learning-rate", type=float, help="override the preset's (peak) learning rate")
     p.add_argument("--budget-minutes", type=float, metavar="MIN",
-                   help="fit the whole run into MIN minutes of wall clock: timed steps plan each model's epochs "
-                   "here, and each model re-plans them from its real pace after every epoch, between its "
-                   "recipe's floor and ceiling (default: 30 for 'best', none for 'seed'; 0 or --epochs: "
-                   "no budget)")
+                   help="fit the whole run, evaluation and saving included, into MIN minutes: timed steps plan "
+                   "each model's training steps here and each model re-plans them from its real pace; refused "
+                   "up front if not even a tenth of an epoch per model fits (default: 30 for 'best', none for "
+                   "'seed'; 0 or --epochs: no budget)")
     p.add_argument("--seed", type=int, default=0, help="training seed (the data split is fixed regardless; default 0)")
     p.add_argument("--data", metavar="PATH", help="MNIST .npz (Keras layout) or folder of IDX files "
                    "(default: $MNIST_PATH, then the Keras cache, then download)")
+    p.add_argument("--handwriting", metavar="DIR", help="folder of the real handwriting sets ('best' only; default: "
+                   f"${HANDWRITING_ENV}); without it 'best' trains on MNIST alone and says so")
+    p.add_argument("--no-handwriting", action="store_true", help="train on MNIST alone even where handwriting is found")
     p.add_argument("--limit", type=int, metavar="N", help="use only the first N images of each split (quick runs)")
-    p.add_argument("--models-dir", type=Path, default=Path("models"), help="where models and metrics.json go")
-    p.add_argument("--plots-dir", type=Path, default=Path("plots"), help="where plots and reports go")
+    p.add_argument("--models-dir", type=Path, default=Path(DEFAULT_MODELS_DIR),
+                   help="the shipped models that the app reads, and where better models are promoted (default: models)")
+    p.add_argument("--plots-dir", type=Path, default=Path("plots"),
+                   help="the shipped plots, updated for each promoted model (default: plots)")
+    p.add_argument("--run-dir", type=Path, help="this run's own models, metrics and plots "
+                   "(default: runs/<preset>-<date>-<time>)")
+    p.add_argument("--replace", action="store_true",
+                   help="promote this run's models even where the shipped ones are better on validation")
+    p.add_argument("--restore", nargs="*", choices=MODEL_NAMES, metavar="MODEL",
+                   help="put back the models that the last promotion replaced (from models/previous/; default: "
+                   "all there) and exit; the current ones go to previous/, so it can be undone")
+    p.add_argument("--warm-start", type=Path, metavar="DIR",
+                   help="start each model from the weights of DIR/<model>.keras (same architecture) and fine-tune "
+                   f"it at {WARM_START_LR_SCALE}x the recipe's learning rate")
     p.add_argument("--vgg-weights", metavar="PATH",
                    help="start VGG16 from ImageNet weights: 'imagenet' (download) or a Keras VGG16 notop weights file")
     p.add_argument("--precision", choices=PRECISIONS,
@@ -68,17 +91,21 @@ def parse_args(argv=None) -> argparse.Namespace:
     args = p.parse_args(argv)
     for flag in ("epochs", "batch_size", "limit"):
         value = getattr(args, flag)
-        if value is not None and value < 1:
-            p.error(f"--{flag.replace('_', '-')} must be a positive integer, got {value}")
+        if value is not None and not value > 0:
+            p.error(f"--{flag.replace('_', '-')} must be positive, got {value}")
     if args.budget_minutes is not None and args.budget_minutes < 0:
         p.error(f"--budget-minutes must be >= 0 (0 = no budget), got {args.budget_minutes}")
     if args.learning_rate is not None and not args.learning_rate > 0:
         p.error(f"--learning-rate must be positive, got {args.learning_rate}")
+    if args.warm_start is not None and not args.warm_start.is_dir():
+        p.error(f"--warm-start {args.warm_start} is not a folder of trained models")
     args.models = list(dict.fromkeys(args.models))  # keep order, drop repeats
     if args.precision is None:
         args.precision = "float32" if args.preset == "seed" else "auto"
     if args.budget_minutes is None:
         args.budget_minutes = 0.0 if args.preset == "seed" or args.epochs is not None else BUDGET_MINUTES
+    if args.run_dir is None:
+        args.run_dir = Path("runs") / f"{args.preset}-{time.strftime('%Y%m%d-%H%M%S')}"
     return args
 
 
@@ -95,6 +122,11 @@ def build(name: str, model_kwargs: dict, vgg_weights: str | None):
     return build_model(**model_kwargs)
 
 
+def builder(name: str, recipe, args):
+    """A function that builds this model afresh (training copy, float32 twin, timing copy)."""
+    return lambda: build(name, dict(recipe.model_kwargs), args.vgg_weights if name == "vgg16" else None)
+
+
 def versions() -> dict:
     import keras
     import numpy
@@ -108,177 +140,202 @@ def versions() -> dict:
             "cpu": machine.cpu_description()}
 
 
-def load_previous(path: Path, preset: str, checksum: str) -> dict:
-    """Entries of models not retrained this run are kept if they come from the same preset and split."""
+def load_data(args):
+    """MNIST, plus real handwriting for 'best' where it is found (said once, either way)."""
+    from study.data import load, with_handwriting
+
+    data = load(args.data, args.limit)
+    if args.preset == "seed" or args.no_handwriting:
+        return data
+    path = args.handwriting or os.environ.get(HANDWRITING_ENV)
+    if not path:
+        log.warning("no real handwriting given: training on MNIST alone (pass --handwriting DIR or set %s)",
+                    HANDWRITING_ENV)
+        return data
+    from study.handwriting import load_handwriting
+
+    return with_handwriting(data, load_handwriting(path, limit=args.limit))
+
+
+def accuracy(model, split) -> float:
+    import numpy as np
+
+    from study.evaluation import predict_probabilities
+
+    if not len(split):
+        return float("nan")
+    return float(np.mean(predict_probabilities(model, split.x).argmax(1) == split.y))
+
+
+def warm_start(model, folder: Path, name: str) -> None:
+    import keras
+
+    path = folder / model_file(name)
     try:
-        old = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    if old.get("preset") == preset and old.get("split", {}).get("checksum") == checksum:
-        return old.get("models", {})
-    return {}
+        source = keras.saving.load_model(path, compile=False)
+        model.set_weights(source.get_weights())
+    except (OSError, ValueError) as exc:
+        raise SystemExit(f"--warm-start: cannot take {name}'s weights from {path}: {exc}") from None
+    log.info("%s starts from the weights of %s", name, path)
 
 
-def builder(name: str, recipe, args):
-    """A function that builds this model afresh (training copy, float32 twin, timing copy)."""
-    return lambda: build(name, dict(recipe.model_kwargs), args.vgg_weights if name == "vgg16" else None)
+def export_twin(keras_path: Path) -> None:
+    """The ONNX twin the reading side runs; a failure is logged (the .keras stays the source of truth)."""
+    try:
+        from study.export import export_onnx
+    except ImportError as exc:
+        log.warning("no ONNX export (%s); the app falls back to Keras for %s", exc, keras_path.name)
+        return
+    try:
+        export_onnx(keras_path)
+    except Exception as exc:  # noqa: BLE001  export trouble must not cost the trained model
+        log.warning("ONNX export of %s failed (%s); re-export with: python scripts/export_onnx.py", keras_path, exc)
 
 
-def measure_costs(args, recipes: dict, data, started: float) -> tuple[dict | None, dict | None]:
-    """Under a time budget: what an epoch of each model costs here (timed steps), and the first plan."""
-    from study import budget, training
-
-    if not args.budget_minutes:
-        return None, None
-    precision = training.resolve_precision(args.precision)
-    costs = {n: budget.measure(builder(n, r, args), r, data, precision, args.seed) for n, r in recipes.items()}
-    left = args.budget_minutes * 60 - (time.perf_counter() - started)
-    plan, planned = budget.plan_epochs(recipes, costs, left)
-    for n, r in recipes.items():
-        log.info("budget: %s %d of %d epochs (~%.0f s per epoch here)", n, plan[n], r.epochs, costs[n].epoch_seconds)
-    if planned > left:
-        log.warning("even the fewest epochs take ~%.1f min here, over the %g-minute budget (%.1f min left)",
-                    planned / 60, args.budget_minutes, left / 60)
-    record = {"minutes": args.budget_minutes, "planned_seconds": round(planned, 1),
-              "epoch_seconds": {n: round(c.epoch_seconds, 3) for n, c in costs.items()},
-              "planned_epochs": plan, "allotted_seconds": {}}
-    return costs, record
-
-
-def allotment(args, todo: list, recipes: dict, costs: dict | None, record: dict | None, started: float):
-    """(planned epochs, seconds) for todo[0] under the budget, (None, None) without one. Re-planned before
-    each model: the ones before it may have run faster or slower than their timed steps said."""
-    from study import budget
-
-    if not costs:
-        return None, None
-    name, left = todo[0], args.budget_minutes * 60 - (time.perf_counter() - started)
-    epochs, seconds = budget.allot(name, {n: recipes[n] for n in todo}, costs, left)
-    record["allotted_seconds"][name] = round(seconds, 1)
-    log.info("budget: %s gets %.0f s (%.1f of %g min left)", name, seconds, left / 60, args.budget_minutes)
-    return epochs, seconds
-
-
-def train_one(name, recipe, args, data, plots_dir: Path, models_dir: Path, epochs=None, seconds=None):
-    """Build, train (`epochs` planned, within `seconds` if given), evaluate and save one model; returns
-    (summary dict, test probabilities)."""
+def train_one(name, recipe, args, data, steps=None, seconds=None, val_seconds=0.0):
+    """Build, train, evaluate and save one model into this run's folder; returns (metrics entry, test
+    probabilities per test set)."""
     from common import atomic
-    from study import machine, plots, reports, training
-    from study.evaluation import evaluate_model
+    from study import machine, plots, reports
+    from study.evaluation import evaluate_model, predict_probabilities
+    from study.fit import fit
+    from study.precision import fast_build, portable_twin, resolve_precision
+    from study.promote import file_sha256
 
-    precision = training.resolve_precision(args.precision)
+    precision = resolve_precision(args.precision)
     rebuild = builder(name, recipe, args)
-
-    with training.fast_build(precision):
+    with fast_build(precision):
         model = rebuild()
+    if args.warm_start:
+        warm_start(model, args.warm_start, name)
     log.info("== %s: %s parameters, %s, recipe %s", name, f"{model.count_params():,}", precision, recipe.to_dict())
-    history, seconds = training.fit(model, data, recipe, seed=args.seed, verbose=0 if args.quiet else None,
-                                    epochs=epochs, seconds=seconds)
-    model = training.portable_twin(model, rebuild)  # what is evaluated and saved runs at full precision anywhere
+    trained = fit(model, data, recipe, seed=args.seed, verbose=0 if args.quiet else None, steps=steps,
+                  seconds=seconds, val_seconds=val_seconds, lr_scale=WARM_START_LR_SCALE if args.warm_start else 1.0)
+    model = portable_twin(model, rebuild)  # what is evaluated and saved runs at full precision anywhere
     ev = evaluate_model(model, data.test.x, data.test.y)  # the one and only look at the test split
-    atomic.save_model(model, models_dir / f"{name}.keras")
+    probabilities = {"mnist": ev.probabilities}
+    tests = {"mnist": ev.test_accuracy}
+    for part, split in data.test_parts.items():  # real writers held out for the end, looked at once too
+        probabilities[part] = predict_probabilities(model, split.x)
+        tests[part] = float((probabilities[part].argmax(1) == split.y).mean())
+    keras_path = args.run_dir / "models" / model_file(name)
+    atomic.save_model(model, keras_path)
+    export_twin(keras_path)
+    history = trained.history
     best_epoch = int(max(range(len(history["val_accuracy"])), key=history["val_accuracy"].__getitem__))
-    summary = {
-        "test_accuracy": ev.test_accuracy, "test_loss": ev.test_loss,
-        "val_accuracy": history["val_accuracy"][best_epoch], "train_seconds": round(seconds, 2),
-        "epochs": len(history["val_accuracy"]), "best_epoch": best_epoch + 1, "params": int(model.count_params()),
-        "ms_per_image": ev.ms_per_image, "per_class": ev.per_class, "confusion": ev.confusion,
-        "history": history, "recipe": recipe.to_dict(), "precision": precision,
-        "cpu": machine.cpu_description(),  # models of one metrics.json may come from runs on different machines
+    entry = {
+        "test_accuracy": ev.test_accuracy, "test_loss": ev.test_loss, "test_sets": tests,
+        "val_accuracy": accuracy(model, data.val), "val_checksum": data.val_checksum,
+        "val_parts": {part: accuracy(model, split) for part, split in data.val_parts.items()},
+        "train_seconds": round(trained.seconds, 2), "steps": trained.steps, "epochs": round(trained.epochs, 3),
+        "best_epoch": best_epoch + 1, "params": int(model.count_params()), "ms_per_image": ev.ms_per_image,
+        "per_class": ev.per_class, "confusion": ev.confusion, "history": history, "recipe": recipe.to_dict(),
+        "precision": precision, "warm_start": str(args.warm_start) if args.warm_start else None,
+        "cpu": machine.cpu_description(), "data": data.describe(), "run": str(args.run_dir),
+        "keras_sha256": file_sha256(keras_path),
     }
+    plots_dir = args.run_dir / "plots"
     plots.plot_curves(history, name, plots_dir / f"{name}_curves.png")
     plots.plot_confusion(ev.confusion, name, plots_dir / f"{name}_confusion.png")
     wrong = ev.predictions != data.test.y
     plots.plot_misclassified(data.test.x[wrong], data.test.y[wrong], ev.predictions[wrong], ev.confidence[wrong],
                              name, plots_dir / f"{name}_misclassified.png")
-    reports.write_model_report(plots_dir / f"{name}_report.txt", name, ev.report,
-                               reports.keras_summary_text(model), summary)
-    return summary, ev.probabilities
+    reports.write_model_report(plots_dir / f"{name}_report.txt", name, ev.report, reports.keras_summary_text(model),
+                               entry)
+    return entry, probabilities
 
 
-def saved_probabilities(models_dir: Path, names, x_test) -> dict:
-    """Test probabilities of models kept from an earlier run (same preset and split), so the ensemble always
-    averages every model in models_dir, not only the ones retrained now. Unreadable files are left out."""
+def shipped_val_accuracy(name: str, models_dir: Path, data) -> float | None:
+    """The shipped model's accuracy on this run's validation data (None: no usable shipped model)."""
     import keras
-    import numpy as np
 
-    out = {}
-    for name in names:
-        try:
-            model = keras.saving.load_model(models_dir / f"{name}.keras", compile=False)
-        except (OSError, ValueError) as exc:
-            log.warning("ensemble leaves out %s: %s", name, exc)
-            continue
-        out[name] = np.asarray(model.predict(x_test, batch_size=512, verbose=0))
-    return out
+    from study.promote import read_metrics
+
+    path = models_dir / model_file(name)
+    if not path.is_file():
+        return None
+    entry = read_metrics(models_dir).get("models", {}).get(name, {})
+    if entry.get("val_checksum") == data.val_checksum and isinstance(entry.get("val_accuracy"), float):
+        return entry["val_accuracy"]
+    try:
+        model = keras.saving.load_model(path, compile=False)
+    except (OSError, ValueError) as exc:
+        log.warning("the shipped %s cannot be read (%s): it will be replaced", name, exc)
+        return None
+    return accuracy(model, data.val)
 
 
-def ensemble_summary(probabilities: dict, y_test) -> dict:
+def decide_and_promote(name: str, entry: dict, args, data) -> bool:
+    """Promote this run's model into models/ if it is better on validation (or --replace); say which way."""
+    import shutil
+
+    from study.promote import promote
+
+    old = shipped_val_accuracy(name, args.models_dir, data)
+    better = old is None or entry["val_accuracy"] > old
+    if not (better or args.replace):
+        log.warning("kept the shipped %s: validation %.4f against this run's %.4f; this run's model is in %s "
+                    "(--replace would take it)", name, old, entry["val_accuracy"], args.run_dir / "models")
+        return False
+    promote(name, args.run_dir / "models", args.models_dir, entry)
+    for f in (args.run_dir / "plots").glob(f"{name}_*"):
+        from common.atomic import atomic_path
+
+        with atomic_path(args.plots_dir / f.name) as tmp:
+            shutil.copyfile(f, tmp)
+    how = "no shipped model" if old is None else f"validation {entry['val_accuracy']:.4f} against {old:.4f}"
+    log.info("promoted %s into %s (%s%s)", name, args.models_dir, how,
+             "" if better else ", --replace")
+    return True
+
+
+def ensemble_summary(probabilities: dict, data) -> dict:
+    """Accuracy of the mean of the members' probabilities on every test set."""
     import numpy as np
 
     from study.evaluation import cross_entropy
 
-    mean = np.mean([probabilities[n] for n in probabilities], axis=0)
-    return {"members": list(probabilities), "test_accuracy": float(np.mean(mean.argmax(1) == y_test)),
-            "test_loss": cross_entropy(mean, np.asarray(y_test, dtype=np.int64))}
+    members = [n for n in MODEL_NAMES if n in probabilities]
+    out = {"members": members, "test_sets": {}}
+    truths = {"mnist": data.test.y, **{k: s.y for k, s in data.test_parts.items()}}
+    for part, y in truths.items():
+        if not all(part in probabilities[n] for n in members):
+            continue
+        mean = np.mean([probabilities[n][part] for n in members], axis=0)
+        out["test_sets"][part] = float(np.mean(mean.argmax(1) == y))
+        if part == "mnist":
+            out["test_accuracy"] = out["test_sets"][part]
+            out["test_loss"] = cross_entropy(mean, np.asarray(y, dtype=np.int64))
+    return out
 
 
-def print_table(results: dict, ensemble: dict | None) -> None:
-    print("\n" + f"{'model':<8}{'test acc':>10}{'test loss':>11}{'val acc':>9}{'params':>12}{'train s':>9}{'ms/img':>8}")
+def shipped_probabilities(names, models_dir: Path, data) -> dict:
+    """Test probabilities of shipped models (for the shipped ensemble); unreadable files are left out."""
+    import keras
+
+    from study.evaluation import predict_probabilities
+
+    out = {}
+    for name in names:
+        try:
+            model = keras.saving.load_model(models_dir / model_file(name), compile=False)
+        except (OSError, ValueError) as exc:
+            log.warning("the shipped ensemble leaves out %s: %s", name, exc)
+            continue
+        out[name] = {"mnist": predict_probabilities(model, data.test.x),
+                     **{k: predict_probabilities(model, s.x) for k, s in data.test_parts.items()}}
+    return out
+
+
+def print_table(results: dict, ensemble: dict | None, title: str) -> None:
+    print(f"\n{title}")
+    print(f"{'model':<9}{'test acc':>10}{'test loss':>11}{'val acc':>9}{'params':>12}{'train s':>9}{'epochs':>8}")
     for name, s in results.items():
-        print(f"{name:<8}{s['test_accuracy']:>10.4%}{s['test_loss']:>11.4f}{s['val_accuracy']:>9.4%}"
-              f"{s['params']:>12,}{s['train_seconds']:>9.1f}{s['ms_per_image']:>8.3f}")
-    if ensemble:
-        print(f"{'ensemble':<8}{ensemble['test_accuracy']:>10.4%}{ensemble['test_loss']:>11.4f}"
+        print(f"{name:<9}{s['test_accuracy']:>10.4%}{s['test_loss']:>11.4f}{s['val_accuracy']:>9.4%}"
+              f"{s['params']:>12,}{s['train_seconds']:>9.1f}{s.get('epochs', 0):>8.2f}")
+    if ensemble and "test_accuracy" in ensemble:
+        print(f"{'ensemble':<9}{ensemble['test_accuracy']:>10.4%}{ensemble['test_loss']:>11.4f}"
               f"   (mean of {', '.join(ensemble['members'])})")
-
-
-def main(argv=None) -> int:
-    started = time.perf_counter()
-    args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from common import atomic
-    from study import plots, training
-    from study.data import DataError, load
-
-    try:
-        data = load(args.data, args.limit)
-    except DataError as exc:
-        log.error("%s", exc)
-        return 2
-    training.configure_threads()
-    args.models_dir.mkdir(parents=True, exist_ok=True)
-    args.plots_dir.mkdir(parents=True, exist_ok=True)
-    metrics_path = args.models_dir / "metrics.json"
-    results = load_previous(metrics_path, args.preset, data.checksum)
-    metrics = {"preset": args.preset, "seed": args.seed, "limit": args.limit, "split": data.describe(),
-               "versions": versions(), "reference_study": REFERENCE, "models": results}
-    plots.plot_samples(data.train.x, data.train.y, args.plots_dir / "samples.png")
-    kept = [n for n in MODEL_NAMES if n in results and n not in args.models]
-    probabilities = saved_probabilities(args.models_dir, kept, data.test.x)
-    ensemble = None
-    try:
-        recipes = {n: training.recipe_for(args.preset, n, epochs=args.epochs, batch_size=args.batch_size,
-                                          learning_rate=args.learning_rate) for n in args.models}
-        costs, metrics["budget"] = measure_costs(args, recipes, data, started)
-        for i, name in enumerate(args.models):
-            epochs, seconds = allotment(args, args.models[i:], recipes, costs, metrics["budget"], started)
-            results[name], probabilities[name] = train_one(name, recipes[name], args, data, args.plots_dir,
-                                                           args.models_dir, epochs, seconds)
-            if len(probabilities) > 1:
-                members = {n: probabilities[n] for n in MODEL_NAMES if n in probabilities}
-                ensemble = metrics["ensemble"] = ensemble_summary(members, data.test.y)
-            results = metrics["models"] = {n: results[n] for n in MODEL_NAMES if n in results}  # table order
-            metrics["total_train_seconds"] = round(sum(s["train_seconds"] for s in results.values()), 1)
-            metrics["run_seconds"] = round(time.perf_counter() - started, 1)  # this invocation, wall clock
-            # after every model: an interrupt loses at most the model in flight
-            atomic.write_json(metrics_path, metrics)
-            write_comparison(results, args.plots_dir)
-    except KeyboardInterrupt:
-        log.warning("Interrupted: files already written are complete; the model in training was not saved.")
-        return 130
-    print_table(results, ensemble)
-    return 0
 
 
 def write_comparison(results: dict, plots_dir: Path) -> None:
@@ -288,6 +345,117 @@ def write_comparison(results: dict, plots_dir: Path) -> None:
     compare = {n: {k: v for k, v in s.items() if not isinstance(v, (dict, list))} for n, s in results.items()}
     plots.plot_comparison(compare, plots_dir / "comparison.png")
     reports.write_comparison_markdown(compare, plots_dir / "comparison.md", reference=REFERENCE)
+
+
+def restore_models(args) -> int:
+    from study.promote import PREVIOUS, recover, restore
+
+    recover(args.models_dir)
+    names = args.restore or [n for n in MODEL_NAMES if (args.models_dir / PREVIOUS / model_file(n)).is_file()]
+    if not names:
+        log.error("nothing to restore: %s holds no earlier model", args.models_dir / PREVIOUS)
+        return 1
+    for name in names:
+        try:
+            restore(name, args.models_dir)
+        except FileNotFoundError as exc:
+            log.error("%s", exc)
+            return 1
+        log.info("restored %s; the one it replaced is now in %s (run --restore %s again to undo)", name,
+                 args.models_dir / PREVIOUS, name)
+    return 0
+
+
+def main(argv=None) -> int:
+    started = time.perf_counter()
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from study.promote import recover
+
+    if args.restore is not None:
+        return restore_models(args)
+    recover(args.models_dir)  # a promotion an earlier run was killed in is finished first
+
+    from common import atomic
+    from study import plots
+    from study.budget import BudgetError, RunBudget
+    from study.data import DataError
+    from study.precision import configure_threads, resolve_precision
+    from study.promote import read_metrics
+    from study.recipes import recipe_for
+
+    try:
+        data = load_data(args)
+    except DataError as exc:
+        log.error("%s", exc)
+        return 2
+    configure_threads()
+    for d in (args.run_dir / "models", args.run_dir / "plots", args.models_dir, args.plots_dir):
+        d.mkdir(parents=True, exist_ok=True)
+    log.info("this run writes into %s; better models are promoted into %s", args.run_dir, args.models_dir)
+    recipes = {n: recipe_for(args.preset, n, epochs=args.epochs, batch_size=args.batch_size,
+                             learning_rate=args.learning_rate) for n in args.models}
+    metrics = {"preset": args.preset, "seed": args.seed, "limit": args.limit, "split": data.describe(),
+               "versions": versions(), "reference_study": REFERENCE, "models": {}, "budget": None}
+    plots.plot_samples(data.train.x, data.train.y, args.run_dir / "plots" / "samples.png")
+    budget = None
+    if args.budget_minutes:
+        budget = RunBudget(args.budget_minutes, started, len(data.train))
+        n_eval = len(data.test) + sum(len(s) for s in data.test_parts.values()) + len(data.val)
+        try:
+            budget.measure(recipes, {n: builder(n, r, args) for n, r in recipes.items()}, data,
+                           resolve_precision(args.precision), args.seed, n_eval)
+        except BudgetError as exc:
+            log.error("%s", exc)
+            return 3
+    results, probabilities, promoted = metrics["models"], {}, []
+    try:
+        for i, name in enumerate(args.models):
+            t0 = time.perf_counter()
+            steps = seconds = None
+            val_seconds = 0.0
+            if budget:
+                steps, seconds = budget.allot(name, {n: recipes[n] for n in args.models[i:]})
+                val_seconds = budget.costs[name].val_pass
+            results[name], probabilities[name] = train_one(name, recipes[name], args, data, steps, seconds,
+                                                           val_seconds)
+            if len(probabilities) > 1:
+                metrics["ensemble"] = ensemble_summary(probabilities, data)
+            metrics["run_seconds"] = round(time.perf_counter() - started, 1)
+            atomic.write_json(args.run_dir / "models" / METRICS_FILE, metrics)
+            if decide_and_promote(name, results[name], args, data):
+                promoted.append(name)
+            if budget:
+                budget.spent(name, results[name]["steps"], results[name]["train_seconds"], time.perf_counter() - t0)
+                metrics["budget"] = budget.record
+        write_comparison(results, args.run_dir / "plots")
+        shipped = read_metrics(args.models_dir)
+        if promoted:
+            have = [n for n in MODEL_NAMES if (args.models_dir / model_file(n)).is_file()]
+            probs = {n: probabilities[n] for n in have if n in promoted}
+            probs |= shipped_probabilities([n for n in have if n not in probs], args.models_dir, data)
+            if len(probs) > 1:
+                shipped["ensemble"] = ensemble_summary(probs, data)
+            shipped["run_seconds_of_last_promotion"] = round(time.perf_counter() - started, 1)
+            atomic.write_json(args.models_dir / METRICS_FILE, shipped)
+            write_comparison({n: e for n, e in shipped.get("models", {}).items() if n in MODEL_NAMES},
+                             args.plots_dir)
+        if budget:
+            budget.close()
+            metrics["budget"] = budget.record
+        metrics["run_seconds"] = round(time.perf_counter() - started, 1)
+        atomic.write_json(args.run_dir / "models" / METRICS_FILE, metrics)
+    except KeyboardInterrupt:
+        log.warning("interrupted: %s is as it was, or holds whole promoted models only; this run's finished "
+                    "files are in %s", args.models_dir, args.run_dir)
+        return 130
+    print_table(results, metrics.get("ensemble"), f"this run ({args.run_dir}):")
+    kept = [n for n in args.models if n not in promoted]
+    print(f"promoted into {args.models_dir}: {', '.join(promoted) or 'none'}"
+          + (f"; kept the shipped {', '.join(kept)} (better on validation)" if kept else ""))
+    if not any((args.models_dir / model_file(n)).is_file() for n in MODEL_NAMES):
+        print(train_hint())
+    return 0
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import study  # noqa: E402,F401  TensorFlow settings (oneDNN) before TensorFlow loads
-from study.training import PRECISIONS  # noqa: E402
+from study.precision import PRECISIONS  # noqa: E402
 
 
 def forward_flops(model) -> int:
@@ -61,11 +61,11 @@ def train_rate(name: str, batch_size: int, steps: int, xla: bool, preset: str) -
     import tensorflow as tf
 
     import train_all
-    from study import budget, training
+    from study import budget, fit, recipes
 
-    recipe = training.recipe_for(preset, name, batch_size=batch_size)
+    recipe = recipes.recipe_for(preset, name, batch_size=batch_size)
     model = train_all.build(name, dict(recipe.model_kwargs), None)
-    training.compile_model(model, recipe, steps_per_epoch=steps)
+    fit.compile_model(model, recipe, total_steps=steps)
     if xla:
         model.jit_compile = True
     x = np.random.default_rng(0).random((batch_size * steps, 28, 28, 1), dtype=np.float32)
@@ -91,11 +91,11 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
 
     from common import atomic
-    from study import machine, training
+    from study import machine, precision
 
-    args.precision = training.resolve_precision(args.precision)
+    args.precision = precision.resolve_precision(args.precision)
 
-    training.configure_threads(args.threads)
+    precision.configure_threads(args.threads)
     peak = matmul_gflops()
     print(f"CPU: {machine.cpu_description()}")
     print(f"fp32 matmul through TensorFlow: {peak:.1f} GFLOP/s ({os.cpu_count()} cores); training in {args.precision}")
@@ -103,7 +103,7 @@ def main(argv=None) -> int:
     rows = []
     for name in args.models:
         for bs in args.batch_sizes:
-            with training.fast_build(args.precision):
+            with precision.fast_build(args.precision):
                 rate, fwd = train_rate(name, bs, args.steps, args.xla, args.preset)
             achieved = rate * 3 * fwd / 1e9
             rows.append({"model": name, "batch_size": bs, "images_per_s": rate, "train_gflop_per_image": 3 * fwd / 1e9,

@@ -1,11 +1,12 @@
-"""Fit a whole training run into a wall-clock budget: time each model on this machine, then plan its epochs.
+"""Fit a whole training run into a wall-clock budget, planned and cut in training steps.
 
-Why: the same preset runs on CPUs whose speed differs by 2x (AVX-512 with a full or a half-width datapath,
-AMX or not). A fixed epoch count overruns the budget on the slow ones. So the `best` preset gives each model
-its epochs as a ceiling and a floor (`Recipe.epochs`, `Recipe.min_epochs`), a few timed training steps
-measure what an epoch costs here, and `plan_epochs` shortens the most expensive models until the run fits.
-Timed steps are only a forecast (a shared machine's speed drifts by 10-15%), so each model then trains under
-a `Deadline` that re-plans its epochs from the real pace after every epoch.
+Why steps: the same preset runs on CPUs whose speed differs by 2-3x. Whole epochs cannot shrink below one, so
+a slow CPU would overrun; steps can, and the one-cycle schedule ends wherever the steps end
+(study.schedule). A few timed steps of each model on the real input pipeline forecast its cost here; the plan
+gives every model its recipe's steps where they fit, and where they do not, cuts the longest first
+(water-filling: the cheap models keep their whole recipe). Each model then trains under a Deadline that
+re-plans from its real pace. If even a tenth of an epoch per model cannot fit, the run is refused before
+training, with the time it would need.
 """
 
 from __future__ import annotations
@@ -14,40 +15,52 @@ import logging
 import math
 import statistics
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-import keras
+from study.fit import compile_model, fewest_steps, recipe_steps, steps_per_epoch
+from study.augment import datasets
+from study.precision import fast_build
 
 log = logging.getLogger(__name__)
 
 SAFETY = 0.95  # plan to 95% of what is left: a shared machine's speed drifts during a long run
-EVAL_FACTOR = 0.5  # a float32 forward pass costs at most ~half a training step per image (measured ~0.25-0.4)
-FIXED_SECONDS = 10.0  # per model: saving, plots, reports
+FIXED_SECONDS = 15.0  # per model after training, besides the test passes: saving, ONNX export, plots, reports
+TIMED_STEPS = 8  # training steps timed per model (after untimed warm-up steps)
+
+
+class BudgetError(Exception):
+    """The run cannot fit the budget; the message says what it would take and what to ask for instead."""
 
 
 @dataclass(frozen=True)
 class Cost:
-    """What one model costs on this machine, from timed training steps."""
+    """What one model costs on this machine, from timed steps (all in seconds)."""
 
-    seconds_per_image: float  # one training step's time per image (forward + backward + update + input pipeline)
-    n_train: int
-    n_val: int
-    n_test: int
+    step: float  # one training step (forward + backward + update + input pipeline) at the recipe's batch size
+    steps_per_epoch: int
+    val_pass: float  # one pass over the validation data
+    fixed: float  # after training: the test passes, saving, export and plots
 
-    @property
-    def epoch_seconds(self) -> float:
-        # an epoch: every training image once, then a forward pass over the validation split
-        return self.seconds_per_image * (self.n_train + EVAL_FACTOR * self.n_val)
+    def training_seconds(self, steps: int) -> float:
+        """Training `steps` steps, with the validation pass after each (partial) epoch."""
+        return steps * self.step + math.ceil(steps / self.steps_per_epoch) * self.val_pass
 
-    @property
-    def fixed_seconds(self) -> float:
-        # after training: the test split once, saving and plotting
-        return self.seconds_per_image * EVAL_FACTOR * self.n_test + FIXED_SECONDS
+    def seconds(self, steps: int) -> float:
+        return self.training_seconds(steps) + self.fixed
+
+    def steps_within(self, seconds: float) -> int:
+        """The most steps whose training (validation included) takes at most `seconds`."""
+        lo, hi = 0, max(0, int(seconds / self.step))  # training_seconds grows with steps: bisect
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            lo, hi = (mid, hi) if self.training_seconds(mid) <= seconds else (lo, mid - 1)
+        return lo
 
 
 def step_seconds(model, dataset, steps: int, warmup: int = 3) -> float:
     """Median seconds of one `model.fit` step over `steps` batches of `dataset`, after `warmup` untimed ones
     (tracing, memory allocation). The median: one stall of a shared machine must not set the figure."""
+    import keras
     import numpy as np
 
     if steps < 2:
@@ -58,93 +71,129 @@ def step_seconds(model, dataset, steps: int, warmup: int = 3) -> float:
     return float(statistics.median(np.diff(ends[warmup - 1 if warmup else 0:])))
 
 
-def measure(rebuild, recipe, data, precision: str, seed: int = 0, steps: int = 8) -> Cost:
+def forward_seconds_per_image(model, x, batch: int = 512, repeats: int = 2) -> float:
+    """Inference cost per image (validation and test passes), timed after one untimed pass."""
+    sample = x[:batch]
+    if len(sample) == 0:
+        return 0.0
+    model.predict_on_batch(sample)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        model.predict_on_batch(sample)
+        times.append(time.perf_counter() - t0)
+    return min(times) / len(sample)
+
+
+def measure(rebuild, recipe, data, precision: str, seed: int = 0, n_test: int | None = None) -> Cost:
     """Time a throw-away copy of the model on the real input pipeline (augmentation included)."""
-    from study import training
-
-    with training.fast_build(precision):
+    with fast_build(precision):
         model = rebuild()
-    train_ds, _ = training.datasets(data, recipe, seed)
-    training.compile_model(model, recipe, steps_per_epoch=max(1, math.ceil(len(data.train) / recipe.batch_size)))
-    seconds = step_seconds(model, train_ds, steps)
-    return Cost(seconds / recipe.batch_size, len(data.train), len(data.val), len(data.test))
+    train_ds, _ = datasets(data, recipe, seed)
+    compile_model(model, recipe, total_steps=recipe_steps(len(data.train), recipe))
+    step = step_seconds(model, train_ds, TIMED_STEPS)
+    per_image = forward_seconds_per_image(model, data.val.x)
+    n_test = len(data.test) if n_test is None else n_test
+    return Cost(step, steps_per_epoch(len(data.train), recipe), per_image * len(data.val),
+                per_image * n_test + FIXED_SECONDS)
 
 
-def plan_epochs(recipes: dict, costs: dict[str, Cost], seconds_left: float) -> tuple[dict[str, int], float]:
-    """Epochs per model so that training, validation and evaluation fit in `seconds_left` (times SAFETY).
-
-    Each model starts at its recipe's epochs, cut to its `max_seconds` if it has one; then, while the plan is
-    too long, the model whose training costs most loses an epoch, never going below its `min_epochs` (None: not
-    shortened). Returns (epochs per model, planned seconds); where even the floors do not fit, the plan is the
-    floors and the caller warns.
-    """
-    plan = {}
+def _wants(recipes: dict, costs: dict[str, Cost], n_train: int) -> dict[str, int]:
+    """Each model's steps before any budget cut: its recipe's, within its own `max_seconds`."""
+    wants = {}
     for name, recipe in recipes.items():
-        epochs = recipe.epochs
+        steps = recipe_steps(n_train, recipe)
         if recipe.max_seconds is not None:
-            epochs = min(epochs, max(1, int(recipe.max_seconds // costs[name].epoch_seconds)))
-        plan[name] = epochs
+            steps = min(steps, max(1, costs[name].steps_within(recipe.max_seconds)))
+        wants[name] = steps
+    return wants
 
-    def seconds(p):
-        return sum(p[n] * costs[n].epoch_seconds + costs[n].fixed_seconds for n in p)
 
+def plan_steps(recipes: dict, costs: dict[str, Cost], seconds_left: float, n_train: int) -> dict[str, int]:
+    """Steps per model so that training, validation and evaluation fit in `seconds_left` (times SAFETY).
+
+    Each model wants its recipe's steps (within its own cap). If they do not all fit, a common limit on
+    training seconds per model is lowered until they do, so the longest is cut first and the cheap ones keep
+    their whole recipe; nobody goes below a tenth of an epoch. Raises BudgetError where even that cannot fit.
+    """
+    wants = _wants(recipes, costs, n_train)
+    floors = {n: min(wants[n], fewest_steps(n_train, r)) for n, r in recipes.items()}
     target = seconds_left * SAFETY
-    while seconds(plan) > target:
-        shrinkable = [n for n in plan if plan[n] > recipes[n].fewest_epochs]
-        if not shrinkable:
-            break
-        longest = max(shrinkable, key=lambda n: plan[n] * costs[n].epoch_seconds)
-        plan[longest] -= 1
-    return plan, seconds(plan)
+    least = sum(costs[n].seconds(floors[n]) for n in recipes)
+    if least > target:
+        raise BudgetError(
+            f"even a tenth of an epoch per model ({', '.join(recipes)}) takes ~{least / 60:.1f} min here "
+            f"(forecast from timed steps), over the {seconds_left / 60:.1f} min available; pass a larger "
+            f"--budget-minutes (at least {math.ceil(least / SAFETY / 60 + 1)}) or fewer --models.")
+
+    def at(level: float) -> dict[str, int]:
+        return {n: max(floors[n], min(wants[n], costs[n].steps_within(level))) for n in recipes}
+
+    def total(plan: dict[str, int]) -> float:
+        return sum(costs[n].seconds(plan[n]) for n in plan)
+
+    if total(wants) <= target:
+        return dict(wants)
+    lo, hi = 0.0, max(costs[n].training_seconds(wants[n]) for n in recipes)
+    for _ in range(60):  # bisection on the per-model limit of training seconds
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if total(at(mid)) <= target else (lo, mid)
+    return at(lo)
 
 
-def allot(name: str, recipes: dict, costs: dict[str, Cost], seconds_left: float) -> tuple[int, float]:
-    """(planned epochs, seconds) for training `name`, one of `recipes` (the models still to train), leaving
-    the others their planned share of `seconds_left`. Re-run before each model, so that what the models
-    before it really took is accounted for."""
-    plan, _ = plan_epochs(recipes, costs, seconds_left)
-    later = sum(plan[n] * costs[n].epoch_seconds + costs[n].fixed_seconds for n in plan if n != name)
-    seconds = seconds_left * SAFETY - later - costs[name].fixed_seconds
-    if recipes[name].max_seconds is not None:
-        seconds = min(seconds, recipes[name].max_seconds)
-    return plan[name], max(seconds, 0.0)
+@dataclass
+class RunBudget:
+    """The budget of one train_all run: measures, plans, hands each model its steps and seconds, keeps the log."""
 
+    minutes: float
+    started: float  # time.perf_counter() when the run began
+    n_train: int
+    costs: dict = field(default_factory=dict)
+    record: dict = field(default_factory=dict)
 
-class Deadline(keras.callbacks.Callback):
-    """Ends training within `seconds`: after every epoch the number of epochs is re-planned from the measured
-    pace, between `floor` and `ceiling`, and the one-cycle schedule (study.onecycle) is moved to end with
-    them. It lengthens the plan only in the first half of training: later, raising the learning rate again
-    would undo the annealing."""
+    def left(self) -> float:
+        return self.minutes * 60 - (time.perf_counter() - self.started)
 
-    def __init__(self, seconds: float, steps_per_epoch: int, planned: int, floor: int, ceiling: int,
-                 schedule=None):
-        super().__init__()
-        if not 1 <= floor <= ceiling or not 1 <= planned <= ceiling:
-            raise ValueError(f"need 1 <= floor <= ceiling and 1 <= planned <= ceiling; got floor={floor}, "
-                             f"planned={planned}, ceiling={ceiling}.")
-        self.seconds, self.steps, self.floor, self.ceiling = seconds, steps_per_epoch, floor, ceiling
-        self.schedule, self.epochs = schedule, planned
+    def measure(self, recipes: dict, rebuilders: dict, data, precision: str, seed: int, n_test: int) -> None:
+        """Timed steps of every model, then the first plan (BudgetError if it cannot fit)."""
+        for name, recipe in recipes.items():
+            self.costs[name] = c = measure(rebuilders[name], recipe, data, precision, seed, n_test)
+            log.info("budget: %s costs %.0f ms per step here, %d steps per epoch, %.0f s per validation pass",
+                     name, c.step * 1000, c.steps_per_epoch, c.val_pass)
+        plan = plan_steps(recipes, self.costs, self.left(), self.n_train)
+        self.record = {"minutes": self.minutes, "planned": {}, "spent": {},
+                       "step_ms": {n: round(c.step * 1000, 1) for n, c in self.costs.items()},
+                       "first_plan_steps": plan}
+        for name, steps in plan.items():
+            c = self.costs[name]
+            log.info("budget plan: %s %d steps (%.2f epochs), ~%.0f s with validation, evaluation and saving",
+                     name, steps, steps / c.steps_per_epoch, c.seconds(steps))
 
-    def on_train_begin(self, logs=None):
-        self.start = time.perf_counter()
-        self._plan(self.epochs)
+    def allot(self, name: str, todo: dict) -> tuple[int, float]:
+        """(steps, seconds) for `name`, the first of `todo` (the recipes still to train), re-planned from the
+        time really left: the models before it may have run faster or slower than forecast."""
+        left = self.left()
+        plan = plan_steps(todo, self.costs, left, self.n_train)
+        later = sum(self.costs[n].seconds(plan[n]) for n in todo if n != name)
+        seconds = max(0.0, left * SAFETY - later - self.costs[name].fixed)
+        if todo[name].max_seconds is not None:
+            seconds = min(seconds, todo[name].max_seconds)
+        c = self.costs[name]
+        self.record["planned"][name] = {"steps": plan[name], "epochs": round(plan[name] / c.steps_per_epoch, 3),
+                                        "seconds": round(seconds, 1)}
+        log.info("budget: %s gets %d steps (%.2f epochs) and %.0f s to train them; %.1f of %g min left",
+                 name, plan[name], plan[name] / c.steps_per_epoch, seconds, left / 60, self.minutes)
+        return plan[name], seconds
 
-    def on_epoch_end(self, epoch, logs=None):
-        done = epoch + 1
-        elapsed = time.perf_counter() - self.start
-        pace = elapsed / done
-        fits = done + int(max(0.0, self.seconds - elapsed) // pace)
-        epochs = max(done, min(self.ceiling, max(self.floor, fits)))
-        if epochs > self.epochs and done > self.epochs / 2:
-            epochs = self.epochs
-        if epochs != self.epochs:
-            log.info("deadline: %d epochs instead of %d fit in %.0f s (%.1f s per epoch so far)",
-                     epochs, self.epochs, self.seconds, pace)
-            self._plan(epochs)
-        if done >= self.epochs:
-            self.model.stop_training = True
+    def spent(self, name: str, steps: int, train_seconds: float, total_seconds: float) -> None:
+        c = self.costs[name]
+        self.record["spent"][name] = {"steps": steps, "epochs": round(steps / c.steps_per_epoch, 3),
+                                      "train_seconds": round(train_seconds, 1), "seconds": round(total_seconds, 1)}
+        planned = self.record["planned"].get(name, {})
+        log.info("budget: %s planned %s steps in %s s, trained %d steps in %.0f s (%.0f s with evaluation)",
+                 name, planned.get("steps"), planned.get("seconds"), steps, train_seconds, total_seconds)
 
-    def _plan(self, epochs: int) -> None:
-        self.epochs = epochs
-        if hasattr(self.schedule, "set_total_steps"):
-            self.schedule.set_total_steps(epochs * self.steps)
+    def close(self) -> None:
+        wall = time.perf_counter() - self.started
+        self.record["run_seconds"] = round(wall, 1)
+        log.info("budget: whole run %.1f min of %g", wall / 60, self.minutes)

@@ -11,7 +11,7 @@ import gzip
 import hashlib
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -53,11 +53,26 @@ class Split:
 
 @dataclass(frozen=True)
 class MnistData:
+    """The data one training run uses. MNIST alone, or (`with_handwriting`) MNIST plus real handwriting:
+    its training writers appended to train, its validation writers to val, its test writers kept apart."""
+
     train: Split
     val: Split
-    test: Split
+    test: Split  # MNIST test: the comparison's one look at unseen data
     source: str
-    checksum: str  # identifies the exact split (indices + labels), recorded in metrics.json
+    checksum: str  # identifies the exact MNIST split (indices + labels), recorded in metrics.json
+    redraw_rows: int | None = None  # the leading train rows that are MNIST (redrawn by augmentation); None: all
+    val_parts: dict = field(default_factory=dict)  # name -> Split: the parts of val, reported one by one
+    test_parts: dict = field(default_factory=dict)  # name -> Split: further test sets (real writers), once at the end
+    handwriting: dict | None = None  # what the real handwriting was (sets, counts, writer split checksum)
+
+    @property
+    def val_checksum(self) -> str:
+        """Identifies the exact validation data (pixels and labels): models are compared on it only if equal."""
+        digest = hashlib.sha256()
+        digest.update(np.ascontiguousarray(self.val.x).tobytes())
+        digest.update(np.ascontiguousarray(self.val.y).tobytes())
+        return digest.hexdigest()[:16]
 
     def describe(self) -> dict:
         return {
@@ -67,8 +82,32 @@ class MnistData:
             "seed": SPLIT_SEED,
             "stratified": True,
             "checksum": self.checksum,
+            "val_checksum": self.val_checksum,
             "source": self.source,
+            "handwriting": self.handwriting,
         }
+
+
+def with_handwriting(mnist: MnistData, hand) -> MnistData:
+    """MNIST plus real handwriting (study.handwriting): training writers join train, validation writers join
+    val, test writers stay apart for the end. `hand` None: MNIST as it is."""
+    if hand is None:
+        return mnist
+
+    def joined(a: Split, b: Split) -> Split:
+        return Split(np.concatenate([a.x, b.x]).astype(np.float32), np.concatenate([a.y, b.y]).astype(np.uint8))
+
+    hand_val = Split(hand.val.x, hand.val.y)
+    return replace(
+        mnist,
+        train=joined(mnist.train, Split(hand.train.x, hand.train.y)),
+        val=joined(mnist.val, hand_val),
+        redraw_rows=len(mnist.train),
+        val_parts={"mnist": mnist.val, "handwriting": hand_val},
+        test_parts={"handwriting": Split(hand.test.x, hand.test.y)} if hand.test is not None and len(hand.test.y)
+        else {},
+        handwriting=hand.describe(),
+    )
 
 
 # ----------------------------------------------------------------------------------------- reading

@@ -1,14 +1,17 @@
-"""Time budget: measured costs and the epoch plan that fits a whole run into the budget."""
+"""Time budget: measured costs, the step plan that fits a whole run into the budget, and the deadline."""
 
 import json
 
 import pytest
 
 import train_all
-from study import budget, training
-from study.budget import Cost
-from study.training import Recipe
 from mnist_fakes import fake_arrays, write_npz
+from study import budget, fit
+from study.budget import BudgetError, Cost
+from study.recipes import Recipe
+from study.schedule import Deadline, OneCycle
+
+N_TRAIN = 12_800  # 100 steps per epoch at batch 128
 
 
 @pytest.fixture(scope="module")
@@ -16,56 +19,57 @@ def fake_npz(tmp_path_factory):
     return write_npz(tmp_path_factory.mktemp("fake") / "mnist.npz", fake_arrays(n_test=400))
 
 
-def _cost(epoch_seconds: float, n_train=1000, n_val=200, n_test=100) -> Cost:
-    per_image = epoch_seconds / (n_train + budget.EVAL_FACTOR * n_val)
-    return Cost(per_image, n_train, n_val, n_test)
-
-
 RECIPES = {
-    "ann": Recipe(epochs=24, min_epochs=12),
-    "cnn": Recipe(epochs=24, min_epochs=12, max_seconds=285),
-    "vgg16": Recipe(epochs=8, min_epochs=3),
+    "ann": Recipe(epochs=24, batch_size=128),
+    "cnn": Recipe(epochs=24, batch_size=128, max_seconds=285),
+    "vgg16": Recipe(epochs=8, batch_size=128),
 }
 
 
-def test_cost_counts_training_validation_and_evaluation():
-    c = Cost(seconds_per_image=0.002, n_train=48000, n_val=12000, n_test=10000)
-    assert c.epoch_seconds == pytest.approx(0.002 * (48000 + 6000))  # 108 s
-    assert c.fixed_seconds == pytest.approx(0.002 * 5000 + budget.FIXED_SECONDS)
+def _cost(step: float, val_pass: float = 2.0, fixed: float = 10.0) -> Cost:
+    return Cost(step=step, steps_per_epoch=100, val_pass=val_pass, fixed=fixed)
+
+
+def test_cost_counts_steps_validation_passes_and_evaluation():
+    c = _cost(0.5)
+    assert c.training_seconds(100) == pytest.approx(50 + 2)  # one epoch, one validation pass
+    assert c.training_seconds(150) == pytest.approx(75 + 2 * 2)  # a partial second epoch is validated too
+    assert c.seconds(150) == pytest.approx(79 + 10)
+    assert c.steps_within(52) == 100 and c.steps_within(51.9) < 100 and c.steps_within(0) == 0
+    for seconds in (3, 60, 79, 500):
+        assert c.training_seconds(c.steps_within(seconds)) <= seconds < c.training_seconds(c.steps_within(seconds) + 1)
 
 
 def test_ample_budget_keeps_every_recipe_as_it_is():
-    costs = {"ann": _cost(4), "cnn": _cost(9), "vgg16": _cost(180)}
-    plan, seconds = budget.plan_epochs(RECIPES, costs, seconds_left=3600)
-    assert plan == {"ann": 24, "cnn": 24, "vgg16": 8}
-    assert seconds == pytest.approx(24 * 4 + 24 * 9 + 8 * 180 + sum(c.fixed_seconds for c in costs.values()))
+    costs = {"ann": _cost(0.04), "cnn": _cost(0.1, val_pass=1.0), "vgg16": _cost(1.8)}  # CNN: 264 s < its 285
+    plan = budget.plan_steps(RECIPES, costs, seconds_left=3600, n_train=N_TRAIN)
+    assert plan == {"ann": 2400, "cnn": 2400, "vgg16": 800}
 
 
-def test_tight_budget_shortens_the_costliest_model_first():
-    costs = {"ann": _cost(4), "cnn": _cost(9), "vgg16": _cost(180)}
-    fixed = sum(c.fixed_seconds for c in costs.values())
-    # 1800 s x 0.95 = 1710 s: ann 96 + cnn 216 + fixed leave room for 7 VGG16 epochs (1260 s), not 8
-    plan, seconds = budget.plan_epochs(RECIPES, costs, seconds_left=1800)
-    assert plan == {"ann": 24, "cnn": 24, "vgg16": 7}
-    assert seconds == pytest.approx(96 + 216 + 7 * 180 + fixed) and seconds <= 1800 * budget.SAFETY
-    # a machine half as fast: VGG16 goes down to its floor before the small models lose anything
-    slow = {n: _cost(2 * c.epoch_seconds) for n, c in costs.items()}
-    plan, _ = budget.plan_epochs(RECIPES, slow, seconds_left=1800)
-    assert plan["vgg16"] == 3 and plan["ann"] == 24 and plan["cnn"] == 15  # CNN capped at 285 s: 285 // 18
+def test_tight_budget_cuts_the_longest_model_first_in_steps():
+    costs = {"ann": _cost(0.04), "cnn": _cost(0.1, val_pass=1.0), "vgg16": _cost(1.8)}
+    # 1800 s x 0.95 = 1710 s. ann (96 + 48 s) and cnn (240 + 24 s) keep their whole recipes; VGG16 gets the rest
+    plan = budget.plan_steps(RECIPES, costs, seconds_left=1800, n_train=N_TRAIN)
+    assert plan["ann"] == 2400 and plan["cnn"] == 2400
+    spent = sum(costs[n].seconds(plan[n]) for n in plan)
+    assert 1700 <= spent <= 1710  # the budget is used, not exceeded
+    assert 650 < plan["vgg16"] < 800  # a fraction of an epoch less, not a whole epoch
+    # a machine three times slower: VGG16 gets far fewer steps, and the ANN is cut before going over
+    slow = {n: _cost(3 * c.step, 6.0) for n, c in costs.items()}
+    plan = budget.plan_steps(RECIPES, slow, seconds_left=600, n_train=N_TRAIN)
+    assert sum(slow[n].seconds(plan[n]) for n in plan) <= 600 * budget.SAFETY
+    assert plan["vgg16"] < 100 and plan["vgg16"] >= 10  # under one epoch, over the tenth-of-an-epoch floor
 
 
-def test_max_seconds_caps_a_model_even_with_time_to_spare():
-    plan, _ = budget.plan_epochs({"cnn": RECIPES["cnn"]}, {"cnn": _cost(20)}, seconds_left=10_000)
-    assert plan == {"cnn": 14}  # 285 // 20
+def test_a_models_own_cap_holds_even_with_time_to_spare():
+    plan = budget.plan_steps({"cnn": RECIPES["cnn"]}, {"cnn": _cost(0.2)}, seconds_left=10_000, n_train=N_TRAIN)
+    assert _cost(0.2).training_seconds(plan["cnn"]) <= 285 < _cost(0.2).training_seconds(plan["cnn"] + 1)
 
 
-def test_floors_hold_when_nothing_fits():
-    costs = {"ann": _cost(40), "cnn": _cost(90), "vgg16": _cost(1800)}
-    plan, seconds = budget.plan_epochs(RECIPES, costs, seconds_left=600)
-    assert plan == {"ann": 12, "cnn": 3, "vgg16": 3}  # cnn: 285 // 90 = 3 is its cap, below the floor
-    assert seconds > 600  # the caller warns that the budget cannot hold
-    unshrinkable = {"ann": Recipe(epochs=5)}
-    assert budget.plan_epochs(unshrinkable, {"ann": _cost(100)}, 10)[0] == {"ann": 5}
+def test_a_run_that_cannot_fit_is_refused_with_the_time_it_needs():
+    costs = {"ann": _cost(0.4), "cnn": _cost(1.0), "vgg16": _cost(60.0)}  # a tenth of a VGG16 epoch: 602 s
+    with pytest.raises(BudgetError, match=r"even a tenth of an epoch per model.*--budget-minutes \(at least 13\)"):
+        budget.plan_steps(RECIPES, costs, seconds_left=600, n_train=N_TRAIN)
 
 
 def test_step_seconds_times_real_fit_steps():
@@ -87,36 +91,8 @@ def test_step_seconds_times_real_fit_steps():
         budget.step_seconds(small, ds, steps=1)
 
 
-def test_train_all_plans_within_the_budget_and_records_it(tmp_path, fake_npz, caplog):
-    out_m = tmp_path / "m"
-    argv = ["--models", "ann", "--limit", "400", "--data", str(fake_npz), "--models-dir", str(out_m),
-            "--plots-dir", str(tmp_path / "p"), "-q"]
-    assert train_all.main([*argv, "--budget-minutes", "0.05"]) == 0  # 3 s: only the floor fits
-    metrics = json.loads((out_m / "metrics.json").read_text())
-    floor = training.PRESETS["best"]["ann"].min_epochs
-    assert metrics["budget"]["planned_epochs"] == {"ann": floor} and metrics["models"]["ann"]["epochs"] == floor
-    assert metrics["budget"]["allotted_seconds"] == {"ann": 0.0}  # nothing left: the floor, however long it takes
-    assert metrics["budget"]["minutes"] == 0.05 and metrics["budget"]["epoch_seconds"]["ann"] > 0
-    assert "over the 0.05-minute budget" in caplog.text
-    # --epochs is the user's own choice: no budget then
-    assert train_all.main([*argv, "--epochs", "2"]) == 0
-    metrics = json.loads((out_m / "metrics.json").read_text())
-    assert metrics["budget"] is None and metrics["models"]["ann"]["epochs"] == 2
-
-
-def test_budget_flag_is_checked_and_defaults_follow_the_preset():
-    assert train_all.parse_args([]).budget_minutes == train_all.BUDGET_MINUTES
-    assert train_all.parse_args(["--preset", "seed"]).budget_minutes == 0
-    assert train_all.parse_args(["--epochs", "3"]).budget_minutes == 0
-    assert train_all.parse_args(["--budget-minutes", "12"]).budget_minutes == 12
-    with pytest.raises(SystemExit):
-        train_all.parse_args(["--budget-minutes", "-1"])
-
-
 def test_onecycle_matches_keras_cosine_decay_and_can_end_earlier():
     import keras
-
-    from study.onecycle import OneCycle
 
     ours = OneCycle(2e-3, total_steps=1000, warmup_steps=100, alpha=1e-3)
     keras_own = keras.optimizers.schedules.CosineDecay(2e-3 / 25, decay_steps=900, warmup_target=2e-3,
@@ -140,60 +116,116 @@ class _Clock:
         return self.now
 
 
-def _run(deadline, epoch_seconds, clock, max_epochs):
-    """Drive a Deadline the way model.fit does, with epochs of the given durations; returns epochs run."""
+def _run(deadline, step_seconds, clock, max_steps, val_seconds=0.0):
+    """Drive a Deadline the way model.fit does (validation after every epoch); returns the steps run."""
 
     class Model:
         stop_training = False
 
     deadline.set_model(Model())
     deadline.on_train_begin()
-    for epoch in range(max_epochs):
-        clock.now += epoch_seconds(epoch)
-        deadline.on_epoch_end(epoch)
+    for step in range(max_steps):
+        clock.now += step_seconds(step)
+        deadline.on_train_batch_end(step)
+        end_of_epoch = (step + 1) % deadline.steps_per_epoch == 0 or deadline.model.stop_training
+        if end_of_epoch:
+            deadline.on_test_begin()
+            clock.now += val_seconds
+            deadline.on_test_end()
         if deadline.model.stop_training:
-            return epoch + 1
-    return max_epochs
+            return step + 1
+    return max_steps
 
 
-def test_deadline_shortens_a_slow_run_and_moves_the_schedule_end(monkeypatch):
-    from study.onecycle import OneCycle
+def test_deadline_cuts_a_slow_run_mid_epoch_and_moves_the_schedule_end(monkeypatch):
+    from study import schedule
 
     clock = _Clock()
-    monkeypatch.setattr(budget.time, "perf_counter", clock)
-    schedule = OneCycle(1e-3, total_steps=8 * 50, warmup_steps=40)
-    d = budget.Deadline(100, steps_per_epoch=50, planned=8, floor=3, ceiling=8, schedule=schedule)
-    assert _run(d, lambda e: 20.0, clock, 8) == 5  # 20 s epochs: 5 fit in 100 s, not the planned 8
-    assert float(schedule.total_steps.numpy()) == 5 * 50  # the one-cycle ends with the 5th epoch
+    monkeypatch.setattr(schedule.time, "perf_counter", clock)
+    lr = OneCycle(1e-3, total_steps=800, warmup_steps=80)
+    d = Deadline(100, steps_per_epoch=100, planned=800, floor=10, ceiling=800, schedule=lr)
+    steps = _run(d, lambda s: 0.4, clock, 800)  # 0.4 s steps: about 250 fit in 100 s, not the planned 800
+    assert 240 <= steps <= 250 and steps % 100 != 0  # stopped inside the third epoch
+    assert float(lr.total_steps.numpy()) == steps  # the one-cycle ends with the last step
     # never below the floor, even when the time is gone
-    d = budget.Deadline(10, steps_per_epoch=50, planned=8, floor=3, ceiling=8, schedule=schedule)
-    assert _run(d, lambda e: 20.0, clock, 8) == 3
+    d = Deadline(1, steps_per_epoch=100, planned=800, floor=30, ceiling=800, schedule=lr)
+    assert _run(d, lambda s: 0.4, clock, 800) == 30
+
+
+def test_deadline_keeps_time_for_the_validation_passes_to_come(monkeypatch):
+    from study import schedule
+
+    clock = _Clock()
+    monkeypatch.setattr(schedule.time, "perf_counter", clock)
+    d = Deadline(100, steps_per_epoch=100, planned=800, floor=10, ceiling=800, val_seconds=10)
+    steps = _run(d, lambda s: 0.2, clock, 800, val_seconds=10)
+    assert clock.now - 1000 <= 100.5  # steps and validation passes together within the deadline
+    assert 290 <= steps <= 300  # three epochs: a fourth, partial one would bring a pass that does not fit
 
 
 def test_deadline_lengthens_only_early_and_never_past_the_ceiling(monkeypatch):
+    from study import schedule
+
     clock = _Clock()
-    monkeypatch.setattr(budget.time, "perf_counter", clock)
-    fast = budget.Deadline(1000, steps_per_epoch=10, planned=4, floor=2, ceiling=6)
-    assert _run(fast, lambda e: 10.0, clock, 6) == 6  # time for 100 epochs: the ceiling
-    # the machine speeds up late (epoch 4 of 4 planned): no lengthening any more, the annealing is done
-    late = budget.Deadline(100, steps_per_epoch=10, planned=4, floor=2, ceiling=8)
-    assert _run(late, lambda e: 24.0 if e < 3 else 1.0, clock, 8) == 4
+    monkeypatch.setattr(schedule.time, "perf_counter", clock)
+    fast = Deadline(1000, steps_per_epoch=10, planned=40, floor=2, ceiling=60)
+    assert _run(fast, lambda s: 0.1, clock, 100) == 60  # time for thousands of steps: the ceiling
+    # the machine speeds up late (step 30 of 40 planned): no lengthening any more, the annealing is done
+    late = Deadline(100, steps_per_epoch=10, planned=40, floor=2, ceiling=80)
+    assert _run(late, lambda s: 2.4 if s < 30 else 0.01, clock, 100) <= 42
     with pytest.raises(ValueError, match="floor <= ceiling"):
-        budget.Deadline(10, steps_per_epoch=1, planned=2, floor=5, ceiling=4)
+        Deadline(10, steps_per_epoch=1, planned=2, floor=5, ceiling=4)
 
 
-def test_fit_follows_the_plan_and_the_deadline(fake_npz):
+def test_fit_trains_the_planned_steps_and_stops_mid_epoch(fake_npz):
     from study.data import load
 
-    data = load(str(fake_npz), limit=256)
-    recipe = Recipe(epochs=4, min_epochs=1, batch_size=64, learning_rate=3e-3, schedule="onecycle")
+    data = load(str(fake_npz), limit=256)  # 4 steps per epoch at batch 64
+    recipe = Recipe(epochs=4, batch_size=64, learning_rate=3e-3, schedule="onecycle")
 
-    def epochs_run(**kw):
+    def run(**kw):
         model = train_all.build("ann", {"hidden_units": (32,)}, None)
-        history, _ = training.fit(model, data, recipe, verbose=0, **kw)
-        return len(history["val_accuracy"])
+        return fit.fit(model, data, recipe, verbose=0, **kw)
 
-    assert epochs_run() == 4
-    assert epochs_run(epochs=2) == 2  # a plan without a deadline is kept
-    assert epochs_run(epochs=2, seconds=1e9) == 4  # time to spare: back up to the recipe's ceiling
-    assert epochs_run(epochs=3, seconds=0) == 1  # no time: down to the floor
+    whole = run()
+    assert whole.steps == 16 and len(whole.history["val_accuracy"]) == 4
+    part = run(steps=6)  # one and a half epochs: the half epoch is validated too
+    assert part.steps == 6 and len(part.history["val_accuracy"]) == 2 and part.epochs == 1.5
+    assert run(steps=6, seconds=1e9).steps == 16  # time to spare: back up to the recipe's ceiling
+    assert run(steps=10, seconds=0).steps == fit.fewest_steps(len(data.train), recipe) == 1  # no time: the floor
+
+
+def test_train_all_plans_in_steps_and_records_planned_and_spent(tmp_path, fake_npz, caplog):
+    import logging
+
+    caplog.set_level(logging.INFO)
+    argv = ["--models", "ann", "--limit", "400", "--data", str(fake_npz), "--models-dir", str(tmp_path / "m"),
+            "--plots-dir", str(tmp_path / "p"), "--run-dir", str(tmp_path / "run"), "-q"]
+    assert train_all.main([*argv, "--budget-minutes", "0.75"]) == 0
+    record = json.loads((tmp_path / "run" / "models" / "metrics.json").read_text())["budget"]
+    assert record["minutes"] == 0.75 and record["step_ms"]["ann"] > 0
+    planned, spent = record["planned"]["ann"], record["spent"]["ann"]
+    assert 1 <= spent["steps"] <= planned["steps"] <= 4 * 24 and planned["seconds"] > 0
+    assert record["run_seconds"] <= 0.75 * 60 + 15
+    assert "gets 0 s" not in caplog.text and "budget: ann gets" in caplog.text and "planned" in caplog.text
+    # --epochs is the user's own choice: no budget then
+    assert train_all.main([*argv, "--epochs", "2", "--run-dir", str(tmp_path / "run2")]) == 0
+    metrics = json.loads((tmp_path / "run2" / "models" / "metrics.json").read_text())
+    assert metrics["budget"] is None and metrics["models"]["ann"]["epochs"] == 2
+
+
+def test_train_all_refuses_a_budget_it_cannot_keep_before_training(tmp_path, fake_npz, caplog):
+    argv = ["--models", "ann", "--limit", "400", "--data", str(fake_npz), "--models-dir", str(tmp_path / "m"),
+            "--plots-dir", str(tmp_path / "p"), "--run-dir", str(tmp_path / "run"), "-q", "--budget-minutes", "0.01"]
+    assert train_all.main(argv) == 3
+    assert "--budget-minutes" in caplog.text and "fewer --models" in caplog.text
+    assert not list((tmp_path / "m").glob("*.keras"))  # nothing trained, nothing promoted
+
+
+def test_budget_flag_is_checked_and_defaults_follow_the_preset():
+    assert train_all.parse_args([]).budget_minutes == train_all.BUDGET_MINUTES
+    assert train_all.parse_args(["--preset", "seed"]).budget_minutes == 0
+    assert train_all.parse_args(["--epochs", "3"]).budget_minutes == 0
+    assert train_all.parse_args(["--budget-minutes", "12"]).budget_minutes == 12
+    with pytest.raises(SystemExit):
+        train_all.parse_args(["--budget-minutes", "-1"])

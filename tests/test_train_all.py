@@ -22,14 +22,16 @@ def fake_npz(tmp_path_factory):
     return write_npz(tmp_path_factory.mktemp("fake") / "mnist.npz", fake_arrays(n_test=400))
 
 
-def _check_outputs(models_dir: Path, plots_dir: Path, names, n_test):
+def _check_outputs(run_dir: Path, names, n_test):
+    """A run's own folder: metrics.json with the data, versions and one entry per model; models; plots."""
     import keras
 
+    models_dir, plots_dir = run_dir / "models", run_dir / "plots"
     metrics = json.loads((models_dir / "metrics.json").read_text())
     assert metrics["split"]["train"] == metrics["split"]["val"] == n_test
     assert {"tensorflow", "keras", "numpy", "cpu"} <= set(metrics["versions"])
     assert f"{os.cpu_count()} cores" in metrics["versions"]["cpu"]
-    assert metrics["run_seconds"] >= metrics["total_train_seconds"] > 0  # the whole invocation, wall clock
+    assert metrics["run_seconds"] >= sum(m["train_seconds"] for m in metrics["models"].values()) > 0
     x = np.random.default_rng(0).random((3, 28, 28, 1), dtype=np.float32)
     for name in names:
         m = metrics["models"][name]
@@ -39,8 +41,9 @@ def _check_outputs(models_dir: Path, plots_dir: Path, names, n_test):
         with np.errstate(invalid="ignore", divide="ignore"):
             recall = np.nan_to_num(np.diag(confusion) / confusion.sum(axis=1))
         np.testing.assert_allclose(m["per_class"]["recall"], recall, atol=1e-9)
-        assert m["params"] > 0 and m["train_seconds"] > 0 and m["ms_per_image"] > 0 and m["epochs"] >= 1
+        assert m["params"] > 0 and m["train_seconds"] > 0 and m["ms_per_image"] > 0 and m["epochs"] > 0
         assert m["cpu"] == metrics["versions"]["cpu"] and m["precision"] in ("float32", "bfloat16")
+        assert m["keras_sha256"] and m["val_checksum"] == metrics["split"]["val_checksum"]
         model = keras.saving.load_model(models_dir / f"{name}.keras", compile=False)
         p = np.asarray(model(x))
         assert p.shape == (3, 10)
@@ -60,26 +63,27 @@ def _check_outputs(models_dir: Path, plots_dir: Path, names, n_test):
 
 def test_end_to_end_on_fake_data_learns_and_writes_everything(tmp_path, fake_npz):
     out_m, out_p = tmp_path / "m", tmp_path / "p"
-    rc = train_all.main(["--models", "cnn", "ann", "--preset", "seed", "--epochs", "2", "--batch-size", "32",
-                         "--learning-rate", "3e-3", "--limit", "400", "--data", str(fake_npz),
-                         "--models-dir", str(out_m), "--plots-dir", str(out_p), "--quiet"])
+    common = ["--preset", "seed", "--limit", "400", "--data", str(fake_npz), "--models-dir", str(out_m),
+              "--plots-dir", str(out_p), "--quiet"]
+    rc = train_all.main(["--models", "cnn", "ann", "--epochs", "2", "--batch-size", "32", "--learning-rate", "3e-3",
+                         "--run-dir", str(tmp_path / "run1"), *common])
     assert rc == 0
-    metrics = _check_outputs(out_m, out_p, ["ann", "cnn"], 400)
+    metrics = _check_outputs(tmp_path / "run1", ["ann", "cnn"], 400)
     assert metrics["models"]["ann"]["test_accuracy"] > 0.9  # the fake classes are easy: it must learn them
     assert metrics["ensemble"]["members"] == ["ann", "cnn"]
-    assert list(metrics["models"]) == ["ann", "cnn"]  # tables list the models in one order, whatever --models says
     assert metrics["models"]["ann"]["recipe"]["learning_rate"] == 3e-3  # the override reached the recipe
     assert metrics["models"]["ann"]["precision"] == "float32"  # 'seed' reproduces the study: float32 everywhere
-    # Retraining one model keeps the other's entry (same preset, same split).
+    shipped = json.loads((out_m / "metrics.json").read_text())
+    assert list(shipped["models"]) == ["ann", "cnn"]  # tables list the models in one order, whatever --models says
+    assert (out_p / "ann_curves.png").exists() and (out_p / "comparison.png").exists()
+    # Retraining one model with --replace keeps the other's entry, and the shipped ensemble still averages both
     # (trained in bfloat16 this time: what is saved must still be a float32 model)
-    rc = train_all.main(["--models", "ann", "--preset", "seed", "--epochs", "1", "--limit", "400",
-                         "--precision", "bfloat16", "--data", str(fake_npz), "--models-dir", str(out_m),
-                         "--plots-dir", str(out_p), "-q"])
+    rc = train_all.main(["--models", "ann", "--epochs", "1", "--precision", "bfloat16", "--replace",
+                         "--run-dir", str(tmp_path / "run2"), *common])
     assert rc == 0
     again = json.loads((out_m / "metrics.json").read_text())
     assert set(again["models"]) == {"ann", "cnn"} and again["models"]["ann"]["epochs"] == 1
     assert again["models"]["ann"]["precision"] == "bfloat16"
-    # ...and the ensemble still averages both: the kept CNN is read back from its saved file.
     assert again["ensemble"]["members"] == ["ann", "cnn"]
     import keras
 
@@ -97,10 +101,11 @@ def test_end_to_end_on_fake_data_learns_and_writes_everything(tmp_path, fake_npz
 def test_all_three_models_on_real_mnist_slice(tmp_path):
     out_m, out_p = tmp_path / "m", tmp_path / "p"
     rc = train_all.main(["--models", "ann", "cnn", "vgg16", "--epochs", "1", "--limit", "300",
-                         "--batch-size", "64", "--data", str(REAL_MNIST),
-                         "--models-dir", str(out_m), "--plots-dir", str(out_p), "--quiet"])
+                         "--batch-size", "64", "--data", str(REAL_MNIST), "--no-handwriting",
+                         "--models-dir", str(out_m), "--plots-dir", str(out_p), "--run-dir", str(tmp_path / "run"),
+                         "--quiet"])
     assert rc == 0
-    metrics = _check_outputs(out_m, out_p, ["ann", "cnn", "vgg16"], 300)
+    metrics = _check_outputs(tmp_path / "run", ["ann", "cnn", "vgg16"], 300)
     assert metrics["preset"] == "best"
     assert metrics["models"]["ann"]["test_accuracy"] > 0.25  # 5 warm-up steps on 300 images: well above chance
 
@@ -114,7 +119,7 @@ def test_cli_help_and_errors(tmp_path):
     help_text = _cli("--help").stdout
     assert "--preset {seed,best}" in help_text and "--limit N" in help_text and "MNIST_PATH" in help_text
     bad = _cli("--epochs", "0")
-    assert bad.returncode == 2 and "--epochs must be a positive integer" in bad.stderr
+    assert bad.returncode == 2 and "--epochs must be positive" in bad.stderr
     missing = _cli("--data", str(tmp_path / "nowhere.npz"), "--models-dir", str(tmp_path / "m"))
     assert missing.returncode == 2 and "does not exist" in missing.stderr and "MNIST_PATH" in missing.stderr
     assert not (tmp_path / "m").exists()  # nothing written when the data is missing

@@ -1,10 +1,10 @@
-"""Training recipes: presets, schedule and the augmentation that prepares the models for drawn input."""
+"""Training recipes, precision, schedule and the augmentation that prepares the models for drawn input."""
 
 import numpy as np
 import pytest
 
-from study import training
-from study.training import Augment
+from study import augment, fit, precision, recipes
+from study.recipes import Augment, Recipe
 
 
 @pytest.fixture(scope="module")
@@ -21,26 +21,26 @@ def _digits(n=16):
 
 def test_seed_preset_is_the_reference_recipe_for_all_three():
     for name in ("ann", "cnn", "vgg16"):
-        r = training.recipe_for("seed", name)
+        r = recipes.recipe_for("seed", name)
         assert (r.epochs, r.batch_size, r.learning_rate, r.augment, r.schedule) == (5, 32, 1e-4, None, "constant")
-    assert training.recipe_for("best", "cnn", epochs=3, batch_size=None).epochs == 3
-    assert training.recipe_for("best", "cnn", batch_size=None).batch_size == training.PRESETS["best"]["cnn"].batch_size
+    assert recipes.recipe_for("best", "cnn", epochs=3, batch_size=None).epochs == 3
+    assert recipes.recipe_for("best", "cnn", batch_size=None).batch_size == recipes.PRESETS["best"]["cnn"].batch_size
     with pytest.raises(ValueError, match="choose one of"):
-        training.recipe_for("fastest", "cnn")
+        recipes.recipe_for("fastest", "cnn")
 
 
 def test_best_preset_is_what_the_readme_describes_for_every_model():
     """AdamW, one-cycle, label smoothing, augmentation, CPU-sized batches: a recipe that silently falls back
     to a Recipe() default (batch 32, lr 1e-4, constant) would train for an hour and lose accuracy."""
     for name in ("ann", "cnn", "vgg16"):
-        r = training.recipe_for("best", name)
+        r = recipes.recipe_for("best", name)
         assert r.schedule == "onecycle" and r.weight_decay > 0 and r.label_smoothing > 0, name
         assert r.augment is not None and r.batch_size >= 64 and r.learning_rate >= 1e-3, name
 
 
 def test_onecycle_warms_up_to_the_peak_then_decays():
-    r = training.Recipe(epochs=10, learning_rate=1e-2, schedule="onecycle", warmup_fraction=0.1)
-    lr = training.learning_rate_schedule(r, steps_per_epoch=100)
+    r = Recipe(epochs=10, learning_rate=1e-2, schedule="onecycle", warmup_fraction=0.1)
+    lr = fit.learning_rate(r, total_steps=1000)
     at = lambda step: float(lr(step))  # noqa: E731
     assert at(0) == pytest.approx(1e-2 / 25, rel=1e-3)
     assert at(100) == pytest.approx(1e-2, rel=1e-3)
@@ -49,17 +49,17 @@ def test_onecycle_warms_up_to_the_peak_then_decays():
 
 def test_augmentation_without_distortion_is_the_identity():
     x = _digits()
-    out = training.augment_batch(x, Augment(rotation_deg=0, shift_px=0, zoom=0, thickness=0)).numpy()
+    out = augment.augment_batch(x, Augment(rotation_deg=0, shift_px=0, zoom=0, thickness=0)).numpy()
     np.testing.assert_allclose(out, x, atol=1e-5)
 
 
 def test_augmentation_moves_and_thickens_within_bounds():
     x = _digits(256)
-    out = training.augment_batch(x, Augment(rotation_deg=0, shift_px=3, zoom=0, thickness=0)).numpy()
+    out = augment.augment_batch(x, Augment(rotation_deg=0, shift_px=3, zoom=0, thickness=0)).numpy()
     ys, xs = np.mgrid[:28, :28]
     com_x = (out[..., 0] * xs).sum((1, 2)) / out[..., 0].sum((1, 2))
     assert np.all(np.abs(com_x - 13.5) <= 3.01) and np.std(com_x) > 0.5  # shifted, never beyond 3 px
-    thick = training.augment_batch(x, Augment(rotation_deg=0, shift_px=0, zoom=0, thickness=1.0)).numpy()
+    thick = augment.augment_batch(x, Augment(rotation_deg=0, shift_px=0, zoom=0, thickness=1.0)).numpy()
     ink = thick.sum((1, 2, 3))
     assert ink.min() < x[0].sum() < ink.max()  # some strokes thinner, some bolder
     assert 0.0 <= thick.min() and thick.max() <= 1.0
@@ -67,10 +67,10 @@ def test_augmentation_moves_and_thickens_within_bounds():
 
 def test_pick_redrawn_mixes_the_two_copies_in_the_given_share():
     a, b = np.zeros((2000, 28, 28, 1), np.float32), np.ones((2000, 28, 28, 1), np.float32)
-    picked = training.pick_redrawn((a, b), 0.3).numpy()
+    picked = augment.pick_redrawn((a, b), 0.3).numpy()
     assert set(np.unique(picked)) == {0.0, 1.0}
     assert abs(picked.mean() - 0.3) < 0.04
-    assert training.pick_redrawn(a, 0.3) is a
+    assert augment.pick_redrawn(a, 0.3) is a
 
 
 def test_redrawn_digits_are_mnist_normalised():
@@ -117,12 +117,12 @@ def test_auto_precision_is_bfloat16_only_where_the_cpu_has_it(monkeypatch):
     from study import machine
 
     monkeypatch.setattr(machine, "has_bf16", lambda: True)
-    assert training.resolve_precision("auto") == "bfloat16"
+    assert precision.resolve_precision("auto") == "bfloat16"
     monkeypatch.setattr(machine, "has_bf16", lambda: False)
-    assert training.resolve_precision("auto") == "float32"
-    assert training.resolve_precision("bfloat16") == "bfloat16"  # an explicit choice is kept
+    assert precision.resolve_precision("auto") == "float32"
+    assert precision.resolve_precision("bfloat16") == "bfloat16"  # an explicit choice is kept
     with pytest.raises(ValueError, match="float32"):
-        training.resolve_precision("fp8")
+        precision.resolve_precision("fp8")
 
 
 def test_fast_model_gets_a_plain_float32_twin_with_the_same_weights(tmp_path):
@@ -136,14 +136,14 @@ def test_fast_model_gets_a_plain_float32_twin_with_the_same_weights(tmp_path):
     def small():
         return build_model(filters=(4, 8, 8), dense_units=16)
 
-    with training.fast_build("bfloat16"):
+    with precision.fast_build("bfloat16"):
         mixed = small()
     assert keras.config.dtype_policy().name == "float32"  # the global policy is restored
     assert mixed.get_layer("block1_conv1").compute_dtype == "bfloat16"
     assert mixed.get_layer("probabilities").compute_dtype == "float32"  # softmax stays float32 for the loss
     x = np.random.default_rng(0).random((8, 28, 28, 1), dtype=np.float32)
     assert fused_bn.has_fused_layers(mixed)
-    twin = training.portable_twin(mixed, small)
+    twin = precision.portable_twin(mixed, small)
     assert {layer.compute_dtype for layer in twin.layers} == {"float32"}
     assert not fused_bn.has_fused_layers(twin)
     for a, b in zip(twin.get_weights(), mixed.get_weights()):
@@ -156,9 +156,9 @@ def test_fast_model_gets_a_plain_float32_twin_with_the_same_weights(tmp_path):
     loaded = keras.saving.load_model(path, compile=False)  # no custom objects needed
     assert {layer.compute_dtype for layer in loaded.layers} == {"float32"}
     np.testing.assert_allclose(loaded.predict(x, verbose=0), p_twin, atol=1e-6)
-    assert training.portable_twin(twin, small) is twin  # float32 models are passed through
+    assert precision.portable_twin(twin, small) is twin  # float32 models are passed through
     with pytest.raises(ValueError, match="different architecture"):
-        training.portable_twin(mixed, lambda: build_model(filters=(4, 8, 16), dense_units=16))
+        precision.portable_twin(mixed, lambda: build_model(filters=(4, 8, 16), dense_units=16))
 
 
 def test_fit_really_feeds_the_augmented_copies(tiny_data, monkeypatch):
@@ -166,12 +166,12 @@ def test_fit_really_feeds_the_augmented_copies(tiny_data, monkeypatch):
     chance. (A pipeline that dropped the augmentation would learn the easy fake digits.)"""
     from cnn import build_model
 
-    monkeypatch.setattr(training, "redrawn", lambda x: np.zeros_like(x))
-    recipe = training.Recipe(epochs=3, batch_size=32, learning_rate=3e-3, augment=Augment(redraw=1.0))
-    history, _ = training.fit(build_model(filters=(4, 8, 8), dense_units=16), tiny_data, recipe, verbose=0)
+    monkeypatch.setattr(augment, "redrawn", lambda x, rows=None: np.zeros_like(x))
+    recipe = Recipe(epochs=3, batch_size=32, learning_rate=3e-3, augment=Augment(redraw=1.0))
+    history = fit.fit(build_model(filters=(4, 8, 8), dense_units=16), tiny_data, recipe, verbose=0).history
     assert history["accuracy"][-1] < 0.3
-    recipe = training.Recipe(epochs=3, batch_size=32, learning_rate=3e-3, augment=Augment(redraw=0.0))
-    history, _ = training.fit(build_model(filters=(4, 8, 8), dense_units=16), tiny_data, recipe, verbose=0)
+    recipe = Recipe(epochs=3, batch_size=32, learning_rate=3e-3, augment=Augment(redraw=0.0))
+    history = fit.fit(build_model(filters=(4, 8, 8), dense_units=16), tiny_data, recipe, verbose=0).history
     assert history["accuracy"][-1] > 0.45  # the same recipe on the real digits learns them (chance: 0.1)
 
 
@@ -181,5 +181,5 @@ def test_stroke_width_pooling_matches_plain_max_pooling():
 
     x = np.random.default_rng(0).random((5, 28, 28, 1)).astype(np.float32)
     for size in (2, 3):
-        np.testing.assert_array_equal(training._max_pool_per_image(x, size).numpy(),
+        np.testing.assert_array_equal(augment.max_pool_per_image(x, size).numpy(),
                                       tf.nn.max_pool2d(x, size, 1, "SAME").numpy())

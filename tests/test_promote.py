@@ -1,0 +1,154 @@
+"""No silent loss of shipped models: promotion only when better, --replace keeps the old one, --restore brings
+it back, and an interrupted run leaves models/ whole and consistent."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import train_all
+from mnist_fakes import fake_arrays, write_npz
+from study import promote
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def fake_npz(tmp_path_factory):
+    return write_npz(tmp_path_factory.mktemp("fake") / "mnist.npz", fake_arrays(n_test=400))
+
+
+def _write_model(folder: Path, name: str, payload: bytes, val: float) -> None:
+    """A stand-in model: bytes in the files, a metrics entry that records their checksum and val accuracy."""
+    folder.mkdir(parents=True, exist_ok=True)
+    keras_name, onnx_name = promote.model_files(name)
+    (folder / keras_name).write_bytes(payload)
+    (folder / onnx_name).write_bytes(payload + b"-onnx")
+    metrics = promote.read_metrics(folder)
+    metrics.setdefault("models", {})[name] = {"val_accuracy": val,
+                                             "keras_sha256": promote.file_sha256(folder / keras_name)}
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+
+
+def test_promotion_installs_the_new_files_and_keeps_the_old_ones(tmp_path):
+    shipped, run = tmp_path / "models", tmp_path / "run"
+    _write_model(shipped, "cnn", b"old", 0.99)
+    _write_model(shipped, "ann", b"ann", 0.98)
+    _write_model(run, "cnn", b"new", 0.995)
+    promote.promote("cnn", run, shipped, None)
+    assert (shipped / "cnn.keras").read_bytes() == b"new" and (shipped / "cnn.onnx").read_bytes() == b"new-onnx"
+    assert (shipped / "previous" / "cnn.keras").read_bytes() == b"old"
+    assert promote.read_metrics(shipped)["models"]["cnn"]["val_accuracy"] == 0.995
+    assert promote.read_metrics(shipped)["models"]["ann"]["val_accuracy"] == 0.98  # other entries untouched
+    assert promote.read_metrics(shipped / "previous")["models"]["cnn"]["val_accuracy"] == 0.99
+    assert promote.consistent(shipped) == [] and not (shipped / promote.INCOMING).exists()
+    promote.restore("cnn", shipped)  # back to the old one; the new one waits in previous/
+    assert (shipped / "cnn.keras").read_bytes() == b"old" and (shipped / "cnn.onnx").read_bytes() == b"old-onnx"
+    assert (shipped / "previous" / "cnn.keras").read_bytes() == b"new"
+    assert promote.read_metrics(shipped)["models"]["cnn"]["val_accuracy"] == 0.99
+    assert promote.consistent(shipped) == []
+
+
+def test_a_model_without_onnx_twin_does_not_keep_a_stale_twin(tmp_path):
+    shipped, run = tmp_path / "models", tmp_path / "run"
+    _write_model(shipped, "cnn", b"old", 0.99)
+    _write_model(run, "cnn", b"new", 0.995)
+    (run / "cnn.onnx").unlink()  # the export failed in this run
+    promote.promote("cnn", run, shipped, None)
+    assert not (shipped / "cnn.onnx").exists()  # the old twin would not belong to the new model
+    assert (shipped / "previous" / "cnn.onnx").read_bytes() == b"old-onnx"
+
+
+@pytest.mark.parametrize("stop_after", [0, 1, 2, 3])
+def test_an_interrupted_promotion_is_finished_by_recover(tmp_path, monkeypatch, stop_after):
+    """Kill the promotion after 0..3 of its renames: recover() leaves the new model installed and consistent."""
+    shipped, run = tmp_path / "models", tmp_path / "run"
+    _write_model(shipped, "cnn", b"old", 0.99)
+    _write_model(run, "cnn", b"new", 0.995)
+    real_replace, calls = os.replace, []
+
+    def dying_replace(src, dst):
+        renames_a_model = Path(src).parent.name != promote.INCOMING or Path(dst).parent == shipped
+        if Path(dst).suffix in (".keras", ".onnx") and Path(dst).parent != shipped / promote.INCOMING and \
+                renames_a_model:
+            if len(calls) == stop_after:
+                raise KeyboardInterrupt
+            calls.append(dst)
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(promote.os, "replace", dying_replace)
+    with pytest.raises(KeyboardInterrupt):
+        promote.promote("cnn", run, shipped, None)
+    monkeypatch.setattr(promote.os, "replace", real_replace)
+    assert promote.consistent(shipped) != []  # the journal says a promotion is pending
+    assert promote.recover(shipped)
+    assert (shipped / "cnn.keras").read_bytes() == b"new" and (shipped / "cnn.onnx").read_bytes() == b"new-onnx"
+    assert (shipped / "previous" / "cnn.keras").read_bytes() == b"old"
+    assert promote.consistent(shipped) == [] and not promote.recover(shipped)
+
+
+def _argv(tmp_path, fake_npz, run, *extra):
+    return ["--models", "ann", "--preset", "seed", "--limit", "400", "--data", str(fake_npz), "--models-dir",
+            str(tmp_path / "models"), "--plots-dir", str(tmp_path / "plots"), "--run-dir", str(tmp_path / run),
+            "-q", *extra]
+
+
+def test_a_worse_run_leaves_models_untouched_and_replace_keeps_the_old_one(tmp_path, fake_npz, caplog):
+    good = _argv(tmp_path, fake_npz, "good", "--epochs", "3", "--learning-rate", "3e-3")
+    assert train_all.main(good) == 0
+    shipped = tmp_path / "models"
+    before = (shipped / "ann.keras").read_bytes()
+    good_entry = promote.read_metrics(shipped)["models"]["ann"]
+    assert good_entry["val_accuracy"] > 0.5 and promote.consistent(shipped) == []
+    assert (tmp_path / "plots" / "ann_curves.png").exists()
+    # one step at a tiny learning rate: worse on validation, so the shipped model stays
+    worse = _argv(tmp_path, fake_npz, "worse", "--epochs", "0.1", "--learning-rate", "1e-6")
+    assert train_all.main(worse) == 0
+    assert (shipped / "ann.keras").read_bytes() == before
+    assert promote.read_metrics(shipped)["models"]["ann"] == good_entry
+    assert "kept the shipped ann" in caplog.text and (tmp_path / "worse" / "models" / "ann.keras").exists()
+    assert not (shipped / "previous" / "ann.keras").exists()
+    # --replace takes it anyway, and keeps the better one in previous/
+    assert train_all.main([*worse, "--replace", "--run-dir", str(tmp_path / "worse2")]) == 0
+    assert (shipped / "ann.keras").read_bytes() != before
+    assert (shipped / "previous" / "ann.keras").read_bytes() == before
+    assert promote.read_metrics(shipped)["models"]["ann"]["val_accuracy"] < good_entry["val_accuracy"]
+    assert promote.consistent(shipped) == []
+    # one command puts it back
+    assert train_all.main(["--restore", "ann", "--models-dir", str(shipped)]) == 0
+    assert (shipped / "ann.keras").read_bytes() == before
+    assert promote.read_metrics(shipped)["models"]["ann"] == good_entry
+    assert train_all.main(["--restore", "cnn", "--models-dir", str(shipped)]) == 1  # nothing to restore
+
+
+def test_a_killed_run_leaves_models_as_they_were_or_wholly_replaced(tmp_path, fake_npz):
+    """A real process, killed while it trains its second model: the first is promoted whole, the second
+    untouched, and the shipped folder is consistent (every model file matches its metrics entry)."""
+    shipped = tmp_path / "models"
+    _write_model(shipped, "cnn", b"old-cnn", 0.0)  # any trained CNN beats it
+    argv = ["--models", "ann", "cnn", "--preset", "seed", "--epochs", "30", "--limit", "400", "--data",
+            str(fake_npz), "--models-dir", str(shipped), "--plots-dir", str(tmp_path / "plots"),
+            "--run-dir", str(tmp_path / "run"), "-q"]
+    proc = subprocess.Popen([sys.executable, "train_all.py", *argv],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # wait until the ANN is promoted and the CNN is training, then kill
+    deadline = time.monotonic() + 240
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        if "== cnn" in line:
+            time.sleep(2)
+            proc.send_signal(signal.SIGKILL)
+            break
+        assert time.monotonic() < deadline, "".join(lines)
+    proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL, "".join(lines)
+    assert promote.consistent(shipped) == []
+    assert (shipped / "cnn.keras").read_bytes() == b"old-cnn"  # the one in training never got there
+    entry = promote.read_metrics(shipped)["models"]["ann"]
+    assert entry["keras_sha256"] == promote.file_sha256(shipped / "ann.keras")
