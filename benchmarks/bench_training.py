@@ -39,7 +39,7 @@ def forward_flops(model) -> int:
 
 def matmul_gflops(n: int = 2048, repeats: int = 10, trials: int = 3) -> float:
     """Best of `trials` timings of `repeats` fp32 n x n matmuls: the first ones run before the CPU and
-    the thread pool are warm and read up to 20% low, which would overstate the models' share."""
+    the thread pool are warm and read low, which would overstate the models' share."""
     import tensorflow as tf
 
     a, b = tf.random.normal((n, n)), tf.random.normal((n, n))

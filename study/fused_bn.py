@@ -2,7 +2,7 @@
 
 Keras 3 computes batch norm from generic ops (moments, then normalise, in float32): on 2 CPU cores that
 is most of a small CNN's training step. TensorFlow's FusedBatchNormV3 (oneDNN on x86) does the same in one
-pass and takes bfloat16 input: the CNN trains 2.4x and VGG16 1.3x faster here. The layer has exactly the
+pass and takes bfloat16 input, so small models train much faster (docs/RESULTS.md). The layer has exactly the
 weights and config of `keras.layers.BatchNormalization` and behaves the same outside training, so a trained
 model is copied into plain Keras layers before it is saved (`study.precision.portable_twin`) and loads anywhere.
 """

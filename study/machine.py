@@ -22,7 +22,8 @@ def _cpuinfo() -> dict[str, str] | None:
 
 
 def cpu_description() -> str:
-    """e.g. 'AMD EPYC, family 26, 2 cores, avx2 avx512f avx512_bf16' (Linux); platform.processor() elsewhere."""
+    """'<model name>, family <n>, <cores> cores, <features>' from /proc/cpuinfo (Linux), the vector features being
+    those that decide training speed (avx2 avx512f avx512_bf16 amx_tile); platform.processor() elsewhere."""
     info = _cpuinfo()
     if info is None:
         return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"

@@ -1,5 +1,6 @@
 """TensorFlow's oneDNN kernels must be on before TensorFlow loads, whichever package a program imports first
-(3.2x faster VGG16 training on AVX2 CPUs, see common/tf_env.py), and a user's own choice must win."""
+(TensorFlow leaves them off on AVX2-only CPUs, where training is then several times slower), and a user's own
+choice must win."""
 
 import os
 import subprocess
