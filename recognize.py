@@ -9,9 +9,12 @@ import logging
 import sys
 from pathlib import Path
 
+import cv2
+
+from common.atomic import atomic_path
 from common.names import BASE_MODELS, DEFAULT_MODELS_DIR, MODEL_NAMES
 from recognizer import ModelStore, Recognizer, RecognizerError
-from recognizer.images import IMAGE_SUFFIXES
+from recognizer.images import IMAGE_SUFFIXES, load_gray
 
 EPILOG = """examples:
   python recognize.py photo.jpg                      read one image with the best available model
@@ -20,9 +23,9 @@ EPILOG = """examples:
   python recognize.py a.png --annotate out/          also write a.png with boxes and labels into out/
   python recognize.py a.png --threshold 0.8          show digits below 80% confidence as '?'
 
-JSON fields: image, then Reading.to_dict(): text, digits[{digit, confidence, box [x, y, w, h],
-top3 [[digit, p], ...], uncertain (below --threshold, shown as '?'), line (0 = top)}], model,
-ms (segmentation + normalisation + inference, without model loading).
+JSON fields (image, then those of the Python API's Reading.to_dict()): text, digits[{digit, confidence,
+box [x, y, w, h], top3 [[digit, p], ...], uncertain (below --threshold, shown as '?'), line (0 = top)}],
+model, ms (segmentation + normalisation + inference, without model loading).
 Exit status: 0 if every image was read, 1 if any failed (each failure is reported on stderr), 2 on usage errors,
 130 when interrupted (Ctrl-C).
 """
@@ -76,11 +79,6 @@ def expand(paths) -> list[tuple[str, str | None]]:
 
 def annotate(path: str, reading, out_dir: Path, used: set | None = None) -> Path:
     """Write the image with boxes and labels as out_dir/<stem>.png (atomically; <stem>-2.png on a clash)."""
-    import cv2
-
-    from common.atomic import atomic_path
-    from recognizer.images import load_gray
-
     img = cv2.cvtColor(load_gray(path), cv2.COLOR_GRAY2BGR)
     thick = max(1, round(max(img.shape[:2]) / 400))
     for d in reading.digits:
