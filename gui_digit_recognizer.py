@@ -15,13 +15,16 @@ import logging  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-MODELS = ("ann", "cnn", "vgg16", "ensemble", "all")
+from common.names import BASE_MODELS, DEFAULT_MODELS_DIR, MODEL_NAMES  # noqa: E402
+
+MODELS = (*MODEL_NAMES, "all")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--models-dir", default=str(Path(__file__).resolve().parent / "models"),
-                   help="folder with ann.keras, cnn.keras, vgg16.keras (default: the repository's models/)")
+    p.add_argument("--models-dir", default=str(Path(__file__).resolve().parent / DEFAULT_MODELS_DIR),
+                   help=f"folder with {', '.join(n + '.keras' for n in BASE_MODELS)} "
+                        f"(default: the repository's {DEFAULT_MODELS_DIR}/)")
     p.add_argument("--model", choices=MODELS, default=None,
                    help="model to start with (default: the most accurate one present); 'all' = the three side by side")
     p.add_argument("--brush", type=int, default=18, help="brush width in pixels (default: 18)")

@@ -9,8 +9,12 @@ import logging
 import sys
 from pathlib import Path
 
-from recognizer import MODEL_NAMES, ModelStore, Recognizer, RecognizerError
-from recognizer.images import IMAGE_SUFFIXES
+import cv2
+
+from common.atomic import atomic_path
+from common.names import BASE_MODELS, DEFAULT_MODELS_DIR, MODEL_NAMES
+from recognizer import ModelStore, Recognizer, RecognizerError
+from recognizer.images import IMAGE_SUFFIXES, load_gray
 
 EPILOG = """examples:
   python recognize.py photo.jpg                      read one image with the best available model
@@ -19,9 +23,11 @@ EPILOG = """examples:
   python recognize.py a.png --annotate out/          also write a.png with boxes and labels into out/
   python recognize.py a.png --threshold 0.8          show digits below 80% confidence as '?'
 
-JSON fields: image, text, digits[{digit, confidence, box [x, y, w, h], top3 [[digit, p], ...]}], model,
-ms (segmentation + normalisation + inference, without model loading).
-Exit status: 0 if every image was read, 1 if any failed (each failure is reported on stderr), 2 on usage errors.
+JSON fields (image, then those of the Python API's Reading.to_dict()): text, digits[{digit, confidence,
+box [x, y, w, h], top3 [[digit, p], ...], uncertain (below --threshold, shown as '?'), line (0 = top)}],
+model, ms (segmentation + normalisation + inference, without model loading).
+Exit status: 0 if every image was read, 1 if any failed (each failure is reported on stderr), 2 on usage errors,
+130 when interrupted (Ctrl-C).
 """
 
 
@@ -37,13 +43,16 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--json", action="store_true", help="print one JSON object per image per line")
     p.add_argument("--threshold", type=float, default=0.5,
                    help="digits with a lower confidence are shown as '?' (default 0.5)")
-    p.add_argument("--models-dir", default="models", help="folder with ann/cnn/vgg16.keras (default models)")
+    p.add_argument("--models-dir", default=DEFAULT_MODELS_DIR,
+                   help=f"folder with {'/'.join(BASE_MODELS)}.keras (default {DEFAULT_MODELS_DIR})")
     p.add_argument("--annotate", metavar="DIR", default=None,
                    help="write each image with boxes and labels drawn into DIR")
     p.add_argument("-v", "--verbose", action="store_true", help="log what happens")
     args = p.parse_args(argv)
     if not 0.0 <= args.threshold <= 1.0:
         p.error("--threshold must be between 0 and 1")
+    if args.annotate and Path(args.annotate).exists() and not Path(args.annotate).is_dir():
+        p.error(f"--annotate {args.annotate}: exists and is not a folder")
     return args
 
 
@@ -53,7 +62,11 @@ def expand(paths) -> list[tuple[str, str | None]]:
     for raw in paths:
         p = Path(raw)
         if p.is_dir():
-            files = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+            try:
+                files = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+            except OSError as exc:  # no permission to list it
+                out.append((raw, f"cannot list folder ({exc.strerror or exc})"))
+                continue
             if not files:
                 out.append((raw, "folder contains no PNG/JPEG/BMP images"))
             out.extend((str(f), None) for f in files)
@@ -66,11 +79,6 @@ def expand(paths) -> list[tuple[str, str | None]]:
 
 def annotate(path: str, reading, out_dir: Path, used: set | None = None) -> Path:
     """Write the image with boxes and labels as out_dir/<stem>.png (atomically; <stem>-2.png on a clash)."""
-    import cv2
-
-    from common.atomic import atomic_path
-    from recognizer.images import load_gray
-
     img = cv2.cvtColor(load_gray(path), cv2.COLOR_GRAY2BGR)
     thick = max(1, round(max(img.shape[:2]) / 400))
     for d in reading.digits:
@@ -94,7 +102,15 @@ def annotate(path: str, reading, out_dir: Path, used: set | None = None) -> Path
 
 
 def main(argv=None) -> int:
-    args = parse_args(argv)
+    try:
+        return _run(parse_args(argv))
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def _run(args: argparse.Namespace) -> int:
+    """Read every image of args.paths; one line (or JSON object) per image on stdout, errors on stderr."""
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     store = ModelStore(args.models_dir)
@@ -116,19 +132,15 @@ def main(argv=None) -> int:
                     annotate(path, reading, out_dir, written)
             except RecognizerError as exc:
                 err = str(exc)
-            except OSError as exc:
-                err = f"{path}: {exc}"
+            except OSError as exc:  # e.g. the --annotate folder cannot be written
+                err = f"{path}: {exc.strerror or exc}" + (f" ({exc.filename})" if exc.filename else "")
         if err is not None:
             failed += 1
             msg = err if err.startswith(path) else f"{path}: {err}"
             print(f"error: {msg}", file=sys.stderr)
             continue
         if args.json:
-            obj = {"image": path, "text": reading.text,
-                   "digits": [{"digit": d.digit, "confidence": round(d.confidence, 6), "box": list(d.box),
-                               "top3": [[k, round(p, 6)] for k, p in d.top3]} for d in reading.digits],
-                   "model": reading.model, "ms": round(reading.ms, 2)}
-            print(json.dumps(obj), flush=True)
+            print(json.dumps({"image": path, **reading.to_dict()}), flush=True)
         else:
             confs = " ".join(f"{d.label}:{d.confidence:.2f}" for d in reading.digits)
             text = reading.text.replace("\n", " / ") if reading.digits else "(no digits)"

@@ -25,7 +25,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from recognizer import MODEL_NAMES, ModelStore, Recognizer, RecognizerError  # noqa: E402
+from common.names import DEFAULT_MODELS_DIR, MODEL_NAMES, train_hint  # noqa: E402
+from recognizer import ModelStore, Recognizer, RecognizerError  # noqa: E402
 from study.drawn import drawn_numbers, drawn_singles, number_canvas  # noqa: E402
 from recognizer.normalize import renormalize_mnist  # noqa: E402
 
@@ -70,7 +71,7 @@ def main(argv=None) -> int:
     ap.add_argument("--fit", choices=("widen", "shrink"), default="widen",
                     help="numbers too long for 640 px: widen the canvas (default) or draw smaller, bolder digits")
     ap.add_argument("--data", default=None, help="MNIST (mnist.npz or IDX folder); default MNIST_PATH / cache")
-    ap.add_argument("--models-dir", default=str(ROOT / "models"))
+    ap.add_argument("--models-dir", default=str(ROOT / DEFAULT_MODELS_DIR))
     ap.add_argument("--split", choices=("test", "val"), default="test",
                     help="digits to draw: MNIST test (reported figures, default) or the validation split (choices)")
     ap.add_argument("--seed", type=int, default=0)
@@ -82,7 +83,7 @@ def main(argv=None) -> int:
     store = ModelStore(args.models_dir)
     names = args.models.split(",") if args.models else store.available()
     if not names:
-        print(f"no models in {args.models_dir}; train them with: python train_all.py", file=sys.stderr)
+        print(f"no models in {args.models_dir}; {train_hint()}", file=sys.stderr)
         return 1
     try:
         for n in names:

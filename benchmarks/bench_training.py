@@ -19,6 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import study  # noqa: E402,F401  TensorFlow settings (oneDNN) before TensorFlow loads
+from common.names import BASE_MODELS  # noqa: E402
 from study.precision import PRECISIONS  # noqa: E402
 
 
@@ -78,7 +79,7 @@ def train_rate(name: str, batch_size: int, steps: int, xla: bool, preset: str) -
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--models", nargs="+", default=["ann", "cnn", "vgg16"], choices=["ann", "cnn", "vgg16"])
+    p.add_argument("--models", nargs="+", default=list(BASE_MODELS), choices=BASE_MODELS)
     p.add_argument("--batch-sizes", nargs="+", type=int, default=[128])
     p.add_argument("--steps", type=int, default=20, help="timed training steps per measurement")
     p.add_argument("--preset", default="best", choices=["seed", "best"], help="model options come from this preset")

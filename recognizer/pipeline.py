@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from common.names import MODEL_NAMES, train_hint
+from common.names import DEFAULT_MODELS_DIR, MODEL_NAMES, train_hint
 
 from .errors import RecognizerError
 from .images import to_ink
@@ -71,7 +71,7 @@ class Recognizer:
     def __init__(self, store: ModelStore | None = None, threshold: float = 0.5):
         if not 0.0 <= float(threshold) <= 1.0:
             raise RecognizerError(f"threshold must be in [0, 1], got {threshold}")
-        self.store = store if store is not None else ModelStore("models")
+        self.store = store if store is not None else ModelStore(DEFAULT_MODELS_DIR)
         self.threshold = float(threshold)
 
     _warm = False

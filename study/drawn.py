@@ -16,10 +16,19 @@ import numpy as np
 
 from recognizer.mnist_ink import stroke_mask, upscaled
 
-CANVAS = (640, 480)   # (width, height)
-BRUSH = (8, 20)
-HEIGHT_FRAC = (0.40, 0.75)
-_SHIFT = 3            # cv2 sub-pixel bits
+CANVAS = (640, 480)         # (width, height): the app's canvas
+BRUSH = (8, 20)             # brush widths in pixels, the range the app's brush slider is used with
+HEIGHT_FRAC = (0.40, 0.75)  # digit height as a share of the canvas height: how big people draw
+GAP_FRAC = (0.12, 0.45)     # gap between the digits of a number, as a share of the digit height
+SIZE_JITTER = (0.92, 1.05)  # each digit of a number a little smaller or bigger than the others...
+Y_JITTER = 0.05             # ...and up to this share of the height above or below the line
+LINE_FILL = 0.94            # a number takes at most this share of the canvas width (margins on both sides)
+X_MARGIN = 0.03             # at least this share of the width left and right of a number
+Y_MARGIN = 0.05             # and this share of the height above and below it
+SHRINK_BRUSH = 0.15         # fit="shrink": brush at most this share of the digit height (bolder, not a blot)
+MIN_BRUSH = 4               # fit="shrink": but never thinner than this
+INK = (0, 60)               # ink grey levels (dark pens and pencils)
+_SHIFT = 3                  # cv2 sub-pixel bits
 
 
 def skeleton_segments(img28: np.ndarray) -> tuple[np.ndarray, tuple]:
@@ -90,7 +99,7 @@ def single_canvas(img28: np.ndarray, rng: np.random.Generator, size=CANVAS) -> t
     wdt = sw * hh + brush
     x = rng.uniform(brush / 2, max(brush / 2 + 1, W - wdt + brush / 2))
     y = rng.uniform(brush / 2, max(brush / 2 + 1, H - total_h + brush / 2))
-    box = draw_digit(canvas, segs, x, y, hh, brush, ink=int(rng.integers(0, 60)))
+    box = draw_digit(canvas, segs, x, y, hh, brush, ink=int(rng.integers(*INK)))
     return canvas, box
 
 
@@ -103,8 +112,8 @@ def number_canvas(imgs, rng: np.random.Generator, size=CANVAS, fit: str = "widen
     """
     W, H = size
     skels = [skeleton_segments(im) for im in imgs]
-    gaps = rng.uniform(0.12, 0.45, size=len(imgs))          # gap / digit height
-    widths = np.array([max(s[1][0], 0.08) for s in skels])  # skeleton width / height
+    gaps = rng.uniform(*GAP_FRAC, size=len(imgs))           # gap / digit height
+    widths = np.array([max(s[1][0], 0.08) for s in skels])  # skeleton width / height (a 1 is a line: ~0)
     total_h = rng.uniform(*HEIGHT_FRAC) * H
     brush = int(rng.integers(BRUSH[0], BRUSH[1] + 1))
 
@@ -113,25 +122,25 @@ def number_canvas(imgs, rng: np.random.Generator, size=CANVAS, fit: str = "widen
 
     if fit == "shrink":
         for _ in range(50):
-            b = min(brush, max(4, int(0.15 * total_h)))
-            if line_width(total_h, b) <= 0.94 * W:
+            b = min(brush, max(MIN_BRUSH, int(SHRINK_BRUSH * total_h)))
+            if line_width(total_h, b) <= LINE_FILL * W:
                 break
-            total_h *= 0.94 * W / line_width(total_h, b) * 0.98
+            total_h *= LINE_FILL * W / line_width(total_h, b) * 0.98  # a little under, so the loop ends
         brush = b
     else:
-        W = max(W, int(np.ceil(line_width(total_h, brush) / 0.94)))
+        W = max(W, int(np.ceil(line_width(total_h, brush) / LINE_FILL)))
     line_w = line_width(total_h, brush)
     canvas = np.full((H, W), 255, np.uint8)
     hh = total_h - brush
-    x = rng.uniform(0.03 * W, max(0.03 * W + 1, W - line_w - 0.03 * W))
-    y_base = rng.uniform(0.05 * H, max(0.05 * H + 1, H - total_h * 1.1 - 0.05 * H))
-    ink = int(rng.integers(0, 60))
+    x = rng.uniform(X_MARGIN * W, max(X_MARGIN * W + 1, W - line_w - X_MARGIN * W))
+    y_base = rng.uniform(Y_MARGIN * H, max(Y_MARGIN * H + 1, H - total_h * (1 + 2 * Y_JITTER) - Y_MARGIN * H))
+    ink = int(rng.integers(*INK))
     boxes = []
     for i, (segs, (sw, _)) in enumerate(skels):
         if i:
             x += gaps[i] * total_h
-        scale = hh * rng.uniform(0.92, 1.05)
-        jitter = rng.uniform(-0.05, 0.05) * total_h
+        scale = hh * rng.uniform(*SIZE_JITTER)
+        jitter = rng.uniform(-Y_JITTER, Y_JITTER) * total_h
         boxes.append(draw_digit(canvas, segs, x + brush / 2, y_base + brush / 2 + jitter, scale, brush, ink))
         x += sw * scale + brush
     return canvas, boxes

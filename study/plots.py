@@ -25,13 +25,13 @@ log = logging.getLogger(__name__)
 DPI = 110
 N_CLASSES = 10
 
-# Keys read from each model's summary dict in `plot_comparison` (first present alias wins).
-COMPARISON_METRICS: list[tuple[str, tuple[str, ...], str]] = [
-    ("Test accuracy (%)", ("test_accuracy",), "accuracy"),
-    ("Test loss", ("test_loss",), "{:.4f}"),
-    ("Parameters", ("params", "parameters", "n_params"), "params"),
-    ("Training time (s)", ("train_seconds", "training_seconds", "train_time_s"), "{:.0f}"),
-    ("Inference (ms / image)", ("ms_per_image",), "{:.3f}"),
+# (title, key of the model's summary in metrics.json as train_all.py writes it, style) per bar chart
+COMPARISON_METRICS: list[tuple[str, str, str]] = [
+    ("Test accuracy (%)", "test_accuracy", "accuracy"),
+    ("Test loss", "test_loss", "{:.4f}"),
+    ("Parameters", "params", "params"),
+    ("Training time (s)", "train_seconds", "{:.0f}"),
+    ("Inference (ms / image)", "ms_per_image", "{:.3f}"),
 ]
 
 
@@ -184,12 +184,9 @@ def plot_samples(x: np.ndarray, y: np.ndarray, path: str | os.PathLike, per_clas
 
 
 # ------------------------------------------------------------------------------------------ comparison
-def _metric_value(summary: Mapping, aliases: tuple[str, ...]) -> float | None:
-    for key in aliases:
-        value = summary.get(key)
-        if value is not None:
-            return float(value)
-    return None
+def _metric_value(summary: Mapping, key: str) -> float | None:
+    value = summary.get(key)
+    return None if value is None else float(value)
 
 
 def _format(value: float, style: str) -> str:
@@ -215,8 +212,8 @@ def plot_comparison(results: Mapping[str, Mapping], path: str | os.PathLike) -> 
     fig = _new_figure(3.2 * len(COMPARISON_METRICS), 4.2)
     axes = fig.subplots(1, len(COMPARISON_METRICS))
     colors = [f"C{i}" for i in range(len(names))]
-    for ax, (title, aliases, style) in zip(axes, COMPARISON_METRICS):
-        values = [_metric_value(results[n], aliases) for n in names]
+    for ax, (title, key, style) in zip(axes, COMPARISON_METRICS):
+        values = [_metric_value(results[n], key) for n in names]
         if style == "accuracy":
             values = [None if v is None else v * 100.0 for v in values]
         present = [(n, v, c) for n, v, c in zip(names, values, colors) if v is not None]

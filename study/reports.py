@@ -23,14 +23,6 @@ def keras_summary_text(model) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
-def _get(summary: Mapping, *keys: str):
-    """First present key among aliases, so reports tolerate small naming differences."""
-    for key in keys:
-        if summary.get(key) is not None:
-            return summary[key]
-    return None
-
-
 def _pct(value) -> str:
     return MISSING if value is None else f"{float(value) * 100:.2f}"
 
@@ -44,13 +36,13 @@ def _num(value, spec: str) -> str:
 def _headline(summary: Mapping) -> list[str]:
     """Key numbers at the top of a model report."""
     rows = [
-        ("Test accuracy (%)", _pct(_get(summary, "test_accuracy"))),
-        ("Test loss", _num(_get(summary, "test_loss"), ".4f")),
-        ("Validation accuracy (%)", _pct(_get(summary, "val_accuracy"))),
-        ("Parameters", _num(_get(summary, "params", "parameters", "n_params"), ",")),
-        ("Epochs", _num(_get(summary, "epochs"), "d")),
-        ("Training time (s)", _num(_get(summary, "train_seconds", "training_seconds", "train_time_s"), ".1f")),
-        ("Inference (ms / image)", _num(_get(summary, "ms_per_image"), ".3f")),
+        ("Test accuracy (%)", _pct(summary.get("test_accuracy"))),
+        ("Test loss", _num(summary.get("test_loss"), ".4f")),
+        ("Validation accuracy (%)", _pct(summary.get("val_accuracy"))),
+        ("Parameters", _num(summary.get("params"), ",")),
+        ("Epochs", _num(summary.get("epochs"), "d")),
+        ("Training time (s)", _num(summary.get("train_seconds"), ".1f")),
+        ("Inference (ms / image)", _num(summary.get("ms_per_image"), ".3f")),
     ]
     return [f"{label:<26}{value}" for label, value in rows]
 
@@ -101,13 +93,13 @@ def comparison_markdown(results: Mapping[str, Mapping], reference: Mapping[str, 
     for name, s in results.items():
         row = [
             name,
-            _pct(_get(s, "test_accuracy")),
-            _num(_get(s, "test_loss"), ".4f"),
-            _pct(_get(s, "val_accuracy")),
-            _num(_get(s, "params", "parameters", "n_params"), ","),
-            _num(_get(s, "train_seconds", "training_seconds", "train_time_s"), ".1f"),
-            _num(_get(s, "epochs"), "d"),
-            _num(_get(s, "ms_per_image"), ".3f"),
+            _pct(s.get("test_accuracy")),
+            _num(s.get("test_loss"), ".4f"),
+            _pct(s.get("val_accuracy")),
+            _num(s.get("params"), ","),
+            _num(s.get("train_seconds"), ".1f"),
+            _num(s.get("epochs"), "d"),
+            _num(s.get("ms_per_image"), ".3f"),
         ]
         if reference is not None:
             row.append(_reference_pct(reference.get(name)))

@@ -191,9 +191,10 @@ def test_cli_json_folders_bad_files_and_annotate(models_dir, mnist, tmp_path, ca
     a, b = lines
     assert set(a) == {"image", "text", "digits", "model", "ms"} and a["model"] == "cnn" and a["ms"] > 0
     assert len(a["digits"]) == 4 and len(a["text"]) == 4
-    for d in a["digits"]:
-        assert set(d) == {"digit", "confidence", "box", "top3"}
+    for d in a["digits"]:  # Reading.to_dict's digits: the same fields as the API (one home for the shape)
+        assert set(d) == {"digit", "confidence", "box", "top3", "uncertain", "line"}
         assert len(d["box"]) == 4 and len(d["top3"]) == 3 and d["top3"][0][0] == d["digit"]
+        assert d["line"] == 0 and d["uncertain"] == (d["confidence"] < 0.5)
     assert b["text"] == "" and b["digits"] == []
     errs = err.strip().splitlines()
     assert len(errs) == 2 and "c_broken.png" in errs[0] and "missing.png" in errs[1]
@@ -202,6 +203,24 @@ def test_cli_json_folders_bad_files_and_annotate(models_dir, mnist, tmp_path, ca
     assert cv2.imread(str(ann / "a_number.png")).shape == canvas.shape + (3,)
     code, out, err = run_cli([str(imgs / "a_number.png"), "--models-dir", str(models_dir)], capsys)
     assert code == 0 and out.startswith(str(imgs / "a_number.png") + ": ") and err == ""
+
+
+@needs_mnist
+def test_cli_user_errors_are_messages_not_tracebacks(models_dir, tmp_path, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not an image")
+    code, out, err = run_cli([str(empty), str(notes), str(tmp_path / "gone.png"), "--models-dir", str(models_dir)],
+                             capsys)
+    assert code == 1 and out == ""
+    errs = err.strip().splitlines()
+    assert errs == [f"error: {empty}: folder contains no PNG/JPEG/BMP images",
+                    f"error: {notes}: not an image file (or a format Pillow cannot read)",
+                    f"error: {tmp_path / 'gone.png'}: no such file or folder"]
+    with pytest.raises(SystemExit) as exc:  # --annotate naming a file is a usage error (exit 2), found up front
+        run_cli([str(notes), "--annotate", str(notes), "--models-dir", str(models_dir)], capsys)
+    assert exc.value.code == 2 and "--annotate" in capsys.readouterr().err
 
 
 def test_cli_missing_model_and_help(tmp_path, capsys):
