@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import logging
+import re
 from dataclasses import dataclass, field
 
 from .errors import ApiError
@@ -177,8 +178,11 @@ def open_image(data: bytes, max_pixels: int = MAX_PIXELS):
         what = "text" if _looks_like_text(head) else "data"
         raise ApiError(400, f"not an image: the {len(data)} bytes sent look like {what}, not a "
                             f"{'/'.join(FORMATS)} image (starts with {head!r})") from None
-    except Image.DecompressionBombError as exc:
-        raise ApiError(413, f"image has too many pixels ({exc})") from None
+    except Image.DecompressionBombError as exc:  # Pillow's own ceiling (2 x MAX_IMAGE_PIXELS), checked on open
+        m = re.search(r"\((\d+) pixels\)", str(exc))
+        size = f"{int(m.group(1)) / 1e6:.0f} megapixels" if m else "too many pixels"
+        raise ApiError(413, f"image is {size} (a possible decompression bomb); the limit is "
+                            f"{max_pixels / 1e6:.0f} megapixels: scale it down first") from None
     except Exception as exc:  # a header Pillow chokes on: still the client's data, never a 500
         raise ApiError(400, f"unreadable image header ({type(exc).__name__}: {exc})") from None
     w, h = im.size

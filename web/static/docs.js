@@ -127,4 +127,5 @@ async function main() {
   }
 }
 
+document.getElementById("curl").textContent = `curl -F image=@digits.png ${location.origin}/api/read`;
 main();
