@@ -216,7 +216,10 @@ def test_truncated_png(client):
     data = png(drawing())
     for cut in (len(data) // 2, 60, 20):
         assert_error(client.post("/api/read", content=data[:cut]), 400)
-    assert_error(client.post("/api/read", content=data[:len(data) // 2]), 400, "truncated")
+    assert_error(client.post("/api/read", content=data[:len(data) // 2]), 400, "truncated PNG")
+    assert_error(client.post("/api/read", content=data[:30]), 400, "truncated PNG", "header")
+    ok, jpg = cv2.imencode(".jpg", drawing("1"))
+    assert_error(client.post("/api/read", content=jpg.tobytes()[:len(jpg) // 2]), 400, "truncated JPEG")
 
 
 def test_too_many_pixels_is_refused_before_decoding(client):

@@ -26,6 +26,7 @@ MAX_PIXELS = 40_000_000                    # width x height: a 48-megapixel phon
 DRAIN_LIMIT = 128 * 1024 * 1024            # an over-size body is read and dropped up to this, so that the
                                            # client gets its 413 instead of a reset connection
 MAX_PARTS = 16
+SIGNATURES = ((b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8\xff", "JPEG"), (b"BM", "BMP"), (b"RIFF", "WEBP"))
 IMAGE_FIELD = "image"
 SEND_HINT = ("send the image as a multipart file field 'image' (curl -F image=@digits.png URL) "
              "or as the raw request body (curl --data-binary @digits.png URL)")
@@ -175,6 +176,9 @@ def open_image(data: bytes, max_pixels: int = MAX_PIXELS):
         im = Image.open(io.BytesIO(data), formats=FORMATS)
     except UnidentifiedImageError:
         head = data[:16]
+        for magic, fmt in SIGNATURES:
+            if data.startswith(magic) and (fmt != "WEBP" or data[8:12] == b"WEBP"):
+                raise ApiError(400, f"truncated {fmt} image: the {len(data)} bytes sent end inside its header") from None
         what = "text" if _looks_like_text(head) else "data"
         raise ApiError(400, f"not an image: the {len(data)} bytes sent look like {what}, not a "
                             f"{'/'.join(FORMATS)} image (starts with {head!r})") from None
