@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import logging
 import math
 import os
@@ -56,6 +57,8 @@ IMAGE_BODY = {
         "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
     },
 }
+COMPARE_BODY = copy.deepcopy(IMAGE_BODY)  # every model reads: no model field
+del COMPARE_BODY["content"]["multipart/form-data"]["schema"]["properties"]["model"]
 QUERY_PARAMS = [
     {"name": "model", "in": "query", "required": False,
      "schema": {"type": "string", "enum": list(MODEL_NAMES)}, "description": "model to read with"},
@@ -226,7 +229,7 @@ def create_app(models_dir: str | os.PathLike = DEFAULT_MODELS_DIR, store: ModelS
               description="One segmentation, one batched inference per model. Answers {\"readings\": {model: "
                           "reading}} (each as /api/read, with probabilities) and {\"unavailable\": {model: "
                           "reason}} for the models that are missing or broken.",
-              openapi_extra={"requestBody": IMAGE_BODY, "parameters": QUERY_PARAMS[1:2]},
+              openapi_extra={"requestBody": COMPARE_BODY, "parameters": QUERY_PARAMS[1:2]},
               responses={200: {"description": "one reading per available model"}, **ERRORS})
     async def compare(request: Request):
         up, params = await take_image(request)
