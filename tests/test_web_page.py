@@ -264,6 +264,25 @@ def test_clear_and_pen_and_touch(page):
     assert not pg.errors
 
 
+def test_brush_width(page):
+    """The slider sets the width of the next stroke, in CSS pixels (twice as many canvas pixels here)."""
+    pg = page
+    box = pg.locator("#pad").bounding_box()
+    y = box["y"] + 200
+    widths = {}
+    for w in (6, 30):
+        pg.locator("#brush").fill(str(w))
+        assert pg.locator("#brush-out").inner_text() == str(w)
+        mouse_stroke(pg, [(box["x"] + 100 + k * 10, y) for k in range(30)])
+        widths[w] = pg.evaluate("([x, y]) => { const c = document.getElementById('pad'); const s = c.width / c.clientWidth;"
+                                "const d = c.getContext('2d').getImageData(Math.round(x * s), 0, 1, c.height).data;"
+                                "let n = 0; for (let i = 0; i < d.length; i += 4) if (d[i] < 128) n++; return n / s; }",
+                                [250, 200])
+        pg.keyboard.press("Escape")
+    assert abs(widths[6] - 6) <= 1.5 and abs(widths[30] - 30) <= 1.5, widths
+    pg.locator("#brush").fill("16")
+
+
 def test_upload_shows_the_image_with_its_boxes(page, tmp_path):
     pg = page
     img = np.full((360, 760, 3), 255, np.uint8)
