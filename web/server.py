@@ -215,7 +215,7 @@ def create_app(models_dir: str | os.PathLike = DEFAULT_MODELS_DIR, store: ModelS
     async def read(request: Request):
         up, params = await take_image(request)
         threshold = _parse_threshold(params.get("threshold"))
-        name = check_model(params.get("model"))
+        name = await run_in_threadpool(check_model, params.get("model"))  # a first load must not block the loop
         rec = Recognizer(store, threshold=threshold)
         reading = await run_reading(decode_and, up, lambda im: rec.read(im, model=name))
         request.state.text = reading.text
