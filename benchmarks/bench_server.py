@@ -90,8 +90,9 @@ def drawings(n: int, data: str | None, seed: int = 0) -> tuple[list[tuple[bytes,
         h = int(rng.integers(160, 300))
         img = np.full((480, max(640, 60 + int(len(number) * h * 0.8))), 255, np.uint8)
         bw = int(rng.integers(8, 20))
+        top = rng.uniform(30, 480 - 40 - h)  # one line: a little vertical jitter per digit
         for k, d in enumerate(number):
-            x0, y0 = 40 + k * h * 0.8, 60 + rng.uniform(0, 480 - 80 - h)
+            x0, y0 = 40 + k * h * 0.8, top + rng.uniform(-8, 8)
             for stroke in SHAPES[d]:
                 pts = np.array([(x0 + x * h * 0.55, y0 + y * h) for x, y in stroke], np.int32)
                 cv2.polylines(img, [pts], False, 20, bw, cv2.LINE_AA)
