@@ -41,8 +41,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="readings run at the same time (default: the number of CPUs, at least 2)")
     p.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     args = p.parse_args(argv)
-    if not 0 <= args.port <= 65535:
-        p.error("--port must be between 0 and 65535")
+    if not 1 <= args.port <= 65535:
+        p.error("--port must be between 1 and 65535")
     if args.max_body_mb <= 0 or args.max_megapixels <= 0:
         p.error("--max-body-mb and --max-megapixels must be positive")
     if args.workers is not None and args.workers < 1:

@@ -4,7 +4,6 @@ Small models are made here (a dense layer each, saved like train_all saves them)
 models/ read a drawn number when they are present.
 """
 
-import io
 import logging
 import struct
 import sys
