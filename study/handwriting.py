@@ -18,7 +18,7 @@ times with the app's brush at random widths, sizes and positions, a validation w
 seed); scans are upscaled; then Recognizer.prepare makes the 28x28 image. Digits that do not come out as
 exactly one segment are dropped and counted. The prepared arrays are cached outside the repository
 (~/.cache/digit-recognizer/handwriting, or HANDWRITING_CACHE), one file per set, keyed by the raw file's
-sha256, the split, and the source of every module the preparation runs through, so a second run loads in
+sha256 and the source of every module the preparation runs through, so a second run loads in
 seconds and a change to the segmenter rebuilds.
 """
 
@@ -39,7 +39,7 @@ from study.handwriting_formats import FILES, LOADERS, PEN_SETS, HandwritingError
 from study import handwriting_render as render
 
 __all__ = ["HandwritingData", "HandSplit", "HandwritingError", "load_handwriting", "find", "split_sides",
-           "ENV_VAR", "CACHE_ENV"]
+           "split_checksum", "split_meta", "ENV_VAR", "CACHE_ENV"]
 
 log = logging.getLogger(__name__)
 
@@ -146,17 +146,28 @@ def _writer_key(w: str):
     return (0, int(tail), w) if tail.isdigit() else (1, 0, w)
 
 
-def split_checksum(per_set: dict[str, tuple[list[Sample], np.ndarray]]) -> str:
-    """sha256 over, per set and side, the sorted writer ids and the labels in file order."""
+def split_meta(samples: list[Sample], sides: np.ndarray) -> dict:
+    """Per raw digit: label, writer ("" for none) and side; what the checksum and the counts are made of
+    (kept in the cache, so that a cached set needs no parsing)."""
+    return {"raw_label": np.array([s.label for s in samples], np.uint8),
+            "raw_writer": np.array([s.writer or "" for s in samples], dtype=str),
+            "raw_side": np.asarray(sides).astype(str)}
+
+
+def split_checksum(per_set: dict) -> str:
+    """sha256 over, per set and side, the sorted writer ids and the labels in file order.
+
+    per_set: {set name: (samples, sides)} or {set name: split_meta(...)}.
+    """
     h = hashlib.sha256()
     for name in sorted(per_set):
-        samples, sides = per_set[name]
-        labels = np.array([s.label for s in samples], np.uint8)
+        meta = per_set[name]
+        if isinstance(meta, tuple):
+            meta = split_meta(*meta)
         for side in SIDES:
-            on = sides == side
-            writers = sorted({samples[i].writer or "" for i in np.nonzero(on)[0]})
-            h.update(f"{name}|{side}|{','.join(writers)}|".encode())
-            h.update(labels[on].tobytes())
+            on = meta["raw_side"] == side
+            h.update(f"{name}|{side}|{','.join(sorted(set(meta['raw_writer'][on].tolist())))}|".encode())
+            h.update(meta["raw_label"][on].tobytes())
     return h.hexdigest()[:16]
 
 
@@ -222,10 +233,10 @@ def cache_dir(explicit: str | os.PathLike | None = None) -> Path:
     return Path(explicit or os.environ.get(CACHE_ENV) or DEFAULT_CACHE).expanduser()
 
 
-def _load_or_build(name: str, path: Path, cdir: Path, renders: int, version: str) -> tuple[dict, bool, list, np.ndarray]:
-    samples = LOADERS[name](path)
-    sides = split_sides(name, samples)
-    key = hashlib.sha256(f"{file_sha256(path)}|{version}|{renders}|{''.join(sides)}".encode()).hexdigest()[:20]
+def _load_or_build(name: str, path: Path, cdir: Path, renders: int, version: str) -> tuple[dict, bool]:
+    """The prepared arrays of one set (with split_meta's raw_* arrays): from the cache when the raw file and
+    the code are unchanged (no parsing then), else read, split, prepared and cached."""
+    key = hashlib.sha256(f"{file_sha256(path)}|{version}|{renders}".encode()).hexdigest()[:20]
     target = cdir / f"{name}-{key}.npz"
     if target.is_file():
         try:
@@ -233,17 +244,19 @@ def _load_or_build(name: str, path: Path, cdir: Path, renders: int, version: str
                 arrays = {k: f[k] for k in f.files}
             arrays["dropped"] = _unpack_dropped(arrays.pop("dropped_counts"))
             arrays["seconds"] = float(arrays.pop("build_seconds"))
-            return arrays, True, samples, sides
+            return arrays, True
         except Exception as exc:  # a damaged cache file is rebuilt, not trusted
             log.warning("handwriting: cache %s unreadable (%s); rebuilding", target, exc)
+    samples = LOADERS[name](path)
+    sides = split_sides(name, samples)
     log.info("handwriting: preparing %s (%d digits) the recognizer's way; cached afterwards in %s",
              name, len(samples), cdir)
-    arrays = build_set(name, samples, sides, renders)
+    arrays = {**build_set(name, samples, sides, renders), **split_meta(samples, sides)}
     _save(target, arrays)
     for old in cdir.glob(f"{name}-*.npz"):  # older keys of this set are stale
         if old != target:
             old.unlink(missing_ok=True)
-    return arrays, False, samples, sides
+    return arrays, False
 
 
 def _pack_dropped(d: dict) -> np.ndarray:
@@ -306,14 +319,14 @@ def load_handwriting(path: str | os.PathLike | None = None, cache: str | os.Path
     t0 = time.perf_counter()
     for name, file in found.items():
         t = time.perf_counter()
-        arrays, cached, samples, sides = _load_or_build(name, file, cdir, renders, version)
-        per_set[name] = (samples, sides)
+        arrays, cached = _load_or_build(name, file, cdir, renders, version)
+        per_set[name] = {k: arrays[k] for k in ("raw_label", "raw_writer", "raw_side")}
         parts.append((name, arrays))
+        sides, writers = arrays["raw_side"], arrays["raw_writer"]
         info[name] = {
-            "digits": len(samples),
+            "digits": len(sides),
             **{f"{side}_digits": int((sides == side).sum()) for side in SIDES},
-            **{f"{side}_writers": len({samples[i].writer for i in np.nonzero(sides == side)[0]
-                                       if samples[i].writer}) for side in SIDES},
+            **{f"{side}_writers": len(set(writers[(sides == side) & (writers != "")].tolist())) for side in SIDES},
             **{side: int((arrays["side"] == side).sum()) for side in SIDES},
             "dropped": arrays["dropped"],
             "seconds": round(time.perf_counter() - t, 2), "build_seconds": round(float(arrays["seconds"]), 1),

@@ -334,7 +334,7 @@ def test_number_canvas_holds_every_digit_on_one_line():
 
 
 # --------------------------------------------------------------------------------- building and cache
-def test_load_handwriting_builds_splits_and_caches(root, tmp_path, caplog):
+def test_load_handwriting_builds_splits_and_caches(root, tmp_path, monkeypatch):
     cache = tmp_path / "cache"
     data = hw.load_handwriting(root, cache=cache)
     d = data.describe()
@@ -355,8 +355,14 @@ def test_load_handwriting_builds_splits_and_caches(root, tmp_path, caplog):
         3 * 60 + 20 + 3 * 60 + 20 + 3 * 45 + 15 + 70 + 20)  # few drops on these clean digits
     assert not any(v["cached"] for v in data.sets.values())
 
+    def no_parsing(path):
+        raise AssertionError(f"{path} parsed although cached")
+
+    for name in fmt.LOADERS:
+        monkeypatch.setitem(fmt.LOADERS, name, no_parsing)
     again = hw.load_handwriting(root, cache=cache)
     assert all(v["cached"] for v in again.sets.values()) and again.checksum == data.checksum
+    assert again.describe() == data.describe()
     np.testing.assert_array_equal(again.train.x, data.train.x)
     np.testing.assert_array_equal(again.val.writer, data.val.writer)
     assert len(list(cache.glob("*.npz"))) == 5
@@ -373,6 +379,18 @@ def test_cached_images_are_exactly_what_prepare_gives(root, tmp_path):
     x, n = render.prepare(render.pen_canvas(samples[i].strokes, rng))
     np.testing.assert_array_equal(built["x"][j].astype(np.float32) / 255.0, x)  # uint8 storage is lossless
     assert (built["side"] == "train").sum() <= 2 * (sides == "train").sum()
+
+
+def test_a_damaged_cache_file_is_rebuilt(tmp_path, caplog):
+    root = make_root(tmp_path / "hw", skip=("pendigits", "cvl", "chars74k", "uji"))
+    cache = tmp_path / "cache"
+    first = hw.load_handwriting(root, cache=cache)
+    (f,) = cache.glob("semeion-*.npz")
+    f.write_bytes(f.read_bytes()[:100])
+    with caplog.at_level(logging.WARNING, logger="study.handwriting"):
+        second = hw.load_handwriting(root, cache=cache)
+    assert "unreadable" in caplog.text and not second.sets["semeion"]["cached"]
+    np.testing.assert_array_equal(second.train.x, first.train.x)
 
 
 def test_a_changed_raw_file_rebuilds_its_set_only(tmp_path):
