@@ -420,3 +420,16 @@ def test_real_sets_match_source_md(name, digits, writers):
         assert [len(by_side[s]) for s in hw.SIDES] == [67, 60, 176]
     elif name in fmt.PEN_SETS:
         assert len(by_side["val"]) == round(0.25 * writers) and not by_side["test"]
+
+
+def test_no_handwriting_data_in_the_repository():
+    """The sets' licences and the project's size budget: neither the raw files nor arrays made from them."""
+    import re
+    import subprocess
+
+    files = subprocess.run(["git", "ls-files"], cwd=Path(__file__).resolve().parents[1], capture_output=True,
+                           text=True).stdout.split()
+    assert len(files) > 20
+    pattern = r"(pendigits-orig|ujipenchars2\.json|char74k\.json|cvl-single-digits|semeion\.data|" \
+              r"(pendigits|uji|chars74k|cvl|semeion)-[0-9a-f]{20}\.npz)"
+    assert not [f for f in files if re.search(pattern, f, re.I)]
