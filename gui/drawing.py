@@ -11,9 +11,8 @@ from dataclasses import dataclass, field
 
 from PIL import Image, ImageDraw
 
-Point = tuple[float, float]
-BACKGROUND = 255  # white paper
-INK = 0  # black ink
+from common import brush
+from common.brush import BACKGROUND, INK, Point  # noqa: F401  (re-exported: the GUI's colours)
 
 
 @dataclass
@@ -87,15 +86,10 @@ class Drawing:
         self.image = Image.new("L", self._size, BACKGROUND)
         self._draw = ImageDraw.Draw(self.image)
         for stroke in self.strokes:
-            self._dot(stroke.points[0], stroke.width)
-            for a, b in zip(stroke.points, stroke.points[1:]):
-                self._segment(a, b, stroke.width)
+            brush.stroke(self._draw, stroke.points, stroke.width)
 
     def _segment(self, a: Point, b: Point, width: int) -> None:
-        # A plain wide line has square ends; the disc at each point makes round joints and caps.
-        self._draw.line([a, b], fill=INK, width=width)
-        self._dot(b, width)
+        brush.segment(self._draw, a, b, width)
 
     def _dot(self, p: Point, width: int) -> None:
-        r = width / 2.0
-        self._draw.ellipse([p[0] - r, p[1] - r, p[0] + r, p[1] + r], fill=INK)
+        brush.dot(self._draw, p, width)
