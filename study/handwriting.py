@@ -338,3 +338,28 @@ def load_handwriting(path: str | os.PathLike | None = None, cache: str | os.Path
              ", ".join(f"{k} ({v['digits']:,} digits{', cached' if v['cached'] else ''})" for k, v in info.items()),
              len(data.train), len(data.val), len(data.test), time.perf_counter() - t0, data.checksum)
     return data
+
+
+def main(argv=None) -> int:
+    """`python -m study.handwriting [DIR]`: build (or check) the cache ahead of training and print describe()."""
+    import argparse
+    import json
+
+    ap = argparse.ArgumentParser(prog="python -m study.handwriting", description=main.__doc__)
+    ap.add_argument("path", nargs="?", default=None, help=f"the handwriting folder (default ${ENV_VAR})")
+    ap.add_argument("--cache", default=None, help=f"cache folder (default ${CACHE_ENV} or {DEFAULT_CACHE})")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        data = load_handwriting(args.path, cache=args.cache)
+    except HandwritingError as exc:
+        print(f"error: {exc}")
+        return 1
+    if data is None:
+        return 1
+    print(json.dumps(data.describe(), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

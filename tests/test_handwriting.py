@@ -433,3 +433,12 @@ def test_no_handwriting_data_in_the_repository():
     pattern = r"(pendigits-orig|ujipenchars2\.json|char74k\.json|cvl-single-digits|semeion\.data|" \
               r"(pendigits|uji|chars74k|cvl|semeion)-[0-9a-f]{20}\.npz)"
     assert not [f for f in files if re.search(pattern, f, re.I)]
+
+
+def test_command_line_builds_the_cache_and_prints_the_description(root, tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv(hw.ENV_VAR, raising=False)
+    assert hw.main([str(root), "--cache", str(tmp_path / "c")]) == 0
+    described = json.loads(capsys.readouterr().out)
+    assert described["sets"] == sorted(fmt.FILES) and len(list((tmp_path / "c").glob("*.npz"))) == 5
+    assert hw.main([str(tmp_path / "missing")]) == 1 and "does not exist" in capsys.readouterr().out
+    assert hw.main([]) == 1  # nothing given: nothing to build
