@@ -26,7 +26,6 @@ from study.recipes import PRESET_NAMES
 BUDGET_MINUTES = 30.0  # the 'best' preset's whole run, on 2 CPU cores
 WARM_START_LR_SCALE = 0.25  # fine-tuning a trained model: a gentler peak than training from scratch
 REFERENCE = {"ann": 0.954, "cnn": 0.9878, "vgg16": 0.9907}  # published test accuracies of the reference study
-HANDWRITING_ENV = "HANDWRITING_PATH"
 log = logging.getLogger("train_all")
 
 
@@ -44,7 +43,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         "  python train_all.py --models cnn --epochs 2 --limit 2000   # quick try\n"
         "  python train_all.py --restore cnn                     # put back the CNN the last promotion replaced\n"
         "MNIST is read from --data, $MNIST_PATH, the Keras cache, or downloaded by Keras. Real handwriting\n"
-        f"('best' only) from --handwriting or ${HANDWRITING_ENV}.",
+        "('best' only) from --handwriting or $HANDWRITING_PATH.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--models", nargs="+", choices=MODEL_NAMES, default=list(MODEL_NAMES), metavar="MODEL",
@@ -64,7 +63,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--data", metavar="PATH", help="MNIST .npz (Keras layout) or folder of IDX files "
                    "(default: $MNIST_PATH, then the Keras cache, then download)")
     p.add_argument("--handwriting", metavar="DIR", help="folder of the real handwriting sets ('best' only; default: "
-                   f"${HANDWRITING_ENV}); without it 'best' trains on MNIST alone and says so")
+                   "$HANDWRITING_PATH); without it 'best' trains on MNIST alone and says so")
     p.add_argument("--no-handwriting", action="store_true", help="train on MNIST alone even where handwriting is found")
     p.add_argument("--limit", type=int, metavar="N", help="use only the first N images of each split (quick runs)")
     p.add_argument("--models-dir", type=Path, default=Path(DEFAULT_MODELS_DIR),
@@ -147,14 +146,13 @@ def load_data(args):
     data = load(args.data, args.limit)
     if args.preset == "seed" or args.no_handwriting:
         return data
-    path = args.handwriting or os.environ.get(HANDWRITING_ENV)
-    if not path:
-        log.warning("no real handwriting given: training on MNIST alone (pass --handwriting DIR or set %s)",
-                    HANDWRITING_ENV)
-        return data
-    from study.handwriting import load_handwriting
+    from study.handwriting import ENV_VAR, load_handwriting
 
-    return with_handwriting(data, load_handwriting(path, limit=args.limit))
+    hand = load_handwriting(args.handwriting)
+    if hand is None:
+        log.warning("no real handwriting given: training on MNIST alone (pass --handwriting DIR or set %s)",
+                    ENV_VAR)
+    return with_handwriting(data, hand, args.limit)
 
 
 def accuracy(model, split) -> float:

@@ -21,6 +21,8 @@ log = logging.getLogger(__name__)
 
 MAX_SIDE = 1600          # larger images are scaled down to this long side before segmentation
 MIN_CONTRAST = 40        # grey levels between background and ink below which an image counts as blank
+STRONG_INK = 0.5         # a clean picture's strokes: at least half the ink contrast...
+WEAK_INK = 0.25          # ...plus fainter pixels joined to them (grey pen on paper scans stays whole)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 EXPECTED = ("expected a uint8 image array of shape (H, W), (H, W, 1), (H, W, 3) or (H, W, 4) "
             "(bool and float arrays in [0, 1] are accepted too)")
@@ -126,6 +128,13 @@ def to_ink(image) -> InkImage:
     return InkImage(mask=mask, scale=scale, input_size=(w, h), photo=photo, blank=blank)
 
 
+def _above(gray: np.ndarray, level: float, light: bool) -> np.ndarray:
+    """255 where the ink (dark on light paper, or light on dark) is stronger than `level` (0-255 of ink)."""
+    if light:  # ink = 255 - gray > level  <=>  gray < 255 - level  <=>  gray <= ceil(255 - level) - 1
+        return cv2.threshold(gray, float(np.ceil(255.0 - level) - 1), 255, cv2.THRESH_BINARY_INV)[1]
+    return cv2.threshold(gray, level, 255, cv2.THRESH_BINARY)[1]
+
+
 def binarize(gray: np.ndarray) -> tuple[np.ndarray, bool, bool]:
     """Binary ink mask (ink=255) of a grayscale image; returns (mask, used_adaptive, blank)."""
     # background level = median; ink is whatever differs from it (works for either polarity).
@@ -155,12 +164,16 @@ def binarize(gray: np.ndarray) -> tuple[np.ndarray, bool, bool]:
     near_bg = float(hist[b0:b1 + 1].sum()) / n
     near_ink = float(hist[int(max(b1 + 1, hi - 40)):].sum()) / n
     if near_bg >= 0.5 or near_bg + near_ink >= 0.85:  # a clean two-level picture (canvas, bold or not)
-        # clean canvas: one global threshold halfway between background and ink
-        thr = bg_ink + 0.5 * (hi - bg_ink)
-        if light:  # ink = 255 - gray > thr  <=>  gray < 255 - thr  <=>  gray <= ceil(255 - thr) - 1
-            _, mask = cv2.threshold(gray, float(np.ceil(255.0 - thr) - 1), 255, cv2.THRESH_BINARY_INV)
-        else:
-            _, mask = cv2.threshold(gray, thr, 255, cv2.THRESH_BINARY)
+        # clean picture: strokes are what stands out by half the ink contrast, plus the fainter pixels joined to
+        # them (hysteresis): a grey pen stroke on a scan is kept whole instead of broken into pieces
+        mask = _above(gray, bg_ink + STRONG_INK * (hi - bg_ink), light)
+        weak = _above(gray, bg_ink + WEAK_INK * (hi - bg_ink), light)
+        if cv2.countNonZero(weak) > cv2.countNonZero(mask):
+            n_labels, labels = cv2.connectedComponents(weak, connectivity=8)
+            keep = np.zeros(n_labels, bool)
+            keep[np.unique(labels[mask > 0])] = True
+            keep[0] = False
+            mask = np.where(keep[labels], 255, 0).astype(np.uint8)
         return mask, False, False
     ink = cv2.bitwise_not(gray) if light else gray
     # photo / scan: uneven light -> compare every pixel with its local mean

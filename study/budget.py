@@ -109,12 +109,14 @@ def _wants(recipes: dict, costs: dict[str, Cost], n_train: int) -> dict[str, int
     return wants
 
 
-def plan_steps(recipes: dict, costs: dict[str, Cost], seconds_left: float, n_train: int) -> dict[str, int]:
+def plan_steps(recipes: dict, costs: dict[str, Cost], seconds_left: float, n_train: int,
+               spent: float = 0.0) -> dict[str, int]:
     """Steps per model so that training, validation and evaluation fit in `seconds_left` (times SAFETY).
 
     Each model wants its recipe's steps (within its own cap). If they do not all fit, a common limit on
     training seconds per model is lowered until they do, so the longest is cut first and the cheap ones keep
-    their whole recipe; nobody goes below a tenth of an epoch. Raises BudgetError where even that cannot fit.
+    their whole recipe; nobody goes below a tenth of an epoch. Raises BudgetError where even that cannot fit
+    (`spent`: seconds the run has already used, so the error can say what the whole run would need).
     """
     wants = _wants(recipes, costs, n_train)
     floors = {n: min(wants[n], fewest_steps(n_train, r)) for n, r in recipes.items()}
@@ -123,8 +125,8 @@ def plan_steps(recipes: dict, costs: dict[str, Cost], seconds_left: float, n_tra
     if least > target:
         raise BudgetError(
             f"even a tenth of an epoch per model ({', '.join(recipes)}) takes ~{least / 60:.1f} min here "
-            f"(forecast from timed steps), over the {seconds_left / 60:.1f} min available; pass a larger "
-            f"--budget-minutes (at least {math.ceil(least / SAFETY / 60 + 1)}) or fewer --models.")
+            f"(forecast from timed steps), over the {max(0.0, seconds_left) / 60:.1f} min left of the budget; pass a "
+            f"larger --budget-minutes (at least {math.ceil((spent + least / SAFETY) / 60 + 1)}) or fewer --models.")
 
     def at(level: float) -> dict[str, int]:
         return {n: max(floors[n], min(wants[n], costs[n].steps_within(level))) for n in recipes}
@@ -160,7 +162,7 @@ class RunBudget:
             self.costs[name] = c = measure(rebuilders[name], recipe, data, precision, seed, n_test)
             log.info("budget: %s costs %.0f ms per step here, %d steps per epoch, %.0f s per validation pass",
                      name, c.step * 1000, c.steps_per_epoch, c.val_pass)
-        plan = plan_steps(recipes, self.costs, self.left(), self.n_train)
+        plan = plan_steps(recipes, self.costs, self.left(), self.n_train, time.perf_counter() - self.started)
         self.record = {"minutes": self.minutes, "planned": {}, "spent": {},
                        "step_ms": {n: round(c.step * 1000, 1) for n, c in self.costs.items()},
                        "first_plan_steps": plan}

@@ -88,11 +88,16 @@ class MnistData:
         }
 
 
-def with_handwriting(mnist: MnistData, hand) -> MnistData:
+def with_handwriting(mnist: MnistData, hand, limit: int | None = None) -> MnistData:
     """MNIST plus real handwriting (study.handwriting): training writers join train, validation writers join
-    val, test writers stay apart for the end. `hand` None: MNIST as it is."""
+    val, test writers stay apart for the end. `hand` None: MNIST as it is. `limit`: the first N of each side."""
     if hand is None:
         return mnist
+    if limit is not None:
+        def first(split):
+            return replace(split, **{f: getattr(split, f)[:limit] for f in split.__dataclass_fields__})
+
+        hand = replace(hand, train=first(hand.train), val=first(hand.val), test=first(hand.test))
 
     def joined(a: Split, b: Split) -> Split:
         return Split(np.concatenate([a.x, b.x]).astype(np.float32), np.concatenate([a.y, b.y]).astype(np.uint8))
