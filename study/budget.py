@@ -1,8 +1,8 @@
 """Fit a whole training run into a wall-clock budget, planned and cut in training steps.
 
-Why steps: the same preset runs on CPUs whose speed differs by 2-3x. Whole epochs cannot shrink below one, so
-a slow CPU would overrun; steps can, and the one-cycle schedule ends wherever the steps end
-(study.schedule). A few timed steps of each model on the real input pipeline forecast its cost here; the plan
+Why steps: the same preset runs on CPUs of very different speed (docs/RESULTS.md). Whole epochs cannot
+shrink below one, so a slow CPU would overrun; steps can, and the one-cycle schedule ends wherever the steps
+end (study.schedule). A few timed steps of each model on the real input pipeline forecast its cost here; the plan
 gives every model its recipe's steps where they fit, and where they do not, cuts the longest first
 (water-filling: the cheap models keep their whole recipe). Each model then trains under a Deadline that
 re-plans from its real pace. If even a tenth of an epoch per model cannot fit, the run is refused before

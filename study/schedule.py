@@ -23,8 +23,10 @@ log = logging.getLogger(__name__)
 
 WARMUP_START = 1 / 25  # the warm-up starts at peak / 25 (one-cycle's customary div factor)
 REPLAN_EVERY = 10  # steps between re-plans: often enough to follow the pace, rare enough to cost nothing
-PACE_WINDOW = 50  # steps the pace is judged on: recent, since a shared machine's speed drifts during a run
-REPLAN_LOG_CHANGE = 0.05  # log a re-plan only when it moves the end by more than 5%
+PACE_SECONDS = 30.0  # the pace is judged on the last half minute: recent (a shared machine's speed drifts
+#                      during a run) but long enough that the input pipeline's jitter averages out
+REPLAN_MIN_CHANGE = 0.01  # smaller moves of the end are noise: the schedule stays where it is
+REPLAN_LOG_CHANGE = 0.10  # log a re-plan when it has moved the end by 10% since the last one logged
 
 
 class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
@@ -85,7 +87,8 @@ class Deadline(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         self.start = time.perf_counter()
         self.done, self.val_passes, self.val_spent = 0, 0, 0.0
-        self._recent = collections.deque([(self.start, 0)], maxlen=PACE_WINDOW // self.every + 1)
+        self._recent = collections.deque([(self.start, 0)])
+        self._logged = self.steps
         self._plan(self.steps)
 
     def on_train_batch_end(self, batch, logs=None):
@@ -122,6 +125,8 @@ class Deadline(keras.callbacks.Callback):
             return  # no deadline: the plan stands
         now = time.perf_counter()
         self._recent.append((now, self.done))
+        while len(self._recent) > 2 and now - self._recent[1][0] >= PACE_SECONDS:
+            self._recent.popleft()
         (t0, s0), (t1, s1) = self._recent[0], self._recent[-1]
         if s1 <= s0 or t1 <= t0:
             return
@@ -139,10 +144,12 @@ class Deadline(keras.callbacks.Callback):
         steps = max(self.done, self.floor, min(self.ceiling, fits))
         if steps > self.steps and self.done > self.steps / 2:
             steps = self.steps
-        if steps != self.steps:
-            if abs(steps - self.steps) > REPLAN_LOG_CHANGE * self.steps:
+        must = steps <= self.done or self.steps <= self.done  # the end is here: no noise threshold
+        if steps != self.steps and (must or abs(steps - self.steps) >= REPLAN_MIN_CHANGE * self.steps):
+            if abs(steps - self._logged) >= REPLAN_LOG_CHANGE * self._logged:
                 log.info("deadline: %d steps (%.2f epochs) instead of %d fit in %.0f s (%.0f ms per step lately)",
-                         steps, steps / self.steps_per_epoch, self.steps, self.seconds, pace * 1000)
+                         steps, steps / self.steps_per_epoch, self._logged, self.seconds, pace * 1000)
+                self._logged = steps
             self._plan(steps)
 
     def _plan(self, steps: int) -> None:
