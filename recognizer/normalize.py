@@ -8,6 +8,8 @@ round brush, which makes a 4 px and a 30 px brush look alike (MNIST's stroke is 
 
 from __future__ import annotations
 
+import os
+
 import cv2
 import numpy as np
 
@@ -24,12 +26,36 @@ _SMOOTH = (5, 5)
 _skeletonize = None
 
 
-def _skeleton(binary: np.ndarray) -> np.ndarray:
-    global _skeletonize
-    if _skeletonize is None:  # scikit-image pulls in SciPy: import on first use, not with the package
+def _load_zhang_skeleton():
+    """scikit-image's 2-D skeleton kernel (Zhang-Suen), without importing `skimage.morphology`.
+
+    `skimage.morphology` imports SciPy's ndimage and spatial modules: ~0.35 s of a reader's start-up, for one
+    compiled function that needs none of them. The kernel is loaded from its extension file directly; if that
+    ever fails (another scikit-image layout), the public `skeletonize` is used. Both give the same pixels
+    (tests/test_recognizer_normalize.py checks it), which matters: the models were trained on these strokes.
+    """
+    import glob
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec("skimage")
+        name = "skimage.morphology._skeletonize_various_cy"
+        files = glob.glob(os.path.join(os.path.dirname(spec.origin), "morphology", "_skeletonize_various_cy.*"))
+        ext = importlib.util.spec_from_file_location(name, files[0])
+        module = importlib.util.module_from_spec(ext)
+        ext.loader.exec_module(module)
+        kernel = module._fast_skeletonize
+        return lambda binary: kernel(np.ascontiguousarray(binary, dtype=bool))
+    except Exception:  # noqa: BLE001 - any surprise: the slower public import still gives the same result
         from skimage.morphology import skeletonize
 
-        _skeletonize = skeletonize
+        return skeletonize
+
+
+def _skeleton(binary: np.ndarray) -> np.ndarray:
+    global _skeletonize
+    if _skeletonize is None:  # first use, not with the package: the app's window must not wait for it
+        _skeletonize = _load_zhang_skeleton()
     return _skeletonize(binary)
 
 
