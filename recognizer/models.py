@@ -14,6 +14,7 @@ import logging
 import os
 import threading
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -159,7 +160,7 @@ class ModelStore:
         ensemble."""
         self._check_name(name)
         if name == ENSEMBLE:
-            return [self.load(n) for n in BASE_MODELS]
+            return self._load_all()
         with self._lock:
             if name in self._loaded:
                 return self._loaded[name]
@@ -177,6 +178,18 @@ class ModelStore:
                 self._errors.pop(name, None)
             return loaded
 
+    def _load_all(self) -> list[LoadedModel]:
+        """The three members, loaded side by side: session set-up is mostly native code that releases the GIL,
+        so the small models load while VGG16's weights are prepared (the ensemble is the usual default)."""
+        with self._lock:
+            todo = [n for n in BASE_MODELS if n not in self._loaded]
+        if len(todo) > 1:
+            with ThreadPoolExecutor(len(todo), thread_name_prefix="load") as pool:
+                futures = [pool.submit(self.load, n) for n in todo]
+            for f in futures:
+                f.result()  # the first failure, in BASE_MODELS order, is the one raised
+        return [self.load(n) for n in BASE_MODELS]
+
     def _fail(self, name: str, reason: str, message: str) -> RecognizerError:
         """Remember `reason` for status() (the app greys the model out with it) and make the error to raise."""
         with self._lock:
@@ -189,6 +202,11 @@ class ModelStore:
             raise RecognizerError(f"model file {keras_p} is missing; {train_hint(name)}")
         if not onnx_p.is_file():
             return self._fall_back(name, f"{onnx_p} is missing")
+        # hash the .keras file while ONNX Runtime sets up the session (VGG16's is ~60 MB; hashlib frees the GIL)
+        digest = ThreadPoolExecutor(1, thread_name_prefix="sha256") if keras_p.is_file() else None
+        actual = digest.submit(file_sha256, keras_p) if digest else None
+        if digest:
+            digest.shutdown(wait=False)
         try:
             session = self._open_session(onnx_p)
         except Exception as exc:  # truncated, not protobuf, unsupported op...
@@ -202,7 +220,7 @@ class ModelStore:
             recorded = session.get_modelmeta().custom_metadata_map.get(ONNX_KERAS_SHA256)
             if recorded is None:
                 return self._fall_back(name, f"{onnx_p} does not record which {keras_p.name} it was made from")
-            if recorded != file_sha256(keras_p):
+            if recorded != actual.result():
                 return self._fall_back(name, f"{onnx_p} was exported from another {keras_p.name} "
                                              "(its checksum differs: retrained since?)")
         input_name = session.get_inputs()[0].name
