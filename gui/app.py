@@ -10,6 +10,10 @@ Each recognition shown is logged as one INFO line, which the tests read:
     recognized text=ann:147,cnn:147,vgg16:147 model=all ms=41   ("All three")
     recognized text= model=cnn ms=0                              (empty drawing)
 Multi-line readings keep one log line: the line break is written as a literal "\\n".
+Start-up is logged too (the tests and benchmarks/bench_startup.py wait for these lines):
+    window ready ms=310                  the window is mapped and takes input
+    model ensemble ready ms=1250         the model the picker shows can answer (ms since launch)
+    waiting for model cnn to load        a drawing was sent before its model could answer; it is read after
 """
 
 from __future__ import annotations
@@ -143,7 +147,7 @@ class DigitApp:
         self._ready_logged = True
         self.root.focus_force()
         log.info("window ready ms=%.0f", (time.perf_counter() - self.started) * 1000)
-        # Only now start the worker: its TensorFlow import must not delay the first paint.
+        # Only now start the worker: importing the recognizer and loading models must not delay the first paint.
         self.root.after(10, lambda: self.worker.start(self.requested_model))
 
     def _on_canvas_configure(self, event) -> None:
