@@ -168,11 +168,7 @@ class ModelStore:
             with self._lock:
                 if name in self._loaded:
                     return self._loaded[name]
-            try:
-                loaded = self._load_file(name)
-            except RecognizerError as exc:
-                log.warning("%s", exc)
-                raise
+            loaded = self._load_file(name)
             with self._lock:
                 self._loaded[name] = loaded
                 self._errors.pop(name, None)
@@ -194,6 +190,7 @@ class ModelStore:
         """Remember `reason` for status() (the app greys the model out with it) and make the error to raise."""
         with self._lock:
             self._errors[name] = reason
+        log.warning("cannot load %s: %s", name, reason)
         return RecognizerError(message)
 
     def _load_file(self, name: str) -> LoadedModel:
