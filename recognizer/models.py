@@ -21,8 +21,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from common.names import (BASE_MODELS, ENSEMBLE, MODEL_NAMES, ONNX_KERAS_SHA256, export_hint, model_file,
-                          onnx_file, train_hint)
+from common.names import (BASE_MODELS, DEFAULT_MODELS_DIR, ENSEMBLE, MODEL_NAMES, ONNX_KERAS_SHA256, export_hint,
+                          model_file, onnx_file, train_hint)
 
 from .errors import RecognizerError
 
@@ -260,8 +260,9 @@ class ModelStore:
         keras_p = self.path(name)
         with self._lock:
             first, self._warned_fallback = not self._warned_fallback, True
+        where = "" if self.models_dir == Path(DEFAULT_MODELS_DIR) else f" --models-dir {self.models_dir}"
         text = (f"{reason}; reading {keras_p} with Keras/TensorFlow instead (starts in seconds, not "
-                f"milliseconds). To run on ONNX Runtime, {export_hint()}")
+                f"milliseconds). To run on ONNX Runtime, {export_hint()}{where}")
         if first:
             log.warning("%s", text)
         else:

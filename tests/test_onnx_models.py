@@ -99,7 +99,8 @@ def test_missing_twins_fall_back_to_keras_with_one_warning(exported, tmp_path, c
     got = {n: store.predict(n, x) for n in ("cnn", "ann")}
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1, warnings
-    assert "cnn.onnx is missing" in warnings[0] and "python scripts/export_onnx.py" in warnings[0]
+    assert "cnn.onnx is missing" in warnings[0]
+    assert f"re-export them with: python scripts/export_onnx.py --models-dir {d}" in warnings[0]
     assert store.loaded() == {"cnn": "keras", "ann": "keras"}
     assert np.abs(got["cnn"] - keras_probs(d / "cnn.keras", x)).max() <= 1e-6
 
