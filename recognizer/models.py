@@ -32,8 +32,16 @@ FALLBACK_ORDER = ("cnn", "vgg16", "ann")
 # cheapest first (load time and read latency): on equal accuracy the default is the one that starts faster
 COST_ORDER = ("ann", "cnn", "vgg16", "ensemble")
 CONTRACT = "the contract is (N, 28, 28, 1) -> (N, 10)"
-# a reading is a handful of 28x28 digits: more threads than this only add hand-over cost on small CPUs
+# A reading is a handful of 28x28 digits: more threads than this only add hand-over cost. Half the cores: the
+# other half stays with the window and the segmentation, and on a busy 2-core machine one ONNX Runtime thread
+# read VGG16 faster than two (docs/RESULTS.md has the measurement).
 MAX_INTRA_OP_THREADS = 4
+
+
+def default_threads(cpus: int | None = None) -> int:
+    """ONNX Runtime intra-op threads for this machine: half its cores, 1 to MAX_INTRA_OP_THREADS."""
+    cpus = cpus or os.cpu_count() or 1
+    return max(1, min(cpus // 2, MAX_INTRA_OP_THREADS))
 
 
 @dataclass(frozen=True)
@@ -72,7 +80,7 @@ class ModelStore:
 
     def __init__(self, models_dir: str | os.PathLike = "models", threads: int | None = None):
         self.models_dir = Path(models_dir)
-        self.threads = threads or min(os.cpu_count() or 1, MAX_INTRA_OP_THREADS)
+        self.threads = threads or default_threads()
         self._lock = threading.Lock()
         self._load_locks = {name: threading.Lock() for name in BASE_MODELS}
         self._loaded: dict[str, LoadedModel] = {}

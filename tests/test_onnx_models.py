@@ -225,3 +225,10 @@ def test_recognize_py_reads_a_folder_without_tensorflow(exported, tmp_path):
         assert lines[-1] == "EXIT 0 TENSORFLOW False KERAS False", (out.stdout, out.stderr)
         readings = [line for line in lines[:-1] if line.startswith("{")]
         assert len(readings) == 3 and all(f'"model": "{model}"' in r for r in readings), out.stdout
+
+
+def test_thread_count_suits_small_machines():
+    from recognizer.models import default_threads
+
+    assert [default_threads(n) for n in (1, 2, 4, 8, 64)] == [1, 1, 2, 4, 4]
+    assert ModelStore("models").threads == default_threads()
