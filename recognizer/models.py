@@ -14,7 +14,7 @@ import logging
 import os
 import threading
 import zipfile
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -36,6 +36,7 @@ CONTRACT = "the contract is (N, 28, 28, 1) -> (N, 10)"
 # other half stays with the window and the segmentation, and on a busy 2-core machine one ONNX Runtime thread
 # read VGG16 faster than two (docs/RESULTS.md has the measurement).
 MAX_INTRA_OP_THREADS = 4
+_KERAS_LOCK = threading.Lock()
 
 
 def default_threads(cpus: int | None = None) -> int:
@@ -62,6 +63,15 @@ def file_sha256(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def _in_background(fn: Callable, *args) -> Future:
+    """Run fn(*args) in a thread of its own; the Future holds the result (or the exception)."""
+    pool = ThreadPoolExecutor(1, thread_name_prefix=getattr(fn, "__name__", "background"))
+    try:
+        return pool.submit(fn, *args)
+    finally:
+        pool.shutdown(wait=False)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -208,10 +218,7 @@ class ModelStore:
         if not onnx_p.is_file():
             return self._fall_back(name, f"{onnx_p} is missing")
         # hash the .keras file while ONNX Runtime sets up the session (VGG16's is ~60 MB; hashlib frees the GIL)
-        digest = ThreadPoolExecutor(1, thread_name_prefix="sha256") if keras_p.is_file() else None
-        actual = digest.submit(file_sha256, keras_p) if digest else None
-        if digest:
-            digest.shutdown(wait=False)
+        actual = _in_background(file_sha256, keras_p) if keras_p.is_file() else None
         try:
             session = self._open_session(onnx_p)
         except Exception as exc:  # truncated, not protobuf, unsupported op...
@@ -290,21 +297,22 @@ class ModelStore:
                              f"cannot read {p}: {self.onnx_path(name)} is missing or out of date and TensorFlow "
                              f"is not installed ({exc}); {export_hint(name)} in the training environment "
                              "(pip install -r requirements-train.txt)") from None
-        try:
-            model = keras.saving.load_model(p, compile=False)
-            in_shape = tuple(model.input_shape)
-            out_shape = tuple(model.output_shape)
-            if in_shape[1:] != (28, 28, 1) or out_shape[1:] != (10,):
-                raise ValueError(f"expects input {_shape_text(in_shape)} and gives {_shape_text(out_shape)}; "
-                                 f"{CONTRACT}")
-            fn = tf.function(lambda x: model(x, training=False), reduce_retracing=True,
-                             input_signature=[tf.TensorSpec([None, 28, 28, 1], tf.float32)])
-            for n in (1, 4, 10):  # trace and warm now: that counts as loading, not as reading
-                fn(tf.zeros((n, 28, 28, 1), tf.float32))
-        except Exception as exc:  # corrupt zip, wrong content, incompatible layers...
-            reason = _first_line(exc)
-            raise self._fail(name, reason, f"model file {p} could not be loaded ({reason}); "
-                                           f"{train_hint(name)}") from None
+        with _KERAS_LOCK:  # the ensemble loads its members in threads; Keras loading and tracing are not made for it
+            try:
+                model = keras.saving.load_model(p, compile=False)
+                in_shape = tuple(model.input_shape)
+                out_shape = tuple(model.output_shape)
+                if in_shape[1:] != (28, 28, 1) or out_shape[1:] != (10,):
+                    raise ValueError(f"expects input {_shape_text(in_shape)} and gives {_shape_text(out_shape)}; "
+                                     f"{CONTRACT}")
+                fn = tf.function(lambda x: model(x, training=False), reduce_retracing=True,
+                                 input_signature=[tf.TensorSpec([None, 28, 28, 1], tf.float32)])
+                for n in (1, 4, 10):  # trace and warm now: that counts as loading, not as reading
+                    fn(tf.zeros((n, 28, 28, 1), tf.float32))
+            except Exception as exc:  # corrupt zip, wrong content, incompatible layers...
+                reason = _first_line(exc)
+                raise self._fail(name, reason, f"model file {p} could not be loaded ({reason}); "
+                                               f"{train_hint(name)}") from None
         log.info("loaded model %s from %s (Keras)", name, p)
         return LoadedModel(name, p, "keras", lambda batch: np.asarray(fn(batch)), model)
 
