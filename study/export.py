@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -74,7 +75,9 @@ def export_onnx(keras_path: str | os.PathLike, onnx_path: str | os.PathLike | No
     _check_shapes(model, keras_path)
     spec = [tf.TensorSpec((None, 28, 28, 1), tf.float32, name=INPUT_NAME)]
     with atomic_path(target) as tmp:
-        model.export(str(tmp), format="onnx", verbose=False, input_signature=spec, opset_version=OPSET)
+        with warnings.catch_warnings():  # Keras' tf2onnx patch probes `np.object`, which NumPy 2 warns about
+            warnings.filterwarnings("ignore", category=FutureWarning, message=".*np.object.*")
+            model.export(str(tmp), format="onnx", verbose=False, input_signature=spec, opset_version=OPSET)
         proto = onnx.load(str(tmp))
         del proto.metadata_props[:]
         for key, value in ((ONNX_KERAS_SHA256, digest), ("keras_file", keras_path.name),
