@@ -32,6 +32,7 @@ FALLBACK_ORDER = ("cnn", "vgg16", "ann")
 # cheapest first (load time and read latency): on equal accuracy the default is the one that starts faster
 COST_ORDER = ("ann", "cnn", "vgg16", "ensemble")
 CONTRACT = "the contract is (N, 28, 28, 1) -> (N, 10)"
+NOT_KERAS = "not a Keras model file (not a .keras zip archive)"
 # A reading is a handful of 28x28 digits: more threads than this only add hand-over cost. Half the cores: the
 # other half stays with the window and the segmentation, and on a busy 2-core machine one ONNX Runtime thread
 # read VGG16 faster than two (docs/RESULTS.md has the measurement).
@@ -123,7 +124,7 @@ class ModelStore:
         if not keras_p.is_file() and not onnx_p.is_file():
             return "missing"
         if keras_p.is_file() and not zipfile.is_zipfile(keras_p):
-            return "error: not a Keras model file (not a .keras zip archive)"
+            return f"error: {NOT_KERAS}"
         return "ok"
 
     def status(self) -> dict[str, str]:
@@ -288,6 +289,8 @@ class ModelStore:
         p = self.path(name)
         if not p.is_file():
             raise RecognizerError(f"model file {p} is missing; {train_hint(name)}")
+        if not zipfile.is_zipfile(p):  # Keras itself would say "File not found" about a damaged file
+            raise self._fail(name, NOT_KERAS, f"model file {p} could not be loaded ({NOT_KERAS}); {train_hint(name)}")
         try:
             from common import tf_env  # noqa: F401  (TensorFlow settings, before Keras loads)
             import keras

@@ -14,14 +14,15 @@ from __future__ import annotations
 import logging
 import os
 import warnings
+import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from common import tf_env  # noqa: F401  (TensorFlow settings, before Keras loads)
 from common.atomic import atomic_path
-from common.names import ONNX_KERAS_SHA256
-from recognizer.models import file_sha256
+from common.names import ONNX_KERAS_SHA256, train_hint
+from recognizer.models import NOT_KERAS, file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,8 @@ def export_onnx(keras_path: str | os.PathLike, onnx_path: str | os.PathLike | No
 
     keras_path = Path(keras_path)
     target = Path(onnx_path) if onnx_path is not None else onnx_path_for(keras_path)
+    if not zipfile.is_zipfile(keras_path):  # Keras itself would say "File not found" about a damaged file
+        raise ExportError(f"{keras_path} is {NOT_KERAS}; {train_hint(keras_path.stem)}")
     digest = file_sha256(keras_path)
     if model is None:
         model = keras.saving.load_model(keras_path, compile=False)

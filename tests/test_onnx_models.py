@@ -232,3 +232,19 @@ def test_thread_count_suits_small_machines():
 
     assert [default_threads(n) for n in (1, 2, 4, 8, 64)] == [1, 1, 2, 4, 4]
     assert ModelStore("models").threads == default_threads()
+
+
+def test_a_damaged_keras_file_is_named_as_such(exported, tmp_path):
+    """Keras says "File not found" about a damaged .keras; the store and the exporter say what is wrong."""
+    from study.export import ExportError, export_onnx
+
+    d = tmp_path / "m"
+    d.mkdir()
+    data = (exported / "cnn.keras").read_bytes()
+    (d / "cnn.keras").write_bytes(data[: len(data) // 2])  # cut, like an interrupted download
+    with pytest.raises(ExportError, match=r"cnn.keras is not a Keras model file.*--models cnn"):
+        export_onnx(d / "cnn.keras")
+    store = ModelStore(d)
+    with pytest.raises(RecognizerError, match=r"cnn.keras could not be loaded \(not a Keras model file"):
+        store.load("cnn")
+    assert store.status()["cnn"] == "error: not a Keras model file (not a .keras zip archive)"
