@@ -308,7 +308,9 @@ class ModelStore:
                 if in_shape[1:] != (28, 28, 1) or out_shape[1:] != (10,):
                     raise ValueError(f"expects input {_shape_text(in_shape)} and gives {_shape_text(out_shape)}; "
                                      f"{CONTRACT}")
-                fn = tf.function(lambda x: model(x, training=False), reduce_retracing=True,
+                # autograph=False: a plain model call needs no Python-to-graph conversion (and AutoGraph warns
+                # that it cannot convert a lambda)
+                fn = tf.function(lambda x: model(x, training=False), reduce_retracing=True, autograph=False,
                                  input_signature=[tf.TensorSpec([None, 28, 28, 1], tf.float32)])
                 for n in (1, 4, 10):  # trace and warm now: that counts as loading, not as reading
                     fn(tf.zeros((n, 28, 28, 1), tf.float32))
