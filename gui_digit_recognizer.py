@@ -1,7 +1,7 @@
 """Desktop handwritten-digit recognizer: draw digits (or open a photo) and read them live.
 
-Thin entry point; the window lives in `gui/`. TensorFlow is imported later, in the recognition
-worker thread, so the window appears within a second or two.
+Thin entry point; the window lives in `gui/`. The models (ONNX Runtime, no TensorFlow) are loaded in the
+recognition worker thread once the window is shown.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ MODELS = (*MODEL_NAMES, "all")
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--models-dir", default=str(Path(__file__).resolve().parent / DEFAULT_MODELS_DIR),
-                   help=f"folder with {', '.join(n + '.keras' for n in BASE_MODELS)} "
+                   help="folder with the trained models: ann/cnn/vgg16 .onnx (run) and .keras (source) "
                         f"(default: the repository's {DEFAULT_MODELS_DIR}/)")
     p.add_argument("--model", choices=MODELS, default=None,
                    help="model to start with (default: the most accurate one present); 'all' = the three side by side")

@@ -19,3 +19,19 @@ def train_hint(name: str | None = None) -> str:
     if name is None or name == ENSEMBLE:
         return "train them with: python train_all.py"
     return f"train it with: python train_all.py --models {name}"
+
+
+def onnx_file(name: str) -> str:
+    """The ONNX twin of a base model's Keras file: what the reading side runs (with ONNX Runtime)."""
+    return f"{name}.onnx"
+
+
+# the metadata key in an .onnx file that holds the sha256 of the .keras file it was exported from
+ONNX_KERAS_SHA256 = "keras_sha256"
+
+
+def export_hint(name: str | None = None) -> str:
+    """What to run to (re)make the ONNX twin of a model (or of all of them) from its .keras file."""
+    if name is None or name == ENSEMBLE:
+        return "re-export them with: python scripts/export_onnx.py"
+    return f"re-export it with: python scripts/export_onnx.py {name}"

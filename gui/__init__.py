@@ -1,5 +1,7 @@
 """Tk desktop view over `recognizer`: drawing canvas, model picker, live recognition.
 
-Nothing here imports TensorFlow at import time: the window has to be usable within seconds,
-so models are loaded by `gui.worker` in a background thread after the window is shown.
+The window comes first: models are loaded by `gui.worker` in a background thread after it is shown
+(milliseconds with the ONNX twins, seconds when a model falls back to TensorFlow), and a drawing sent
+meanwhile is read as soon as its model can answer. `session.py` decides which model to read with,
+`photo.py` holds an opened photo, `app.py` is the view.
 """

@@ -10,6 +10,10 @@ Each recognition shown is logged as one INFO line, which the tests read:
     recognized text=ann:147,cnn:147,vgg16:147 model=all ms=41   ("All three")
     recognized text= model=cnn ms=0                              (empty drawing)
 Multi-line readings keep one log line: the line break is written as a literal "\\n".
+Start-up is logged too (the tests and benchmarks/bench_startup.py wait for these lines):
+    window ready ms=310                  the window is mapped and takes input
+    model ensemble ready ms=1250         the model the picker shows can answer (ms since launch)
+    waiting for model cnn to load        a drawing was sent before its model could answer; it is read after
 """
 
 from __future__ import annotations
@@ -23,10 +27,12 @@ from typing import Any, Callable
 
 from . import overlay
 from .drawing import Drawing
-from .files import OPEN_TYPES, SAVE_TYPES, load_for_display, save_png
+from .files import OPEN_TYPES, SAVE_TYPES, save_png
 from .motion import keep_all_motion_events
+from .photo import Photo
 from .picker import CHOICES, TRAIN_HINT, ModelPicker
 from .probabilities import ProbabilityPanel
+from .session import choose_model, ready_models
 from .statusbar import NAMES, StatusBar, describe
 from .worker import ALL_MODELS, RecognitionDone, RecognitionFailed, RecognitionWorker, Request, StatusUpdate
 
@@ -55,6 +61,7 @@ class DigitApp:
         self.worker = RecognitionWorker(models_dir, self.results, **kwargs)
         self.drawing = Drawing(1, 1)
         self.status: dict[str, str] = {}
+        self.loaded: tuple[str, ...] = ()  # models that can answer now (the worker says when)
         self.default_model: str | None = None
         self._stroke_items: list[int] = []
         self._live_job: str | None = None
@@ -63,8 +70,9 @@ class DigitApp:
         self._readings: dict[str, Any] | None = None
         self._primary: str | None = None
         self._selected: int | None = None
-        self._photo: dict[str, Any] | None = None  # path, image, tk image, placement
+        self._photo: Photo | None = None
         self._ready_logged = False
+        self._default_ready_logged = False
         self._press_box: int | None = None  # result box under the last button press
         self._press_at = (0.0, 0.0)
         self._build()
@@ -139,14 +147,14 @@ class DigitApp:
         self._ready_logged = True
         self.root.focus_force()
         log.info("window ready ms=%.0f", (time.perf_counter() - self.started) * 1000)
-        # Only now start the worker: its TensorFlow import must not delay the first paint.
+        # Only now start the worker: importing the recognizer and loading models must not delay the first paint.
         self.root.after(10, lambda: self.worker.start(self.requested_model))
 
     def _on_canvas_configure(self, event) -> None:
         self.drawing.resize(event.width, event.height)
         self._log_geometry()
         if self._photo is not None:
-            self._place_photo()
+            self._photo.place(self.canvas)
             self._draw_overlay()
 
     def _log_geometry(self) -> None:
@@ -202,7 +210,7 @@ class DigitApp:
         """Index of the result box under canvas point (x, y), if any."""
         if not self._readings:
             return None
-        placement = self._photo["placement"] if self._photo else overlay.Placement()
+        placement = self._photo.placement if self._photo else overlay.Placement()
         for i, digit in enumerate(self._readings[self._primary].digits):
             x0, y0, x1, y1 = placement.box(digit.box)
             if x0 <= x <= x1 and y0 <= y <= y1:
@@ -254,13 +262,26 @@ class DigitApp:
         self._cancel_live()
         self._supersede()
         if self._photo is not None:
-            image, source = self._photo["path"], "image"
+            image, source = self._photo.path, "image"
         elif self.drawing.empty:
             self._show_empty()
             return
         else:
             image, source = self.drawing.array(), "drawing"
         self.worker.submit(Request(self._wanted_id, image, self._model_choice(), source))
+        self._say_if_waiting()
+
+    def _say_if_waiting(self) -> None:
+        """A drawing sent before its model can answer is kept by the worker and read once the model is loaded:
+        say so, rather than look idle."""
+        choice = self._model_choice() or self.default_model
+        wanted = [n for n in ("ann", "cnn", "vgg16") if self.status.get(n) == "ok"] if choice == ALL_MODELS \
+            else [choice]
+        ready = ready_models(self.loaded)
+        waiting = [n for n in wanted if n not in ready] if choice else ["models"]
+        if waiting:
+            log.info("waiting for model %s to load", ",".join(waiting))
+            self.statusbar.set_timing(f"loading {', '.join(NAMES.get(n, n) for n in waiting)}... then reading")
 
     def _show_empty(self) -> None:
         self._readings, self._selected = None, None
@@ -289,7 +310,7 @@ class DigitApp:
 
     def _on_status(self, msg: StatusUpdate) -> None:
         changed = msg.status != self.status
-        self.status, self.default_model = dict(msg.status), msg.default
+        self.status, self.default_model, self.loaded = dict(msg.status), msg.default, tuple(msg.loaded)
         self.picker.set_status(self.status)
         self.statusbar.set_models(describe(self.status, msg.loaded))
         if changed:
@@ -300,18 +321,15 @@ class DigitApp:
         if not any(self.picker.usable(v) for v, _t in CHOICES) and self._readings is None:
             self.per_model.configure(text=f"No trained model in {self.worker.models_dir}.\n{TRAIN_HINT}",
                                      fg=overlay.UNSURE_COLOUR)
-        current = self.picker.get()
-        if not current:
-            wanted = self.requested_model
-            if wanted and not self.picker.usable(wanted):
-                log.warning("model %s not usable (%s); using %s", wanted, self.status.get(wanted, "n/a"),
-                            msg.default or "none")
-                wanted = None
-            if wanted or msg.default:
-                self.picker.set(wanted or msg.default)
-        elif not self.picker.usable(current) and msg.default and msg.default != current:
-            log.warning("model %s failed (%s); switching to %s", current, self.status.get(current), msg.default)
-            self.picker.set(msg.default)
+        choice = choose_model(self.picker.get(), self.requested_model, msg.default, self.picker.usable, self.status)
+        if choice.warning:
+            log.warning("%s", choice.warning)
+        if choice.model:
+            self.picker.set(choice.model)
+        first = self.picker.get() or msg.default
+        if first and first in ready_models(msg.loaded) and not self._default_ready_logged:
+            self._default_ready_logged = True
+            log.info("model %s ready ms=%.0f", first, (time.perf_counter() - self.started) * 1000)
 
     def _on_done(self, msg: RecognitionDone) -> None:
         readings, primary = msg.readings, msg.primary
@@ -352,7 +370,7 @@ class DigitApp:
         if not self._readings:
             self.canvas.delete(overlay.TAG)
             return
-        placement = self._photo["placement"] if self._photo else overlay.Placement()
+        placement = self._photo.placement if self._photo else overlay.Placement()
         overlay.draw(self.canvas, self._readings[self._primary].digits, placement, self._selected)
 
     def _show_probabilities(self) -> None:
@@ -396,36 +414,23 @@ class DigitApp:
 
     def show_image(self, path: str) -> None:
         try:
-            image = load_for_display(path)
+            photo = Photo.open(path)
         except (OSError, ValueError) as exc:
             log.warning("cannot open %s: %s", path, exc)
             messagebox.showerror(TITLE, f"Cannot open {path}:\n{exc}", parent=self.root)
             return
         self._close_photo()
-        self._photo = {"path": path, "image": image}
+        self._photo = photo
         self.canvas.itemconfigure("stroke", state="hidden")
-        self._place_photo()
-        log.info("opened image %s (%dx%d)", path, *image.size)
+        photo.place(self.canvas)
+        log.info("opened image %s (%dx%d)", path, *photo.image.size)
         self.recognize()
-
-    def _place_photo(self) -> None:
-        from PIL import ImageTk  # here, not at import: only needed once a photo is opened
-
-        p = self._photo
-        cw, ch = self.canvas.winfo_width(), self.canvas.winfo_height()
-        placement = overlay.fit(p["image"].size, (cw, ch))
-        size = (max(1, round(p["image"].width * placement.scale)), max(1, round(p["image"].height * placement.scale)))
-        p["tk"] = ImageTk.PhotoImage(p["image"].resize(size))
-        p["placement"] = placement
-        self.canvas.delete("photo")
-        self.canvas.create_image(placement.dx, placement.dy, anchor="nw", image=p["tk"], tags=("photo",))
-        self.canvas.tag_lower("photo")
 
     def _close_photo(self) -> None:
         if self._photo is None:
             return
         self._photo = None
-        self.canvas.delete("photo")
+        Photo.remove(self.canvas)
         self.canvas.delete(overlay.TAG)
         self._readings = None
         self.canvas.itemconfigure("stroke", state="normal")

@@ -5,17 +5,22 @@ from __future__ import annotations
 import tkinter as tk
 
 from .picker import CHOICES, TRAIN_HINT
+from .session import ready_models
 
 NAMES = {v: t for v, t in CHOICES}
 
 
 def describe(status: dict[str, str], loaded: tuple[str, ...] = ()) -> str:
-    """One line like "ANN loaded · CNN ok · VGG16 missing — train missing models: python train_all.py"."""
+    """One line like "ANN loading... · CNN ready · VGG16 missing — train missing models: python train_all.py".
+
+    "ready" only once the model can really answer (loaded); until then a present model is "loading...".
+    """
     parts, missing = [], False
+    ready = ready_models(loaded)
     for name in ("ann", "cnn", "vgg16", "ensemble"):
         state = status.get(name, "unknown")
         if state == "ok":
-            state = "loaded" if name in loaded else "ready"
+            state = "ready" if name in ready else "loading..."
         elif state.startswith("error"):
             state = "failed to load"
         missing |= state == "missing"

@@ -1,7 +1,7 @@
 """Recognition off the UI thread.
 
-Tk is single-threaded, and TensorFlow is slow to import, to load models and to run, so all of it
-happens in one background thread. The UI submits requests; the worker answers through a
+Tk is single-threaded, and loading models and reading take time (seconds when a model falls back to
+TensorFlow), so all of it happens in one background thread. The UI submits requests; the worker answers through a
 `queue.Queue` that the UI polls with `after`. The worker never touches Tk. A newer request
 replaces an older one that has not started yet (only the latest drawing matters), and in idle
 time the worker loads the models one by one so that load errors show up in the picker early.
@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from common.names import train_hint
+
+from .session import ready_models
 
 log = logging.getLogger("gui.worker")
 
@@ -197,9 +199,13 @@ class RecognitionWorker:
             self._errors[name] = str(exc) or type(exc).__name__
             log.warning("model %s failed to load: %s", name, self._errors[name])
         else:
-            self._loaded.append(name)
+            self._mark_loaded(name)
             log.info("model %s loaded in %.0f ms", name, (time.perf_counter() - t0) * 1000)
         self._post_status()
+
+    def _mark_loaded(self, name: str) -> None:
+        for n in sorted(ready_models([*self._loaded, name]) - set(self._loaded)):
+            self._loaded.append(n)
 
     def _handle(self, request: Request) -> None:
         t0 = time.perf_counter()
@@ -224,14 +230,19 @@ class RecognitionWorker:
             self._post_status()  # a model that failed to load now reports "error: ..." in the store
             return
         log.debug("request %d done in %.0f ms wall", request.id, (time.perf_counter() - t0) * 1000)
-        for name in readings:
-            if name not in self._loaded:
-                self._loaded.append(name)
-                self._post_status()
+        if any(name not in self._loaded for name in readings):
+            for name in readings:
+                self._mark_loaded(name)
+            self._post_status()
         self.results.put(RecognitionDone(request, readings, primary, ms))
 
 
 def _is_user_error(exc: Exception) -> bool:
-    """RecognizerError (bad file, missing model...) is expected; anything else is a bug worth a traceback."""
-    return type(exc).__name__ == "RecognizerError" or isinstance(exc, (LookupError, OSError, ValueError))
+    """RecognizerError (bad file, missing model...) is expected; anything else is a bug worth a traceback.
+
+    Imported here, in the worker thread, where the recognizer is already loaded: the UI thread never pays
+    for importing it."""
+    from recognizer.errors import RecognizerError
+
+    return isinstance(exc, (RecognizerError, LookupError, OSError, ValueError))
 

@@ -4,7 +4,8 @@ Public API (see docs/CONTRACTS.md)::
 
     from recognizer import Recognizer, Reading, DigitReading, ModelStore, MODEL_NAMES, RecognizerError
 
-TensorFlow is imported only when a model is first loaded, so importing this package is fast.
+Models run from their `.onnx` twins with ONNX Runtime; TensorFlow is imported only when a twin is missing or
+out of date and the store falls back to the `.keras` file (models.py), so importing this package is fast.
 """
 from common import tf_env  # noqa: F401  (TensorFlow settings, before Keras loads)
 

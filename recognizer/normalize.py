@@ -8,6 +8,8 @@ round brush, which makes a 4 px and a 30 px brush look alike (MNIST's stroke is 
 
 from __future__ import annotations
 
+import os
+
 import cv2
 import numpy as np
 
@@ -24,13 +26,42 @@ _SMOOTH = (5, 5)
 _skeletonize = None
 
 
-def _skeleton(binary: np.ndarray) -> np.ndarray:
-    global _skeletonize
-    if _skeletonize is None:  # scikit-image pulls in SciPy: import on first use, not with the package
+def _load_zhang_skeleton():
+    """scikit-image's 2-D skeleton kernel (Zhang-Suen), without importing `skimage.morphology`.
+
+    `skimage.morphology` imports SciPy's ndimage and spatial modules: ~0.35 s of a reader's start-up, for one
+    compiled function that needs none of them. The kernel is loaded from its extension file directly; if that
+    ever fails (another scikit-image layout), the public `skeletonize` is used. Both give the same pixels
+    (tests/test_recognizer_normalize.py checks it), which matters: the models were trained on these strokes.
+    """
+    import glob
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec("skimage")
+        name = "skimage.morphology._skeletonize_various_cy"
+        files = glob.glob(os.path.join(os.path.dirname(spec.origin), "morphology", "_skeletonize_various_cy.*"))
+        ext = importlib.util.spec_from_file_location(name, files[0])
+        module = importlib.util.module_from_spec(ext)
+        ext.loader.exec_module(module)
+        kernel = module._fast_skeletonize
+        return lambda binary: kernel(np.ascontiguousarray(binary, dtype=bool))
+    except Exception:  # noqa: BLE001 - any surprise: the slower public import still gives the same result
         from skimage.morphology import skeletonize
 
-        _skeletonize = skeletonize
+        return skeletonize
+
+
+def _skeleton(binary: np.ndarray) -> np.ndarray:
+    global _skeletonize
+    if _skeletonize is None:  # first use, not with the package: the app's window must not wait for it
+        _skeletonize = _load_zhang_skeleton()
     return _skeletonize(binary)
+
+
+def _clip(value: int, low: int, high: int) -> int:
+    """np.clip for one integer, without NumPy's per-call overhead (it showed in the per-digit profile)."""
+    return min(max(int(value), low), high)
 
 
 def normalize_digit(crop: np.ndarray) -> np.ndarray:
@@ -63,7 +94,7 @@ def normalize_digit(crop: np.ndarray) -> np.ndarray:
     # a thick brush leaves a shorter skeleton (its ends sit a radius inside the stroke): scale the pen with
     # the skeleton so that the redrawn stroke has the same width relative to the 20 px box for any brush
     _, _, sw_, sh_ = cv2.boundingRect(skel)
-    pen = int(np.clip(round(PEN * max(sw_, sh_) / (WORK - 1)), 3, 2 * PEN - 1))
+    pen = _clip(round(PEN * max(sw_, sh_) / (WORK - 1)), 3, 2 * PEN - 1)
     ink = cv2.dilate(skel, _PEN_KERNELS[pen])
 
     # 3. fit the 20x20 box (long side 20, aspect kept), anti-aliased
@@ -80,8 +111,8 @@ def normalize_digit(crop: np.ndarray) -> np.ndarray:
         return out
     cy = float((small.sum(axis=1) * np.arange(bh)).sum()) / tot
     cx = float((small.sum(axis=0) * np.arange(bw)).sum()) / tot
-    oy = int(np.clip(round(SIZE / 2 - cy), 0, SIZE - bh))
-    ox = int(np.clip(round(SIZE / 2 - cx), 0, SIZE - bw))
+    oy = _clip(round(SIZE / 2 - cy), 0, SIZE - bh)
+    ox = _clip(round(SIZE / 2 - cx), 0, SIZE - bw)
     out[oy:oy + bh, ox:ox + bw] = small
     return out
 

@@ -18,7 +18,7 @@ from gui_driver import RECOGNIZED, GuiApp, Xvfb
 
 REPO = Path(__file__).resolve().parents[1]
 STARTUP_LIMIT_S = 3.0
-MODEL_TIMEOUT_S = 120  # first recognition waits for TensorFlow import + model load on shared CPUs
+MODEL_TIMEOUT_S = 120  # without .onnx twins the first recognition waits for TensorFlow + Keras on shared CPUs
 
 pytestmark = pytest.mark.skipif(bool(gui_driver.missing_tools()),
                                 reason=f"GUI tests need {', '.join(gui_driver.missing_tools())} "
@@ -46,9 +46,11 @@ def models_dir(tmp_path_factory) -> Path:
     if src is None:
         pytest.skip("no trained models/cnn.keras yet (run python train_all.py, or set GUI_TEST_MODELS_DIR)")
     d = tmp_path_factory.mktemp("models")
-    (d / "cnn.keras").symlink_to((src / "cnn.keras").resolve())
-    ann = src / "ann.keras" if (src / "ann.keras").is_file() else src / "cnn.keras"
-    (d / "ann.keras").symlink_to(ann.resolve())
+    ann = "ann" if (src / "ann.keras").is_file() else "cnn"
+    for name, source in (("cnn", "cnn"), ("ann", ann)):
+        for suffix in (".keras", ".onnx"):  # the .onnx twins, where exported, make loading take milliseconds
+            if (src / f"{source}{suffix}").is_file():
+                (d / f"{name}{suffix}").symlink_to((src / f"{source}{suffix}").resolve())
     return d
 
 
@@ -60,8 +62,8 @@ def app(xvfb, models_dir):
         a.wait_window()
         a.clear(10)  # responding = a key press is handled and answered
         a.startup_s = time.monotonic() - t0
-        # Drawing while TensorFlow is imported works too (gui/motion.py), but waiting here keeps the
-        # per-test timeouts about the GUI, not about how fast two shared CPUs import TensorFlow.
+        # Drawing while the model loads works too (test_number_drawn_at_once_is_read...), but waiting here
+        # keeps the per-test timeouts about the GUI, not about how fast two shared CPUs load a model.
         a.wait_for(r"model cnn loaded", MODEL_TIMEOUT_S)
         yield a
     finally:
@@ -149,5 +151,20 @@ def test_missing_and_broken_models_window_still_works(xvfb, tmp_path):
         a.wait_for(r"quit", 10, since)
         assert a.proc.wait(15) == 0
         assert elapsed < 30
+    finally:
+        a.close()
+
+
+def test_number_drawn_at_once_is_read_when_the_model_is_ready(xvfb, models_dir):
+    """Draw and press Return as soon as the window is there: the drawing is not lost while the model loads."""
+    a = GuiApp(xvfb, models_dir, "--model", "cnn")
+    try:
+        a.wait_window()
+        a.draw_number("7")
+        since = a.mark()
+        a.key("Return")
+        m = a.wait_for(RECOGNIZED, MODEL_TIMEOUT_S, since)[1]
+        assert (m["text"], m["model"]) == ("7", "cnn")
+        a.wait_for(r"model cnn ready ms=\d+", 5)
     finally:
         a.close()

@@ -95,7 +95,9 @@ def test_labels_and_colours_mark_uncertain_digits():
 def test_status_texts_say_how_to_train():
     st = {"ann": "missing", "cnn": "ok", "vgg16": "error: bad zip", "ensemble": "error: vgg16: bad zip"}
     text = describe(st, loaded=("cnn",))
-    assert "CNN loaded" in text and "ANN missing" in text and "VGG16 failed to load" in text
+    assert "CNN ready" in text and "ANN missing" in text and "VGG16 failed to load" in text
+    assert describe({n: "ok" for n in st}, loaded=("cnn",)).startswith("ANN loading... · CNN ready · VGG16 loading")
+    assert describe({n: "ok" for n in st}, loaded=("ann", "cnn", "vgg16")).endswith("Ensemble ready")
     assert "python train_all.py" in text
     assert "python train_all.py" in reason_for("missing")
     assert reason_for("error: bad zip") == "error: bad zip"
@@ -254,3 +256,33 @@ def test_entry_point_arguments():
     assert (args.models_dir, args.model, args.brush, args.log_level) == ("m", "all", 25, "INFO")
     with pytest.raises(SystemExit):
         entry.parse_args(["--model", "resnet"])
+
+
+# --- model choice policy -------------------------------------------------------------------------
+
+def test_choose_model_prefers_the_request_then_falls_back_to_the_default():
+    from gui.session import choose_model, ready_models
+
+    st = {"ann": "ok", "cnn": "error: cnn.onnx expects input (N, 32, 32, 1)", "vgg16": "missing"}
+    usable = {"ann": True, "cnn": False, "vgg16": False}.get
+    assert choose_model("", "ann", "ann", usable, st).model == "ann"
+    first = choose_model("", "cnn", "ann", usable, st)
+    assert first.model == "ann" and "model cnn not usable (error: cnn.onnx expects input" in first.warning
+    switch = choose_model("cnn", None, "ann", usable, st)
+    assert switch.model == "ann" and "switching to ann" in switch.warning
+    assert choose_model("ann", None, "ann", usable, st).model is None  # keep what the user has
+    assert choose_model("cnn", None, None, usable, st).model is None  # nothing better to switch to
+    assert ready_models(("cnn",)) == {"cnn"}
+    assert ready_models(("ann", "cnn", "vgg16")) == {"ann", "cnn", "vgg16", "ensemble"}
+    assert ready_models(("ensemble",)) == {"ann", "cnn", "vgg16", "ensemble"}
+
+
+def test_is_user_error_compares_the_class():
+    from gui.worker import _is_user_error
+    from recognizer import RecognizerError
+
+    lookalike = type("RecognizerError", (Exception,), {})  # same name, another class
+
+    assert _is_user_error(RecognizerError("bad file")) and _is_user_error(OSError("x"))
+    assert not _is_user_error(lookalike("not the recognizer's"))
+    assert not _is_user_error(RuntimeError("bug"))

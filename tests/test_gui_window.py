@@ -170,7 +170,7 @@ def test_photo_is_shown_scaled_with_its_boxes(win, caplog, tmp_path):
     assert win.rec.requests[-1] == (str(photo), "cnn")  # the recognizer loads the file itself
     assert win.canvas.find_withtag("photo")
     x0, y0, x1, y1 = win.canvas.coords(win.canvas.find_withtag("overlay-0")[0])
-    scale = win._photo["placement"].scale
+    scale = win._photo.placement.scale
     assert scale < 1 and (x1 - x0 - 6) == pytest.approx(40 * scale)
     win.undo()  # closes the photo, back to the drawing
     assert not win.canvas.find_withtag("photo")
@@ -224,3 +224,49 @@ def test_offscreen_image_follows_canvas_resize(win):
     pump_until(win.root, lambda: win.canvas.winfo_width() > 900)
     pump_until(win.root, lambda: win.drawing.size == (win.canvas.winfo_width(), win.canvas.winfo_height()))
     assert win.drawing.array()[50, 30] == 0  # the stroke survived the resize
+
+
+class SlowStore(Store):
+    """A store whose first load takes until the test opens the gate."""
+
+    def __init__(self, gate):
+        super().__init__()
+        self.gate = gate
+
+    def predict(self, name, batch):
+        self.gate.wait(20)
+        return super().predict(name, batch)
+
+
+def test_drawing_sent_while_the_model_loads_is_read_once_it_is_ready(display, caplog):
+    import threading
+
+    caplog.set_level(logging.INFO, logger="gui")
+    gate = threading.Event()
+    root = tk.Tk(screenName=display)
+    rec = Rec()
+    a = app_module.DigitApp(root, "unused", worker_factory=lambda _d: (SlowStore(gate), rec))
+    try:
+        pump_until(root, lambda: a.status and a.picker.get() == "cnn")
+        assert "CNN loading..." in a.statusbar.models["text"]  # present, but cannot answer yet
+        assert "ready" not in a.statusbar.models["text"].split("·")[1]
+        a.drawing.begin(20, 20, 10)
+        a.drawing.extend(30, 60)
+        a.recognize()
+        assert "loading CNN... then reading" in a.statusbar.timing["text"]
+        assert any("waiting for model cnn to load" in r.getMessage() for r in caplog.records)
+        t_end = time.monotonic() + 0.3
+        while time.monotonic() < t_end:  # the window keeps answering while the worker is blocked
+            root.update()
+            time.sleep(0.01)
+        assert not any("recognized text=" in r.getMessage() for r in caplog.records)
+        gate.set()
+        pump_until(root, lambda: any("recognized text=4? model=cnn" in r.getMessage() for r in caplog.records))
+        pump_until(root, lambda: "CNN ready" in a.statusbar.models["text"])
+        assert any(r.getMessage().startswith("model cnn ready ms=") for r in caplog.records)
+    finally:
+        gate.set()
+        a.worker.stop(5)
+        root.destroy()
+        a.__dict__.clear()
+        gc.collect()

@@ -1,0 +1,102 @@
+"""Keras -> ONNX: the reading side runs the `.onnx` twin of each `.keras` model with ONNX Runtime.
+
+Why: importing TensorFlow and loading Keras models costs seconds and hundreds of MB before the first reading;
+ONNX Runtime starts in a fraction of that. The `.keras` file stays the source of truth (training, evaluation);
+its sha256 is recorded in the `.onnx` file's metadata (`keras_sha256`) so that the reader can tell a twin that
+no longer belongs to its `.keras` (retrained since) and fall back to Keras instead of reading with a stale model.
+
+An export is checked before it replaces the old file: the contract shapes (N, 28, 28, 1) -> (N, 10), and the
+same probabilities as Keras on a few inputs (argmax equal, max |difference| <= PARITY_ATOL).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from common import tf_env  # noqa: F401  (TensorFlow settings, before Keras loads)
+from common.atomic import atomic_path
+from common.names import ONNX_KERAS_SHA256, train_hint
+from recognizer.models import NOT_KERAS, file_sha256
+
+log = logging.getLogger(__name__)
+
+INPUT_NAME = "image"
+OPSET = 15  # old enough for every ONNX Runtime of the last years, new enough for every layer the builders use
+PARITY_ATOL = 1e-5
+
+
+class ExportError(RuntimeError):
+    """The export ran but its result is not a faithful twin of the Keras model (the old .onnx is kept)."""
+
+
+def onnx_path_for(keras_path: str | os.PathLike) -> Path:
+    """`models/cnn.keras` -> `models/cnn.onnx`."""
+    return Path(keras_path).with_suffix(".onnx")
+
+
+def _check_shapes(model, keras_path: Path) -> None:
+    in_shape, out_shape = tuple(model.input_shape), tuple(model.output_shape)
+    if in_shape[1:] != (28, 28, 1) or out_shape[1:] != (10,):
+        raise ExportError(f"{keras_path} expects input {in_shape} and gives {out_shape}; "
+                          "the contract is (N, 28, 28, 1) -> (N, 10)")
+
+
+def _parity_batch() -> np.ndarray:
+    """A few inputs that exercise the whole model: blank, full, noise, and a bar."""
+    rng = np.random.default_rng(0)
+    batch = np.zeros((6, 28, 28, 1), np.float32)
+    batch[1] = 1.0
+    batch[2:5] = rng.random((3, 28, 28, 1), dtype=np.float32)
+    batch[5, 4:24, 12:16] = 1.0
+    return batch
+
+
+def export_onnx(keras_path: str | os.PathLike, onnx_path: str | os.PathLike | None = None, model=None) -> Path:
+    """Write the ONNX twin of `keras_path` (default: beside it, `.onnx`) atomically; returns its path.
+
+    `model` may be the already loaded Keras model (train_all.py has it in memory); it must be the one saved in
+    `keras_path`, whose checksum is recorded. Raises ExportError if the result does not match Keras.
+    """
+    import keras
+    import onnx
+    import onnxruntime as ort
+    import tensorflow as tf
+
+    keras_path = Path(keras_path)
+    target = Path(onnx_path) if onnx_path is not None else onnx_path_for(keras_path)
+    if not zipfile.is_zipfile(keras_path):  # Keras itself would say "File not found" about a damaged file
+        raise ExportError(f"{keras_path} is {NOT_KERAS}; {train_hint(keras_path.stem)}")
+    digest = file_sha256(keras_path)
+    if model is None:
+        model = keras.saving.load_model(keras_path, compile=False)
+    _check_shapes(model, keras_path)
+    spec = [tf.TensorSpec((None, 28, 28, 1), tf.float32, name=INPUT_NAME)]
+    with atomic_path(target) as tmp:
+        with warnings.catch_warnings():  # Keras' tf2onnx patch probes `np.object`, which NumPy 2 warns about
+            warnings.filterwarnings("ignore", category=FutureWarning, message=".*np.object.*")
+            model.export(str(tmp), format="onnx", verbose=False, input_signature=spec, opset_version=OPSET)
+        proto = onnx.load(str(tmp))
+        del proto.metadata_props[:]
+        for key, value in ((ONNX_KERAS_SHA256, digest), ("keras_file", keras_path.name),
+                           ("contract", "(N, 28, 28, 1) float32 in [0, 1] -> (N, 10) probabilities")):
+            entry = proto.metadata_props.add()
+            entry.key, entry.value = key, value
+        proto.doc_string = f"ONNX twin of {keras_path.name}; made by study/export.py"
+        onnx.save(proto, str(tmp))
+        session = ort.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
+        batch = _parity_batch()
+        got = session.run(None, {session.get_inputs()[0].name: batch})[0]
+        want = np.asarray(model(batch, training=False))
+        diff = float(np.abs(got - want).max())
+        if got.shape != want.shape or diff > PARITY_ATOL or (got.argmax(1) != want.argmax(1)).any():
+            raise ExportError(f"ONNX export of {keras_path} differs from Keras (shape {got.shape} vs {want.shape}, "
+                              f"max |difference| {diff:.2e} > {PARITY_ATOL:g}); {target} left unchanged")
+    log.info("exported %s -> %s (%.1f MB, max |difference| to Keras %.1e)", keras_path, target,
+             target.stat().st_size / 1e6, diff)
+    return target
