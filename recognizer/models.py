@@ -21,8 +21,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from common.names import (BASE_MODELS, DEFAULT_MODELS_DIR, ENSEMBLE, MODEL_NAMES, ONNX_KERAS_SHA256, export_hint,
-                          model_file, onnx_file, train_hint)
+from common.names import (BASE_MODELS, DEFAULT_MODELS_DIR, ENSEMBLE, METRICS_FILE, MODEL_NAMES, ONNX_KERAS_SHA256,
+                          export_hint, model_file, onnx_file, train_hint)
 
 from .errors import RecognizerError
 
@@ -148,23 +148,36 @@ class ModelStore:
         with self._lock:
             return {n: m.backend for n, m in self._loaded.items()}
 
-    def metrics(self) -> dict[str, float]:
-        """Test accuracy per model name from models/metrics.json (written by train_all.py); {} if unreadable."""
+    def _entries(self) -> dict[str, dict]:
+        """The metrics.json entry per model name (written by train_all.py); {} if unreadable."""
         try:
-            data = json.loads((self.models_dir / "metrics.json").read_text(encoding="utf-8"))
+            data = json.loads((self.models_dir / METRICS_FILE).read_text(encoding="utf-8"))
             entries = {**data.get("models", {}), ENSEMBLE: data.get(ENSEMBLE) or {}}
-            return {name: float(entry["test_accuracy"]) for name, entry in entries.items()
-                    if name in MODEL_NAMES and isinstance(entry.get("test_accuracy"), (int, float))}
+            return {n: e for n, e in entries.items() if n in MODEL_NAMES and isinstance(e, dict)}
         except (OSError, ValueError, AttributeError, TypeError):
             return {}
 
+    def metrics(self, key: str = "test_accuracy") -> dict[str, float]:
+        """`key` (test accuracy by default) per model name from metrics.json; {} if unreadable."""
+        return {n: float(e[key]) for n, e in self._entries().items() if isinstance(e.get(key), (int, float))}
+
+    def choice_scores(self) -> dict[str, float]:
+        """What the default model is chosen by: validation accuracy where every entry was measured on the same
+        validation data (the test sets must not steer a choice), else test accuracy (older metrics files)."""
+        entries = self._entries()
+        val = self.metrics("val_accuracy")
+        if val and len({entries[n].get("val_checksum") for n in val} - {None}) == 1 and \
+                all(entries[n].get("val_checksum") for n in val):
+            return val
+        return self.metrics()
+
     def default_name(self) -> str | None:
-        """Most accurate present model (by metrics.json test_accuracy; on a tie the cheaper one, see COST_ORDER);
+        """Most accurate present model (choice_scores(); on a tie the cheaper one, see COST_ORDER);
         else cnn > vgg16 > ann; None if none."""
         present = self.available()
         if not present:
             return None
-        acc = self.metrics()
+        acc = self.choice_scores()
         scored = [(acc[n], -COST_ORDER.index(n), n) for n in present if n in acc]
         if scored:
             return max(scored)[2]

@@ -25,6 +25,7 @@ WARMUP_START = 1 / 25  # the warm-up starts at peak / 25 (one-cycle's customary 
 REPLAN_EVERY = 10  # steps between re-plans: often enough to follow the pace, rare enough to cost nothing
 PACE_SECONDS = 30.0  # the pace is judged on the last half minute: recent (a shared machine's speed drifts
 #                      during a run) but long enough that the input pipeline's jitter averages out
+MIN_PACE_STEPS = 30  # a pace judged on fewer steps (or a twentieth of a short run) is noise: no re-plan
 REPLAN_MIN_CHANGE = 0.01  # smaller moves of the end are noise: the schedule stays where it is
 REPLAN_LOG_CHANGE = 0.10  # log a re-plan when it has moved the end by 10% since the last one logged
 
@@ -128,10 +129,13 @@ class Deadline(keras.callbacks.Callback):
         while len(self._recent) > 2 and now - self._recent[1][0] >= PACE_SECONDS:
             self._recent.popleft()
         (t0, s0), (t1, s1) = self._recent[0], self._recent[-1]
-        if s1 <= s0 or t1 <= t0:
+        left = self.seconds - (now - self.start)
+        if left <= 0:  # out of time: end here (or at the floor)
+            self._plan(max(self.done, self.floor))
+            return
+        if s1 - s0 < max(2, min(MIN_PACE_STEPS, self.first_plan // 20)) or t1 <= t0:
             return
         pace = (t1 - t0) / (s1 - s0)
-        left = self.seconds - (now - self.start)
         # the most steps (up to the ceiling) whose time plus the validation passes they bring fits in what is left
         def fits_in(steps: int) -> bool:
             return (steps - self.done) * pace + self.passes_left(steps) * self.val_seconds <= left

@@ -112,6 +112,15 @@ def test_default_name_uses_metrics(three_models, tmp_path):
     metrics["ensemble"]["test_accuracy"] = 0.999
     (d / "metrics.json").write_text(json.dumps(metrics))
     assert store.default_name() == "cnn"
+    # with validation figures measured on the same data, those decide, not the test figures
+    for n, v in {"ann": 0.95, "cnn": 0.96, "vgg16": 0.97}.items():
+        metrics["models"][n] |= {"val_accuracy": v, "val_checksum": "abc"}
+    metrics["ensemble"] |= {"val_accuracy": 0.965, "val_checksum": "abc"}
+    (d / "metrics.json").write_text(json.dumps(metrics))
+    assert store.default_name() == "vgg16"
+    metrics["models"]["vgg16"]["val_checksum"] = "other"  # measured on other data: not comparable
+    (d / "metrics.json").write_text(json.dumps(metrics))
+    assert store.default_name() == "cnn"
 
 
 def test_wrong_arrays_and_files(tmp_path):
