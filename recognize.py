@@ -13,7 +13,7 @@ import cv2
 
 from common.atomic import atomic_path
 from common.names import BASE_MODELS, DEFAULT_MODELS_DIR, MODEL_NAMES
-from recognizer import ModelStore, Recognizer, RecognizerError
+from recognizer import DEFAULT_THRESHOLD, ModelStore, Recognizer, RecognizerError
 from recognizer.images import IMAGE_SUFFIXES, load_gray
 
 EPILOG = """examples:
@@ -41,8 +41,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--model", choices=MODEL_NAMES, default=None,
                    help="model to use (default: the most accurate one available; on a tie the faster one)")
     p.add_argument("--json", action="store_true", help="print one JSON object per image per line")
-    p.add_argument("--threshold", type=float, default=0.5,
-                   help="digits with a lower confidence are shown as '?' (default 0.5)")
+    p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
+                   help=f"digits with a lower confidence are shown as '?' (default {DEFAULT_THRESHOLD})")
     p.add_argument("--models-dir", default=DEFAULT_MODELS_DIR,
                    help=f"folder with {'/'.join(BASE_MODELS)}.keras (default {DEFAULT_MODELS_DIR})")
     p.add_argument("--annotate", metavar="DIR", default=None,

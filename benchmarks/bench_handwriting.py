@@ -32,7 +32,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from recognizer import MODEL_NAMES, ModelStore, Recognizer, RecognizerError  # noqa: E402
+from recognizer import DEFAULT_THRESHOLD, MODEL_NAMES, ModelStore, Recognizer, RecognizerError  # noqa: E402
 from study.handwriting import ENV_VAR, find, split_sides  # noqa: E402
 from study.handwriting_formats import FILES, LOADERS, PEN_SETS, HandwritingError  # noqa: E402
 from study.handwriting_render import number_canvas, pen_canvas, scan_image  # noqa: E402
@@ -270,8 +270,8 @@ def main(argv=None) -> int:
     ap.add_argument("--numbers", type=int, default=300, help="numbers of 3-8 digits by one writer (default 300)")
     ap.add_argument("--cvl-test", action="store_true", help="also read the CVL test writers' scans")
     ap.add_argument("--cvl-n", type=int, default=None, help="read only this many CVL test scans (default all)")
-    ap.add_argument("--threshold", type=float, default=0.5, help="'?' below this confidence (default 0.5, "
-                                                                 "as recognize.py)")
+    ap.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
+                    help=f"'?' below this confidence (default {DEFAULT_THRESHOLD}, as recognize.py)")
     ap.add_argument("--choose-threshold", action="store_true",
                     help="report the '?' threshold that maximises exact number text on these writers")
     ap.add_argument("--grid", metavar="FILE", default=None, help="PNG of the default model's misread single digits")

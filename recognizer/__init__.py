@@ -11,6 +11,6 @@ from common import tf_env  # noqa: F401  (TensorFlow settings, before Keras load
 
 from .errors import RecognizerError
 from .models import MODEL_NAMES, ModelStore
-from .pipeline import DigitReading, Reading, Recognizer
+from .pipeline import DEFAULT_THRESHOLD, DigitReading, Reading, Recognizer
 
-__all__ = ["Recognizer", "Reading", "DigitReading", "ModelStore", "MODEL_NAMES", "RecognizerError"]
+__all__ = ["DEFAULT_THRESHOLD", "Recognizer", "Reading", "DigitReading", "ModelStore", "MODEL_NAMES", "RecognizerError"]

@@ -18,6 +18,8 @@ from .segment import segment
 
 log = logging.getLogger(__name__)
 
+DEFAULT_THRESHOLD = 0.5  # digits less confident than this read as "?" (chosen on validation writers: RESULTS.md)
+
 
 @dataclass
 class DigitReading:
@@ -68,7 +70,7 @@ class Prepared:
 class Recognizer:
     """Reads the digits of a canvas drawing or photo with the models of a ModelStore."""
 
-    def __init__(self, store: ModelStore | None = None, threshold: float = 0.5):
+    def __init__(self, store: ModelStore | None = None, threshold: float = DEFAULT_THRESHOLD):
         if not 0.0 <= float(threshold) <= 1.0:
             raise RecognizerError(f"threshold must be in [0, 1], got {threshold}")
         self.store = store if store is not None else ModelStore(DEFAULT_MODELS_DIR)

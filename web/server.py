@@ -30,7 +30,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from common.names import BASE_MODELS, DEFAULT_MODELS_DIR, ENSEMBLE, MODEL_NAMES, train_hint
-from recognizer import ModelStore, Recognizer, RecognizerError
+from recognizer import DEFAULT_THRESHOLD, ModelStore, Recognizer, RecognizerError
 
 from . import upload
 from .errors import ApiError
@@ -39,19 +39,18 @@ log = logging.getLogger("web")
 access_log = logging.getLogger("web.access")
 
 STATIC = Path(__file__).resolve().parent / "static"
-DEFAULT_THRESHOLD = 0.5
 # the page works offline: everything it loads comes from this server
 CSP = ("default-src 'self'; img-src 'self' blob: data:; style-src 'self'; script-src 'self'; "
        "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
 
+THRESHOLD_HELP = f"digits less confident than this read as '?' (default {DEFAULT_THRESHOLD})"
 IMAGE_BODY = {
     "required": True,
     "content": {
         "multipart/form-data": {"schema": {"type": "object", "required": ["image"], "properties": {
             "image": {"type": "string", "format": "binary", "description": "PNG, JPEG, BMP or WebP image"},
             "model": {"type": "string", "enum": list(MODEL_NAMES), "description": "default: the server's default"},
-            "threshold": {"type": "number", "minimum": 0, "maximum": 1,
-                          "description": "digits less confident than this read as '?' (default 0.5)"}}}},
+            "threshold": {"type": "number", "minimum": 0, "maximum": 1, "description": THRESHOLD_HELP}}}},
         "image/png": {"schema": {"type": "string", "format": "binary"}},
         "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
         "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
@@ -63,7 +62,7 @@ QUERY_PARAMS = [
     {"name": "model", "in": "query", "required": False,
      "schema": {"type": "string", "enum": list(MODEL_NAMES)}, "description": "model to read with"},
     {"name": "threshold", "in": "query", "required": False, "schema": {"type": "number", "minimum": 0, "maximum": 1},
-     "description": "digits less confident than this read as '?' (default 0.5)"},
+     "description": THRESHOLD_HELP},
     {"name": "probabilities", "in": "query", "required": False, "schema": {"type": "boolean"},
      "description": "also answer every digit's 10 probabilities (the page's bars); off: exactly recognize.py --json"},
 ]
