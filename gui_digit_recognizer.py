@@ -15,7 +15,7 @@ import logging  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from common.names import BASE_MODELS, DEFAULT_MODELS_DIR, MODEL_NAMES  # noqa: E402
+from common.names import DEFAULT_MODELS_DIR, MODEL_NAMES  # noqa: E402
 
 MODELS = (*MODEL_NAMES, "all")
 

@@ -198,7 +198,7 @@ def train_one(name, recipe, args, data, steps=None, seconds=None, val_seconds=0.
     from study.evaluation import evaluate_model, predict_probabilities
     from study.fit import fit
     from study.precision import fast_build, portable_twin, resolve_precision
-    from study.promote import file_sha256
+    from common.checksum import file_sha256
 
     precision = resolve_precision(args.precision)
     rebuild = builder(name, recipe, args)

@@ -11,6 +11,7 @@ from common import tf_env  # noqa: F401  (TensorFlow settings, before Keras load
 
 from .errors import RecognizerError
 from .models import MODEL_NAMES, ModelStore
-from .pipeline import DEFAULT_THRESHOLD, DigitReading, Reading, Recognizer
+from .pipeline import DigitReading, Reading, Recognizer
+from .threshold import DEFAULT_THRESHOLD
 
 __all__ = ["DEFAULT_THRESHOLD", "Recognizer", "Reading", "DigitReading", "ModelStore", "MODEL_NAMES", "RecognizerError"]

@@ -8,7 +8,6 @@ falls back to Keras (TensorFlow imported on first use, here only) and says once 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -21,6 +20,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from common.checksum import file_sha256
 from common.names import (BASE_MODELS, DEFAULT_MODELS_DIR, ENSEMBLE, METRICS_FILE, MODEL_NAMES, ONNX_KERAS_SHA256,
                           export_hint, model_file, onnx_file, train_hint)
 
@@ -55,15 +55,6 @@ class LoadedModel:
     backend: str  # "onnx" (ONNX Runtime) or "keras" (the TensorFlow fallback)
     run: Callable[[np.ndarray], np.ndarray]
     model: Any  # the onnxruntime.InferenceSession or the keras.Model
-
-
-def file_sha256(path: Path) -> str:
-    """Hex sha256 of a file, read in chunks (hashlib releases the GIL on large buffers)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _in_background(fn: Callable, *args) -> Future:

@@ -15,10 +15,9 @@ from .images import to_ink
 from .models import ModelStore
 from .normalize import normalize_batch, normalize_digit
 from .segment import segment
+from .threshold import DEFAULT_THRESHOLD
 
 log = logging.getLogger(__name__)
-
-DEFAULT_THRESHOLD = 0.5  # digits less confident than this read as "?" (chosen on validation writers: RESULTS.md)
 
 
 @dataclass

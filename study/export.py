@@ -21,10 +21,12 @@ import numpy as np
 
 from common import tf_env  # noqa: F401  (TensorFlow settings, before Keras loads)
 from common.atomic import atomic_path
+from common.checksum import file_sha256
 from common.names import ONNX_KERAS_SHA256, train_hint
-from recognizer.models import NOT_KERAS, file_sha256
+from recognizer.models import NOT_KERAS
 
 log = logging.getLogger(__name__)
+logging.getLogger("tf2onnx").setLevel(logging.WARNING)  # its per-pass INFO lines would drown a training log
 
 INPUT_NAME = "image"
 OPSET = 15  # old enough for every ONNX Runtime of the last years, new enough for every layer the builders use

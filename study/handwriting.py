@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from common.checksum import file_sha256
 from study.data import SPLIT_SEED
 from study.handwriting_formats import FILES, LOADERS, PEN_SETS, HandwritingError, Sample
 from study import handwriting_render as render
@@ -180,14 +181,6 @@ def code_version() -> str:
         p = _ROOT / rel
         h.update(p.read_bytes() if p.is_file() else b"-")
     return h.hexdigest()[:16]
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def build_set(name: str, samples: list[Sample], sides: np.ndarray, renders: int = TRAIN_RENDERS) -> dict:

@@ -13,7 +13,6 @@ only ever holds whole, consistent replacements. Interrupts (Ctrl-C) wait until a
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import os
@@ -23,6 +22,7 @@ import threading
 from pathlib import Path
 
 from common import atomic
+from common.checksum import file_sha256
 from common.names import BASE_MODELS, METRICS_FILE, model_file
 
 log = logging.getLogger(__name__)
@@ -30,14 +30,6 @@ log = logging.getLogger(__name__)
 PREVIOUS = "previous"  # models/previous/: what the last promotion replaced
 INCOMING = ".incoming"  # models/.incoming/: complete copies of the new files, waiting to be renamed into place
 JOURNAL = ".promotion.json"
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def model_files(name: str) -> tuple[str, str]:

@@ -113,8 +113,8 @@ class Deadline(keras.callbacks.Callback):
         self.val_passes += 1
         self.val_spent += spent
         self.val_seconds = self.val_spent / self.val_passes
-        self._recent.clear()  # the pace of training steps must not include the validation pass
-        self._recent.append((time.perf_counter(), self.done))
+        # the pace of training steps must not include the validation pass: shift the earlier samples over it
+        self._recent = collections.deque((t + spent, d) for t, d in self._recent)
 
     # -- planning
     def passes_left(self, steps: int) -> int:

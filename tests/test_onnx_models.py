@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from recognizer import MODEL_NAMES, ModelStore, Recognizer, RecognizerError
-from recognizer.models import file_sha256
+from recognizer import MODEL_NAMES, ModelStore, RecognizerError
+from common.checksum import file_sha256
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -11,7 +11,7 @@ import pytest
 
 from common.names import BASE_MODELS, ONNX_KERAS_SHA256
 from recognizer import ModelStore
-from recognizer.models import file_sha256
+from common.checksum import file_sha256
 from recognizer.normalize import normalize_batch
 from mnist_fakes import REAL_MNIST as MNIST
 
