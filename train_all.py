@@ -243,37 +243,43 @@ def train_one(name, recipe, args, data, steps=None, seconds=None, val_seconds=0.
     return entry, probabilities
 
 
-def shipped_val_accuracy(name: str, models_dir: Path, data) -> float | None:
-    """The shipped model's accuracy on this run's validation data (None: no usable shipped model)."""
+def shipped_val_probabilities(name: str, models_dir: Path, data):
+    """(validation accuracy, validation probabilities or None) of the shipped model on this run's validation
+    data; (None, None) where there is no usable shipped model. A figure measured on the same data is reused."""
     import keras
 
+    from study.evaluation import predict_probabilities
     from study.promote import read_metrics
 
     path = models_dir / model_file(name)
     if not path.is_file():
-        return None
+        return None, None
     entry = read_metrics(models_dir).get("models", {}).get(name, {})
     if entry.get("val_checksum") == data.val_checksum and isinstance(entry.get("val_accuracy"), float):
-        return entry["val_accuracy"]
+        return entry["val_accuracy"], None
     try:
         model = keras.saving.load_model(path, compile=False)
     except (OSError, ValueError) as exc:
         log.warning("the shipped %s cannot be read (%s): it will be replaced", name, exc)
-        return None
-    return accuracy(model, data.val)
+        return None, None
+    probabilities = predict_probabilities(model, data.val.x)
+    return float((probabilities.argmax(1) == data.val.y).mean()), probabilities
 
 
-def decide_and_promote(name: str, entry: dict, args, data) -> bool:
-    """Promote this run's model into models/ if it is better on validation (or --replace); say which way."""
+def decide_and_promote(name: str, entry: dict, args, data, kept: dict) -> bool:
+    """Promote this run's model into models/ if it is better on validation (or --replace); say which way.
+    The validation probabilities of a shipped model that stays go into `kept` (for the shipped ensemble)."""
     import shutil
 
     from study.promote import promote
 
-    old = shipped_val_accuracy(name, args.models_dir, data)
+    old, old_val = shipped_val_probabilities(name, args.models_dir, data)
     better = old is None or entry["val_accuracy"] > old
     if not (better or args.replace):
         log.warning("kept the shipped %s: validation %.4f against this run's %.4f; this run's model is in %s "
                     "(--replace would take it)", name, old, entry["val_accuracy"], args.run_dir / "models")
+        if old_val is not None:
+            kept[name] = old_val
         return False
     promote(name, args.run_dir / "models", args.models_dir, entry)
     for f in (args.run_dir / "plots").glob(f"{name}_*"):
@@ -310,8 +316,9 @@ def ensemble_summary(probabilities: dict, data) -> dict:
     return out
 
 
-def shipped_probabilities(names, models_dir: Path, data) -> dict:
-    """Test probabilities of shipped models (for the shipped ensemble); unreadable files are left out."""
+def shipped_probabilities(names, models_dir: Path, data, val_known: dict) -> dict:
+    """MNIST test and validation probabilities of shipped models that this run did not replace, for the shipped
+    ensemble (validation ones reused where the promotion check made them); unreadable files are left out."""
     import keras
 
     from study.evaluation import predict_probabilities
@@ -323,9 +330,9 @@ def shipped_probabilities(names, models_dir: Path, data) -> dict:
         except (OSError, ValueError) as exc:
             log.warning("the shipped ensemble leaves out %s: %s", name, exc)
             continue
+        val = val_known.get(name)
         out[name] = {"mnist": predict_probabilities(model, data.test.x),
-                     "val": predict_probabilities(model, data.val.x),
-                     **{k: predict_probabilities(model, s.x) for k, s in data.test_parts.items()}}
+                     "val": val if val is not None else predict_probabilities(model, data.val.x)}
     return out
 
 
@@ -403,14 +410,16 @@ def main(argv=None) -> int:
     budget = None
     if args.budget_minutes:
         budget = RunBudget(args.budget_minutes, started, len(data.train))
-        n_eval = len(data.test) + sum(len(s) for s in data.test_parts.values()) + len(data.val)
+        # after training: the test sets, its validation figure and the shipped model's, and (if the shipped
+        # model stays) its MNIST test pass for the shipped ensemble
+        n_eval = 2 * len(data.test) + sum(len(s) for s in data.test_parts.values()) + 2 * len(data.val)
         try:
             budget.measure(recipes, {n: builder(n, r, args) for n, r in recipes.items()}, data,
                            resolve_precision(args.precision), args.seed, n_eval)
         except BudgetError as exc:
             log.error("%s", exc)
             return 3
-    results, probabilities, promoted = metrics["models"], {}, []
+    results, probabilities, promoted, kept_val = metrics["models"], {}, [], {}
     try:
         for i, name in enumerate(args.models):
             t0 = time.perf_counter()
@@ -425,7 +434,7 @@ def main(argv=None) -> int:
                 metrics["ensemble"] = ensemble_summary(probabilities, data)
             metrics["run_seconds"] = round(time.perf_counter() - started, 1)
             atomic.write_json(args.run_dir / "models" / METRICS_FILE, metrics)
-            if decide_and_promote(name, results[name], args, data):
+            if decide_and_promote(name, results[name], args, data, kept_val):
                 promoted.append(name)
             if budget:
                 budget.spent(name, results[name]["steps"], results[name]["train_seconds"], time.perf_counter() - t0)
@@ -435,7 +444,7 @@ def main(argv=None) -> int:
         if promoted:
             have = [n for n in MODEL_NAMES if (args.models_dir / model_file(n)).is_file()]
             probs = {n: probabilities[n] for n in have if n in promoted}
-            probs |= shipped_probabilities([n for n in have if n not in probs], args.models_dir, data)
+            probs |= shipped_probabilities([n for n in have if n not in probs], args.models_dir, data, kept_val)
             if len(probs) > 1:
                 shipped["ensemble"] = ensemble_summary(probs, data)
             shipped["run_seconds_of_last_promotion"] = round(time.perf_counter() - started, 1)

@@ -19,12 +19,13 @@ from dataclasses import dataclass, field
 
 from study.fit import compile_model, fewest_steps, recipe_steps, steps_per_epoch
 from study.augment import datasets
-from study.precision import fast_build
+from study.precision import dtype_policy, fast_build
 
 log = logging.getLogger(__name__)
 
 SAFETY = 0.95  # plan to 95% of what is left: a shared machine's speed drifts during a long run
-FIXED_SECONDS = 15.0  # per model after training, besides the test passes: saving, ONNX export, plots, reports
+FIXED_SECONDS = 15.0  # per model after training, besides the test passes: saving, plots, reports
+EXPORT_SECONDS_PER_PARAM = 2e-6  # ONNX export and its parity check grow with the model
 TIMED_STEPS = 8  # training steps timed per model (after untimed warm-up steps)
 
 
@@ -85,17 +86,23 @@ def forward_seconds_per_image(model, x, batch: int = 512, repeats: int = 2) -> f
     return min(times) / len(sample)
 
 
-def measure(rebuild, recipe, data, precision: str, seed: int = 0, n_test: int | None = None) -> Cost:
-    """Time a throw-away copy of the model on the real input pipeline (augmentation included)."""
+def measure(rebuild, recipe, data, precision: str, seed: int = 0, n_eval: int | None = None) -> Cost:
+    """Time a throw-away copy of the model on the real input pipeline (augmentation included), and its float32
+    twin's inference: after training, `n_eval` images are read at full precision (test sets, the validation
+    comparison with the shipped model), and the model is saved and exported."""
     with fast_build(precision):
         model = rebuild()
     train_ds, _ = datasets(data, recipe, seed)
     compile_model(model, recipe, total_steps=recipe_steps(len(data.train), recipe))
     step = step_seconds(model, train_ds, TIMED_STEPS)
-    per_image = forward_seconds_per_image(model, data.val.x)
-    n_test = len(data.test) if n_test is None else n_test
-    return Cost(step, steps_per_epoch(len(data.train), recipe), per_image * len(data.val),
-                per_image * n_test + FIXED_SECONDS)
+    val_per_image = forward_seconds_per_image(model, data.val.x)
+    with dtype_policy("float32"):
+        plain = rebuild()
+    eval_per_image = forward_seconds_per_image(plain, data.val.x)
+    n_eval = len(data.test) if n_eval is None else n_eval
+    saving = FIXED_SECONDS + EXPORT_SECONDS_PER_PARAM * plain.count_params()
+    return Cost(step, steps_per_epoch(len(data.train), recipe), val_per_image * len(data.val),
+                eval_per_image * n_eval + saving)
 
 
 def _wants(recipes: dict, costs: dict[str, Cost], n_train: int) -> dict[str, int]:
@@ -156,12 +163,12 @@ class RunBudget:
     def left(self) -> float:
         return self.minutes * 60 - (time.perf_counter() - self.started)
 
-    def measure(self, recipes: dict, rebuilders: dict, data, precision: str, seed: int, n_test: int) -> None:
+    def measure(self, recipes: dict, rebuilders: dict, data, precision: str, seed: int, n_eval: int) -> None:
         """Timed steps of every model, then the first plan (BudgetError if it cannot fit)."""
         for name, recipe in recipes.items():
-            self.costs[name] = c = measure(rebuilders[name], recipe, data, precision, seed, n_test)
-            log.info("budget: %s costs %.0f ms per step here, %d steps per epoch, %.0f s per validation pass",
-                     name, c.step * 1000, c.steps_per_epoch, c.val_pass)
+            self.costs[name] = c = measure(rebuilders[name], recipe, data, precision, seed, n_eval)
+            log.info("budget: %s costs %.0f ms per step here, %d steps per epoch, %.0f s per validation pass, "
+                     "%.0f s after training", name, c.step * 1000, c.steps_per_epoch, c.val_pass, c.fixed)
         plan = plan_steps(recipes, self.costs, self.left(), self.n_train, time.perf_counter() - self.started)
         self.record = {"minutes": self.minutes, "planned": {}, "spent": {},
                        "step_ms": {n: round(c.step * 1000, 1) for n, c in self.costs.items()},
