@@ -445,9 +445,10 @@ def main(argv=None) -> int:
             have = [n for n in MODEL_NAMES if (args.models_dir / model_file(n)).is_file()]
             probs = {n: probabilities[n] for n in have if n in promoted}
             probs |= shipped_probabilities([n for n in have if n not in probs], args.models_dir, data, kept_val)
+            # the shipped file describes the files beside it, each entry from the run that made it: nothing else
+            shipped = {"models": shipped.get("models", {}), "reference_study": REFERENCE}
             if len(probs) > 1:
                 shipped["ensemble"] = ensemble_summary(probs, data)
-            shipped["run_seconds_of_last_promotion"] = round(time.perf_counter() - started, 1)
             atomic.write_json(args.models_dir / METRICS_FILE, shipped)
             write_comparison({n: e for n, e in shipped.get("models", {}).items() if n in MODEL_NAMES},
                              args.plots_dir)

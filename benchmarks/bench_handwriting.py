@@ -31,6 +31,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from common.names import train_hint  # noqa: E402
 from recognizer import DEFAULT_THRESHOLD, MODEL_NAMES, ModelStore, Recognizer, RecognizerError  # noqa: E402
 from study.handwriting import ENV_VAR, find, split_sides  # noqa: E402
 from study.handwriting_formats import FILES, LOADERS, PEN_SETS, HandwritingError  # noqa: E402
@@ -285,7 +286,7 @@ def main(argv=None) -> int:
     store = ModelStore(args.models_dir)
     names = args.models.split(",") if args.models else store.available()
     if not names:
-        print(f"no models in {args.models_dir}; train them with: python train_all.py", file=sys.stderr)
+        print(f"no models in {args.models_dir}; {train_hint()}", file=sys.stderr)
         return 1
     try:
         rec = Recognizer(store, threshold=args.threshold)

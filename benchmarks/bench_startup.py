@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))  # gui_driver: the Xvfb + app-subprocess helper the GUI tests use
 
 from common.atomic import write_json  # noqa: E402
-from common.names import BASE_MODELS, METRICS_FILE, MODEL_NAMES, model_file, onnx_file  # noqa: E402
+from common.names import BASE_MODELS, METRICS_FILE, MODEL_NAMES, model_file, onnx_file, train_hint  # noqa: E402
 
 log = logging.getLogger("bench_startup")
 SHARED_MNIST = ROOT.parent / "shared/data/mnist/mnist.npz"
@@ -178,7 +178,7 @@ def main(argv=None) -> int:
     models_dir = Path(args.models_dir)
     present = [n for n in BASE_MODELS if (models_dir / model_file(n)).is_file()]
     if not present:
-        log.error("no trained model in %s/; train them with: python train_all.py", models_dir)
+        log.error("no trained model in %s/; %s", models_dir, train_hint())
         return 1
     if "onnx" in args.backends and not all((models_dir / onnx_file(n)).is_file() for n in present):
         log.error("some .onnx twins are missing in %s/; make them with: python scripts/export_onnx.py", models_dir)

@@ -4,4 +4,4 @@ Chosen on the validation writers' numbers (benchmarks/bench_handwriting.py --cho
 too high and right answers are hidden behind "?", too low and wrong ones are shown as sure.
 """
 
-DEFAULT_THRESHOLD = 0.5
+DEFAULT_THRESHOLD = 0.35

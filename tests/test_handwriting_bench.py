@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from recognizer import DEFAULT_THRESHOLD
 from test_handwriting import make_root
 from test_recognizer_models import tiny_model
 
@@ -96,7 +97,7 @@ def test_figures_of_a_model_that_always_answers_3(setup, tmp_path, capsys):
     assert cvl["one_segment"] == 1.0 and cvl["models"]["cnn"]["accuracy"] == pytest.approx(2 / 20)  # the two 3s
     # every answer is ~99.9% sure: no threshold up to 0.95 changes a text, so the sweep keeps the current one
     choice = row["threshold_choice"]
-    assert choice["threshold"] == 0.5 and choice["numbers_exact_text"] == row["numbers_exact_text"]
+    assert choice["threshold"] == DEFAULT_THRESHOLD and choice["numbers_exact_text"] == row["numbers_exact_text"]
     import cv2
 
     img = cv2.imread(str(grid))

@@ -178,25 +178,12 @@ def test_wrong_shape_twin_is_refused_with_the_shapes(exported, tmp_path):
 
 
 def test_store_is_shared_between_threads(exported):
-    import threading
+    from concurrency import run_in_threads
 
     store = ModelStore(exported, threads=2)
     x = batch(10)
     want = store.predict("cnn", x)
-    out, errors = [], []
-
-    def work():
-        try:
-            for _ in range(20):
-                out.append(store.predict("cnn", x))
-        except Exception as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=work) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    out, errors = run_in_threads(lambda: store.predict("cnn", x), threads=4, repeats=20)
     assert not errors and len(out) == 80 and all(np.array_equal(o, want) for o in out)
 
 

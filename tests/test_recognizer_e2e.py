@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from common import atomic
-from recognizer import ModelStore, Reading, Recognizer
+from recognizer import DEFAULT_THRESHOLD, ModelStore, Reading, Recognizer
 from study.drawn import drawn_numbers, drawn_singles, number_canvas
 from mnist_fakes import REAL_MNIST as MNIST
 
@@ -194,7 +194,7 @@ def test_cli_json_folders_bad_files_and_annotate(models_dir, mnist, tmp_path, ca
     for d in a["digits"]:  # Reading.to_dict's digits: the same fields as the API (one home for the shape)
         assert set(d) == {"digit", "confidence", "box", "top3", "uncertain", "line"}
         assert len(d["box"]) == 4 and len(d["top3"]) == 3 and d["top3"][0][0] == d["digit"]
-        assert d["line"] == 0 and d["uncertain"] == (d["confidence"] < 0.5)
+        assert d["line"] == 0 and d["uncertain"] == (d["confidence"] < DEFAULT_THRESHOLD)
     assert b["text"] == "" and b["digits"] == []
     errs = err.strip().splitlines()
     assert len(errs) == 2 and "c_broken.png" in errs[0] and "missing.png" in errs[1]

@@ -5,11 +5,8 @@ models/ read a drawn number when they are present.
 """
 
 import logging
-import struct
 import sys
 import tempfile
-import threading
-import zlib
 from pathlib import Path
 
 import cv2
@@ -23,6 +20,8 @@ from test_recognizer_models import tiny_model
 from web import create_app
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from bench_server import png_bomb  # noqa: E402  (one maker of decompression bombs, shared with the benchmark)
 COMMITTED = ROOT / "models"
 
 
@@ -45,17 +44,6 @@ def png(img: np.ndarray) -> bytes:
     ok, buf = cv2.imencode(".png", img)
     assert ok
     return buf.tobytes()
-
-
-def png_bomb(w: int = 20_000, h: int = 20_000) -> bytes:
-    """A valid 1-bit PNG of w x h white pixels: a few kB on the wire, 400 megapixels when decoded."""
-    def chunk(kind, data):
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-    row = b"\x00" + b"\xff" * ((w + 7) // 8)
-    z = zlib.compressobj(9)
-    data = b"".join(z.compress(row) for _ in range(h)) + z.flush()
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 1, 0, 0, 0, 0))
-            + chunk(b"IDAT", data) + chunk(b"IEND", b""))
 
 
 # ------------------------------------------------------------------------------------------- fixtures
@@ -175,23 +163,16 @@ def test_committed_models_read_a_drawn_number():
 
 
 def test_concurrent_requests_share_the_models(client, store, image_file):
+    from concurrency import run_in_threads
+
     data = image_file.read_bytes()
     want = without_ms(Recognizer(store, threshold=0.5).read(image_file, model="cnn").to_dict())
-    out, errors = [], []
 
-    def worker():
-        try:
-            for _ in range(3):
-                r = client.post("/api/read?model=cnn", content=data)
-                out.append((r.status_code, without_ms(r.json())))
-        except Exception as exc:  # pragma: no cover - reported below
-            errors.append(exc)
+    def read():
+        r = client.post("/api/read?model=cnn", content=data)
+        return r.status_code, without_ms(r.json())
 
-    threads = [threading.Thread(target=worker) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
+    out, errors = run_in_threads(read, threads=8, repeats=3)
     assert not errors and len(out) == 24 and all(o == (200, want) for o in out)
 
 
