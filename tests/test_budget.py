@@ -5,18 +5,12 @@ import json
 import pytest
 
 import train_all
-from mnist_fakes import fake_arrays, write_npz
 from study import budget, fit
 from study.budget import BudgetError, Cost
 from study.recipes import Recipe
 from study.schedule import Deadline, OneCycle
 
 N_TRAIN = 12_800  # 100 steps per epoch at batch 128
-
-
-@pytest.fixture(scope="module")
-def fake_npz(tmp_path_factory):
-    return write_npz(tmp_path_factory.mktemp("fake") / "mnist.npz", fake_arrays(n_test=400))
 
 
 RECIPES = {

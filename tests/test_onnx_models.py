@@ -14,19 +14,9 @@ import pytest
 
 from recognizer import MODEL_NAMES, ModelStore, RecognizerError
 from common.checksum import file_sha256
+from test_recognizer_models import tiny_model
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def tiny_model(seed: int, side: int = 28, classes: int = 10):
-    import keras
-
-    keras.utils.set_random_seed(seed)
-    inp = keras.Input((side, side, 1))
-    h = keras.layers.Conv2D(4, 3, activation="relu")(inp)
-    h = keras.layers.Flatten()(h)
-    out = keras.layers.Dense(classes, activation="softmax")(h)
-    return keras.Model(inp, out)
 
 
 def batch(n: int = 6, seed: int = 1) -> np.ndarray:

@@ -12,15 +12,9 @@ from pathlib import Path
 import pytest
 
 import train_all
-from mnist_fakes import fake_arrays, write_npz
 from study import promote
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def fake_npz(tmp_path_factory):
-    return write_npz(tmp_path_factory.mktemp("fake") / "mnist.npz", fake_arrays(n_test=400))
 
 
 def _write_model(folder: Path, name: str, payload: bytes, val: float) -> None:

@@ -10,13 +10,15 @@ from recognizer import MODEL_NAMES, ModelStore, Recognizer, RecognizerError
 from recognizer.images import load_gray
 
 
-def tiny_model(seed: int):
+def tiny_model(seed: int, side: int = 28, classes: int = 10):
+    """A small untrained model of the contract's shape (or another `side`/`classes`, to test refusals)."""
     import keras
 
     keras.utils.set_random_seed(seed)
-    inp = keras.Input((28, 28, 1))
-    h = keras.layers.Flatten()(inp)
-    out = keras.layers.Dense(10, activation="softmax")(h)
+    inp = keras.Input((side, side, 1))
+    h = keras.layers.Conv2D(4, 3, activation="relu")(inp)
+    h = keras.layers.Flatten()(h)
+    out = keras.layers.Dense(classes, activation="softmax")(h)
     return keras.Model(inp, out)
 
 

@@ -11,15 +11,10 @@ import pytest
 from PIL import Image
 
 import train_all
-from mnist_fakes import REAL_MNIST, fake_arrays, write_npz
+from mnist_fakes import REAL_MNIST
 
 ROOT = Path(__file__).resolve().parents[1]
 PER_MODEL = ("curves.png", "confusion.png", "misclassified.png", "report.txt")
-
-
-@pytest.fixture(scope="module")
-def fake_npz(tmp_path_factory):
-    return write_npz(tmp_path_factory.mktemp("fake") / "mnist.npz", fake_arrays(n_test=400))
 
 
 def _check_outputs(run_dir: Path, names, n_test):

@@ -11,7 +11,6 @@ are missing (scripts/test.sh installs chromium with apt-get).
 import math
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -26,6 +25,8 @@ import pytest
 from gui_driver import STROKES
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from bench_server import free_port  # noqa: E402  (one way to find a free loopback port)
 MODELS = ROOT / "models"
 CHROMIUM = next((p for p in (shutil.which("chromium"), shutil.which("chromium-browser")) if p), None)
 
@@ -34,12 +35,6 @@ pytestmark = [
     pytest.mark.skipif(not (MODELS / "cnn.keras").is_file() and not (MODELS / "cnn.onnx").is_file(),
                        reason="committed models not present"),
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
