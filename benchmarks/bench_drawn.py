@@ -25,7 +25,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from common.names import DEFAULT_MODELS_DIR, MODEL_NAMES, train_hint  # noqa: E402
+from common.names import DEFAULT_MODELS_DIR, MODEL_NAMES  # noqa: E402
 from recognizer import ModelStore, Recognizer, RecognizerError  # noqa: E402
 from study.drawn import drawn_numbers, drawn_singles, number_canvas  # noqa: E402
 from recognizer.normalize import renormalize_mnist  # noqa: E402
@@ -81,11 +81,8 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
     store = ModelStore(args.models_dir)
-    names = args.models.split(",") if args.models else store.available()
-    if not names:
-        print(f"no models in {args.models_dir}; {train_hint()}", file=sys.stderr)
-        return 1
     try:
+        names = store.requested(args.models)
         for n in names:
             store.load(n)
         x, y, source = load_digits(args.data, args.split)

@@ -31,7 +31,6 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from common.names import train_hint  # noqa: E402
 from recognizer import DEFAULT_THRESHOLD, MODEL_NAMES, ModelStore, Recognizer, RecognizerError  # noqa: E402
 from study.handwriting import ENV_VAR, find, split_sides  # noqa: E402
 from study.handwriting_formats import FILES, LOADERS, PEN_SETS, HandwritingError  # noqa: E402
@@ -284,13 +283,9 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
     store = ModelStore(args.models_dir)
-    names = args.models.split(",") if args.models else store.available()
-    if not names:
-        print(f"no models in {args.models_dir}; {train_hint()}", file=sys.stderr)
-        return 1
     try:
         rec = Recognizer(store, threshold=args.threshold)
-        names = [rec.resolve_model(n) for n in names]
+        names = store.requested(args.models)
         default = store.default_name()
         for n in names:
             store.load(n)

@@ -130,6 +130,16 @@ class ModelStore:
             st[ENSEMBLE] = "ok"
         return st
 
+    def requested(self, spec: str | None) -> list[str]:
+        """The models a command line asks for ("cnn,ensemble"; checked), or all available ones when it names
+        none; RecognizerError (saying how to train them) when that leaves none."""
+        names = [n.strip() for n in spec.split(",") if n.strip()] if spec else self.available()
+        for name in names:
+            self._check_name(name)
+        if not names:
+            raise RecognizerError(f"no models in {self.models_dir}; {train_hint()}")
+        return names
+
     def available(self) -> list[str]:
         st = self.status()
         return [n for n in MODEL_NAMES if st[n] == "ok"]
