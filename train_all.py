@@ -271,6 +271,7 @@ def decide_and_promote(name: str, entry: dict, args, data, kept: dict) -> bool:
     The validation probabilities of a shipped model that stays go into `kept` (for the shipped ensemble)."""
     import shutil
 
+    from common.atomic import atomic_path
     from study.promote import promote
 
     old, old_val = shipped_val_probabilities(name, args.models_dir, data)
@@ -283,13 +284,11 @@ def decide_and_promote(name: str, entry: dict, args, data, kept: dict) -> bool:
         return False
     promote(name, args.run_dir / "models", args.models_dir, entry)
     for f in (args.run_dir / "plots").glob(f"{name}_*"):
-        from common.atomic import atomic_path
-
         with atomic_path(args.plots_dir / f.name) as tmp:
             shutil.copyfile(f, tmp)
     how = "no shipped model" if old is None else f"validation {entry['val_accuracy']:.4f} against {old:.4f}"
-    log.info("promoted %s into %s (%s%s)", name, args.models_dir, how,
-             "" if better else ", --replace")
+    log.info("promoted %s into %s (%s%s); the one it replaced is in %s", name, args.models_dir, how,
+             "" if better else ", --replace", args.models_dir / "previous")
     return True
 
 

@@ -119,7 +119,7 @@ def _finish(target: Path, journal: dict) -> None:
     (target / JOURNAL).unlink(missing_ok=True)
     with contextlib.suppress(OSError):
         incoming.rmdir()
-    log.info("promoted %s into %s (the one it replaced is in %s)", name, target, previous)
+    log.debug("installed %s in %s (the one it replaced is in %s)", name, target, previous)
 
 
 def recover(target: Path) -> bool:
