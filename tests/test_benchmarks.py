@@ -1,23 +1,17 @@
 """The drawn-digit benchmark script end to end on data and a model the test makes (figures are not checked,
 the plumbing is: which digits are drawn, the JSON it writes, its errors)."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
 from mnist_fakes import fake_arrays, write_npz
+from benchmark_module import load_benchmark
 from test_recognizer_models import tiny_model
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def _bench_drawn():
-    spec = importlib.util.spec_from_file_location("bench_drawn", ROOT / "benchmarks" / "bench_drawn.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("bench_drawn")
 
 
 @pytest.fixture(scope="module")

@@ -2,25 +2,19 @@
 (validation writers only, one writer per number), the figures of a model whose answer is known, the JSON,
 the grid, the threshold choice and its errors."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from recognizer import DEFAULT_THRESHOLD
 from test_handwriting import make_root
+from benchmark_module import load_benchmark
 from test_recognizer_models import tiny_model
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def _bench():
-    spec = importlib.util.spec_from_file_location("bench_handwriting", ROOT / "benchmarks" / "bench_handwriting.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("bench_handwriting")
 
 
 def constant_model(digit: int):

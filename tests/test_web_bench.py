@@ -1,20 +1,14 @@
 """benchmarks/bench_server.py, run briefly against small models: load levels without errors, every fault a 4xx."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 from common import atomic
+from benchmark_module import load_benchmark
 from test_recognizer_models import tiny_model
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def load_bench():
-    spec = importlib.util.spec_from_file_location("bench_server", ROOT / "benchmarks" / "bench_server.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("bench_server")
 
 
 def test_bench_server_short_run(tmp_path, capsys):
