@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 from common.names import DEFAULT_MODELS_DIR, MODEL_NAMES  # noqa: E402
 from recognizer import ModelStore, Recognizer, RecognizerError  # noqa: E402
 from study.drawn import drawn_numbers, drawn_singles, number_canvas  # noqa: E402
-from recognizer.normalize import renormalize_mnist  # noqa: E402
+from study.mnist_ink import renormalize_mnist  # noqa: E402
 
 SHARED_MNIST = ROOT.parent / "shared/data/mnist/mnist.npz"
 EPILOG = """examples:

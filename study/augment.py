@@ -62,7 +62,7 @@ _REDRAWN: dict[tuple, np.ndarray] = {}
 def redrawn(x: np.ndarray, rows: int | None = None) -> np.ndarray:
     """The recognizer's view of the first `rows` training digits (MNIST; default all), computed once per
     process and data set; the rows after them are returned as they are (already prepared that way)."""
-    from recognizer.normalize import renormalize_mnist
+    from study.mnist_ink import renormalize_mnist
 
     rows = len(x) if rows is None else rows
     key = (x.shape, rows, float(x[:64].sum()), float(x[-64:].sum()))

@@ -14,7 +14,7 @@ from typing import Iterator
 import cv2
 import numpy as np
 
-from recognizer.mnist_ink import stroke_mask, upscaled
+from study.mnist_ink import stroke_mask, upscaled
 
 CANVAS = (640, 480)         # (width, height): the app's canvas
 BRUSH = (8, 20)             # brush widths in pixels, the range the app's brush slider is used with
@@ -36,7 +36,7 @@ def skeleton_segments(img28: np.ndarray) -> tuple[np.ndarray, tuple]:
 
     Returns (segments, (width, height)) of the skeleton's box in the same frame (height 1).
     """
-    from skimage.morphology import skeletonize
+    from recognizer.skeleton import skeletonize
 
     big = upscaled(img28)
     sk = skeletonize(stroke_mask(big))

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from study.drawn import drawn_numbers, drawn_singles, number_canvas, single_canvas
-from recognizer.mnist_ink import stroke_mask
+from study.mnist_ink import stroke_mask
 from recognizer.images import to_ink
 from recognizer.segment import segment, stroke_width
 from mnist_fakes import REAL_MNIST as MNIST

@@ -107,31 +107,3 @@ def test_drawn_mnist_digits_normalise_back_to_mnist_statistics():
         dists.append((a & b).sum() / max((a | b).sum(), 1))
     assert abs(np.median(sws) - MNIST_SW[1]) <= 0.4
     assert np.median(dists) >= 0.45  # intersection over union with the source digit
-
-
-def test_skeleton_kernel_gives_scikit_images_pixels():
-    """normalize.py loads scikit-image's Zhang-Suen kernel without `skimage.morphology` (start-up time):
-    it must give the very pixels the models were trained on."""
-    from recognizer.normalize import _load_zhang_skeleton
-
-    fast = _load_zhang_skeleton()
-    rng = np.random.default_rng(5)
-    for _ in range(60):
-        img = np.zeros((int(rng.integers(8, 120)), int(rng.integers(8, 120))), np.uint8)
-        for _ in range(3):
-            p0, p1 = (tuple(int(v) for v in rng.integers(0, 120, 2)) for _ in range(2))
-            cv2.line(img, p0, p1, 255, int(rng.integers(1, 25)))
-        binary = img > 0
-        np.testing.assert_array_equal(fast(binary), skeletonize(binary))
-
-
-def test_reading_side_does_not_import_skimage_morphology():
-    import subprocess
-    import sys
-
-    code = ("import sys, numpy as np; from recognizer.normalize import normalize_digit\n"
-            "img = np.zeros((60, 40), np.uint8); img[5:55, 18:24] = 255\n"
-            "assert normalize_digit(img).max() > 0.5\n"
-            "print('skimage.morphology' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert out.stdout.strip() == "False", out.stderr

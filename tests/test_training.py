@@ -76,7 +76,7 @@ def test_pick_redrawn_mixes_the_two_copies_in_the_given_share():
 def test_redrawn_digits_are_mnist_normalised():
     import cv2
 
-    from recognizer.normalize import renormalize_mnist
+    from study.mnist_ink import renormalize_mnist
 
     x = np.zeros((20, 28, 28), np.uint8)
     for i, img in enumerate(x):  # a "7" of varying size and pen, off-centre
@@ -98,7 +98,7 @@ def test_redrawn_bold_nine_keeps_its_loop():
     """A bold 9 whose loop is nearly filled (interior at 60% of the peak) must not become a 7 in training."""
     import cv2
 
-    from recognizer.normalize import renormalize_mnist
+    from study.mnist_ink import renormalize_mnist
 
     nine = np.zeros((28, 28), np.uint8)
     cv2.circle(nine, (14, 9), 5, 150, -1)          # the dim, almost filled inside of the loop

@@ -1,4 +1,4 @@
-"""The ink of an MNIST digit as a clean binary mask at a larger scale.
+"""The ink of an MNIST digit as a clean binary mask at a larger scale (training side: uses OpenCV).
 
 Both the drawn-digit generator (which skeletonises MNIST digits to redraw them as pen strokes) and the
 training copies that show the models what the recognizer's normalisation makes of MNIST need this mask.
@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+
+from recognizer.normalize import SIZE, normalize_batch
 
 UPSCALE = 4
 _HOLE_LEVELS = (0.55, 0.65, 0.75)   # higher ink levels tried when a bold digit fills its loops
@@ -56,3 +58,26 @@ def _topology(mask: np.ndarray) -> tuple[int, int]:
     pieces = int((parent == -1).sum())
     holes = sum(1 for c, p in zip(contours, parent) if p != -1 and cv2.contourArea(c) >= _MIN_HOLE_PX)
     return pieces, holes
+
+
+def renormalize_mnist(images: np.ndarray, upscale: int = UPSCALE, chunk: int = 256) -> np.ndarray:
+    """What the recognizer makes of MNIST digits: (N, 28, 28[, 1]) uint8 or [0, 1] floats -> (N, 28, 28, 1).
+
+    Training on these (beside the originals) shows the models the exact distribution they get at inference:
+    strokes redrawn at one width, smooth outlines. Without it a model loses about a point of accuracy on its
+    own test digits once they have gone through `normalize_digit`. The ink comes from `ink_mask`, which keeps
+    the loops of bold digits (a plain threshold turned bold 9s into 7s: label noise). Digits go through the
+    recognizer's `normalize_batch` in chunks (one thinning per chunk).
+    """
+    x = np.asarray(images)
+    if x.ndim == 4:
+        x = x[..., 0]
+    if x.ndim != 3 or x.shape[1:] != (SIZE, SIZE):
+        raise ValueError(f"expected MNIST images of shape (N, 28, 28[, 1]), got {np.asarray(images).shape}")
+    if x.dtype != np.uint8:
+        x = np.clip(np.rint(x * 255.0), 0, 255).astype(np.uint8)
+    out = np.empty((len(x), SIZE, SIZE, 1), np.float32)
+    for start in range(0, len(x), chunk):
+        part = x[start:start + chunk]
+        out[start:start + len(part)] = normalize_batch([ink_mask(img, upscale).astype(np.uint8) * 255 for img in part])
+    return out
