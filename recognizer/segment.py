@@ -1,6 +1,7 @@
 """Split a binary ink mask into digits: connected pieces, speck removal, grouping of pieces that belong to
 one digit (a 4 or 5 drawn in two strokes, a detached bar), reliable splitting of touching digits, and
-reading order (lines top -> bottom, digits left -> right). Vectorised OpenCV/NumPy/SciPy, no per-pixel loops.
+reading order (lines top -> bottom, digits left -> right). Vectorised NumPy (no OpenCV or SciPy, which the
+reading environment does not install), no per-pixel loops.
 
 The thresholds below are shares of a reference height: the typical digit height (the median height of the
 pieces at least REF_HEIGHT_SHARE as tall as the tallest), or the taller/shorter of two pieces being compared,
@@ -12,10 +13,9 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
-from scipy.sparse import csr_array
-from scipy.sparse.csgraph import connected_components
+
+from .components import components
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ def segment(mask: np.ndarray, photo: bool = False) -> list[Segment]:
     """
     if mask.size == 0 or not mask.any():
         return []
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    n, labels, stats = components(mask)
     if n <= 1:
         return []
     x, y, w, h, area = (stats[1:, i].astype(np.int64) for i in range(5))
@@ -161,10 +161,26 @@ def _group(x, y, w, h, ref_h) -> list[list[int]]:
     join |= side
     np.fill_diagonal(join, False)
     # pairs (i < j) only: `left_is_shorter` is not symmetric for pieces starting in the same column
-    _, comp = connected_components(csr_array(np.triu(join)), directed=False)
-    _, first = np.unique(comp, return_index=True)
-    groups = [np.flatnonzero(comp == comp[i]).tolist() for i in np.sort(first)]
+    upper = np.triu(join)
+    root = _first_member(upper | upper.T)
+    groups = [np.flatnonzero(root == r).tolist() for r in np.unique(root)]
     return _attach_fragments(groups, x, y, x1, y1, ref_h)
+
+
+def _first_member(join: np.ndarray) -> np.ndarray:
+    """For each piece, the smallest piece joined to it transitively (symmetric boolean join matrix).
+
+    Min-label propagation with pointer jumping: every piece takes the smallest label among itself and the
+    pieces it joins, then the label of that label; at most a few rounds for the few hundred pieces kept.
+    """
+    n = len(join)
+    root = np.arange(n)
+    while True:
+        nxt = np.minimum(root, np.where(join, root[None, :], n).min(axis=1, initial=n))
+        nxt = nxt[nxt]
+        if np.array_equal(nxt, root):
+            return root
+        root = nxt
 
 
 def _attach_fragments(groups, x, y, x1, y1, ref_h) -> list[list[int]]:
@@ -204,14 +220,34 @@ def _attach_fragments(groups, x, y, x1, y1, ref_h) -> list[list[int]]:
     return groups
 
 
+# contour length contributed by each 2x2 window of pixels, indexed by its ink pattern (bits: top-left 1,
+# top-right 2, bottom-left 4, bottom-right 8); see _contour_length
+_ROOT2 = float(np.sqrt(2.0))
+_WINDOW_LENGTH = np.zeros(16)
+_WINDOW_LENGTH[[3, 5, 10, 12]] = 1.0          # two side by side: the axis step between them
+_WINDOW_LENGTH[[7, 11, 13, 14]] = _ROOT2      # three: the diagonal step cutting off the empty corner
+_WINDOW_LENGTH[[6, 9]] = 2.0 * _ROOT2         # two diagonal only: a diagonal step walked there and back
+
+
 def stroke_width(mask: np.ndarray) -> float:
     """Mean stroke width of a binary mask: ink area / half the contour length (a stroke has two edges)."""
     area = float(np.count_nonzero(mask))
     if area == 0:
         return 0.0
-    contours, _ = cv2.findContours(mask, cv2.RETR_LIST, cv2.CHAIN_APPROX_NONE)
-    per = sum(cv2.arcLength(c, True) for c in contours)
-    return 2.0 * area / max(per, 1.0)
+    return 2.0 * area / max(_contour_length(mask), 1.0)
+
+
+def _contour_length(mask: np.ndarray) -> float:
+    """Total length of all 8-connected border chains (outer and hole borders) through the ink pixel centres,
+    axis steps 1 and diagonal steps sqrt(2): what OpenCV's findContours + arcLength measure, counted locally.
+
+    The chains are the border of the shape spanned by the pixel centres: a 2x2 window full of ink lies inside,
+    with three ink pixels its diagonal is a border step, and a step with no area on either side (a one pixel
+    thin stroke) is walked there and back. So each window adds a fixed length for its ink pattern.
+    """
+    ink = np.pad(mask > 0, 1).astype(np.uint8)
+    code = ink[:-1, :-1] + 2 * ink[:-1, 1:] + 4 * ink[1:, :-1] + 8 * ink[1:, 1:]
+    return float(np.bincount(code.ravel(), minlength=16) @ _WINDOW_LENGTH)
 
 
 def _split_touching(crop: np.ndarray, x0: int, y0: int, ref_h: float) -> list[Segment]:

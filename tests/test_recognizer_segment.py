@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from recognizer.images import to_ink
-from recognizer.segment import segment
+from recognizer.segment import segment, stroke_width
 
 
 def canvas(w=640, h=480):
@@ -209,3 +209,17 @@ def test_small_digits_in_a_corner_of_a_large_canvas():
     ink = to_ink(img)
     assert ink.scale < 1
     assert len(segment(ink.mask)) == 2
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_stroke_width_matches_opencv_contour_length(seed):
+    """The NumPy contour length is OpenCV's findContours + arcLength (outer and hole borders) to float precision."""
+    rng = np.random.default_rng(seed)
+    noise = rng.normal(size=tuple(int(s) for s in rng.integers(1, 70, 2)))
+    if seed % 3:
+        noise = cv2.GaussianBlur(noise, (0, 0), float(seed % 3))
+    mask = np.where(noise > np.quantile(noise, rng.uniform(0.05, 0.95)), 255, 0).astype(np.uint8)
+    contours, _ = cv2.findContours(mask, cv2.RETR_LIST, cv2.CHAIN_APPROX_NONE)
+    per = sum(cv2.arcLength(c, True) for c in contours)
+    expected = 2.0 * np.count_nonzero(mask) / max(per, 1.0) if mask.any() else 0.0
+    assert stroke_width(mask) == pytest.approx(expected, rel=1e-6)
