@@ -4,12 +4,11 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import sys
 from pathlib import Path
-
-import cv2
 
 from common.atomic import atomic_path
 from common.names import BASE_MODELS, DEFAULT_MODELS_DIR, MODEL_NAMES
@@ -77,17 +76,24 @@ def expand(paths) -> list[tuple[str, str | None]]:
     return out
 
 
+SURE, UNSURE = (0, 160, 0), (255, 0, 0)  # RGB: green box for a confident digit, red for one shown as '?'
+
+
 def annotate(path: str, reading, out_dir: Path, used: set | None = None) -> Path:
     """Write the image with boxes and labels as out_dir/<stem>.png (atomically; <stem>-2.png on a clash)."""
-    img = cv2.cvtColor(load_gray(path), cv2.COLOR_GRAY2BGR)
-    thick = max(1, round(max(img.shape[:2]) / 400))
+    from PIL import Image, ImageDraw
+
+    img = Image.fromarray(load_gray(path)).convert("RGB")
+    draw = ImageDraw.Draw(img)
+    thick = max(1, round(max(img.size) / 400))
     for d in reading.digits:
         x, y, w, h = d.box
-        colour = (0, 0, 255) if d.uncertain else (0, 160, 0)
-        cv2.rectangle(img, (x, y), (x + w - 1, y + h - 1), colour, thick)
+        colour = UNSURE if d.uncertain else SURE
+        draw.rectangle((x, y, x + w - 1, y + h - 1), outline=colour, width=thick)
         text = f"{d.label} {d.confidence:.2f}"
-        scale = max(0.4, min(1.2, h / 220, w / 60))
-        cv2.putText(img, text, (x, max(12, y - 4)), cv2.FONT_HERSHEY_SIMPLEX, scale, colour, thick, cv2.LINE_AA)
+        font = _label_font(round(30 * max(0.4, min(1.2, h / 220, w / 60))))
+        bottom = font.getbbox(text)[3]
+        draw.text((x, max(bottom, y - 4) - bottom), text, fill=colour, font=font)  # label sits just above the box
     stem, k = Path(path).stem, 1
     target = out_dir / f"{stem}.png"
     while used is not None and target in used:
@@ -96,9 +102,22 @@ def annotate(path: str, reading, out_dir: Path, used: set | None = None) -> Path
     if used is not None:
         used.add(target)
     with atomic_path(target) as tmp:
-        if not cv2.imwrite(str(tmp), img):
-            raise RecognizerError(f"could not write {target}")
+        try:
+            img.save(tmp, format="PNG")
+        except (OSError, ValueError) as exc:
+            raise RecognizerError(f"could not write {target} ({exc})") from None
     return target
+
+
+@functools.lru_cache(maxsize=16)
+def _label_font(size: int):
+    """Pillow's bundled scalable font at `size` pixels; its small bitmap font where FreeType is missing."""
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.load_default(size=size)
+    except (TypeError, OSError, ImportError):  # Pillow < 10.1, or built without FreeType
+        return ImageFont.load_default()
 
 
 def main(argv=None) -> int:

@@ -12,9 +12,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
+from .components import components
 from .errors import RecognizerError
 
 log = logging.getLogger(__name__)
@@ -23,6 +23,9 @@ MAX_SIDE = 1600          # larger images are scaled down to this long side befor
 MIN_CONTRAST = 40        # grey levels between background and ink below which an image counts as blank
 STRONG_INK = 0.5         # a clean picture's strokes: at least half the ink contrast...
 WEAK_INK = 0.25          # ...plus fainter pixels joined to them (grey pen on paper scans stays whole)
+_FEW_PIECES = 64         # up to this many faint pieces are erased one by one, more with one lookup
+_GRAY_WEIGHTS = (9798, 19235, 3735)  # OpenCV's RGB -> grey weights (BT.601) in 15-bit fixed point
+_GRAY_SHIFT = 15
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 EXPECTED = ("expected a uint8 image array of shape (H, W), (H, W, 1), (H, W, 3) or (H, W, 4) "
             "(bool and float arrays in [0, 1] are accepted too)")
@@ -106,12 +109,26 @@ def _from_array(arr: np.ndarray) -> np.ndarray:
         if alpha.min() < 1.0:
             # composite onto white; if that leaves nothing (light ink on transparency) use alpha as ink
             comp = rgb * alpha[..., None] + 255.0 * (1.0 - alpha[..., None])
-            gray = cv2.cvtColor(comp.astype(np.uint8), cv2.COLOR_RGB2GRAY)
+            gray = rgb_to_gray(comp.astype(np.uint8))
             if int(gray.max()) - int(gray.min()) < MIN_CONTRAST and alpha.max() - alpha.min() > 0.5:
                 return (255 - np.round(alpha * 255)).astype(np.uint8)
             return gray
-        arr = arr[:, :, :3]
-    return cv2.cvtColor(np.ascontiguousarray(arr), cv2.COLOR_RGB2GRAY)
+    return rgb_to_gray(arr)
+
+
+def rgb_to_gray(rgb: np.ndarray) -> np.ndarray:
+    """Grey levels of a uint8 (H, W, 3 or 4) RGB(A) array, alpha ignored.
+
+    OpenCV's fixed-point BT.601 weights (15 fractional bits, rounded), so that the grey levels, and with them
+    every threshold and mask, are bit for bit those of the OpenCV-based reader this replaces.
+    """
+    r, g, b = (np.uint32(w) for w in _GRAY_WEIGHTS)
+    acc = rgb[..., 0] * r
+    acc += rgb[..., 1] * g
+    acc += rgb[..., 2] * b
+    acc += np.uint32(1 << (_GRAY_SHIFT - 1))
+    acc >>= np.uint32(_GRAY_SHIFT)
+    return acc.astype(np.uint8)
 
 
 # ------------------------------------------------------------------------------ binarisation
@@ -122,24 +139,57 @@ def to_ink(image) -> InkImage:
     scale = 1.0
     if max(h, w) > MAX_SIDE:
         scale = MAX_SIDE / max(h, w)
-        gray = cv2.resize(gray, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+        gray = shrink_area(gray, max(1, round(w * scale)), max(1, round(h * scale)))
         log.debug("scaled %dx%d image down by %.3f", w, h, scale)
     mask, photo, blank = binarize(gray)
     return InkImage(mask=mask, scale=scale, input_size=(w, h), photo=photo, blank=blank)
 
 
 def _above(gray: np.ndarray, level: float, light: bool) -> np.ndarray:
-    """255 where the ink (dark on light paper, or light on dark) is stronger than `level` (0-255 of ink)."""
+    """True where the ink (dark on light paper, or light on dark) is stronger than `level` (0-255 of ink).
+
+    Integer comparisons in uint8 (no float temporaries); the same pixels as OpenCV's threshold gave.
+    """
     if light:  # ink = 255 - gray > level  <=>  gray < 255 - level  <=>  gray <= ceil(255 - level) - 1
-        return cv2.threshold(gray, float(np.ceil(255.0 - level) - 1), 255, cv2.THRESH_BINARY_INV)[1]
-    return cv2.threshold(gray, level, 255, cv2.THRESH_BINARY)[1]
+        return _at_most(gray, int(np.ceil(255.0 - level)) - 1)
+    return ~_at_most(gray, int(np.floor(level)))  # gray > level  <=>  not gray <= floor(level)
+
+
+def _at_most(gray: np.ndarray, k: int) -> np.ndarray:
+    """gray <= k as a bool array, for any integer k (out-of-range k gives all False / all True)."""
+    if k < 0:
+        return np.zeros(gray.shape, bool)
+    if k >= 255:
+        return np.ones(gray.shape, bool)
+    return gray <= np.uint8(k)
+
+
+def _as_mask(ink: np.ndarray) -> np.ndarray:
+    """bool -> uint8 mask with ink = 255 (0 - 1 wraps to 255 in uint8: no multiply, no copy of the bools)."""
+    return np.negative(ink.view(np.uint8))
+
+
+def _histogram(gray: np.ndarray) -> np.ndarray:
+    """256-bin histogram (int64) of a uint8 image.
+
+    Counting pairs of neighbouring pixels as one 16-bit value halves the array np.bincount has to widen to
+    intp, which is where its time goes; the 65536 pair counts fold back into 256 by either byte.
+    """
+    flat = gray.reshape(-1)
+    pairs = flat.size // 2
+    counts = np.bincount(flat[:2 * pairs].view(np.uint16), minlength=65536).reshape(256, 256)
+    hist = counts.sum(axis=0) + counts.sum(axis=1)
+    if flat.size % 2:
+        hist[flat[-1]] += 1
+    return hist
 
 
 def binarize(gray: np.ndarray) -> tuple[np.ndarray, bool, bool]:
     """Binary ink mask (ink=255) of a grayscale image; returns (mask, used_adaptive, blank)."""
+    gray = np.ascontiguousarray(gray)
     # background level = median; ink is whatever differs from it (works for either polarity).
     # All statistics come from one 256-bin histogram (fast on large images).
-    hist = cv2.calcHist([gray], [0], None, [256], [0, 256]).ravel()
+    hist = _histogram(gray)
     cum = np.cumsum(hist)
     n = cum[-1]
     bg = float(np.searchsorted(cum, 0.5 * n))
@@ -166,25 +216,192 @@ def binarize(gray: np.ndarray) -> tuple[np.ndarray, bool, bool]:
     if near_bg >= 0.5 or near_bg + near_ink >= 0.85:  # a clean two-level picture (canvas, bold or not)
         # clean picture: strokes are what stands out by half the ink contrast, plus the fainter pixels joined to
         # them (hysteresis): a grey pen stroke on a scan is kept whole instead of broken into pieces
-        mask = _above(gray, bg_ink + STRONG_INK * (hi - bg_ink), light)
+        strong = _above(gray, bg_ink + STRONG_INK * (hi - bg_ink), light)
         weak = _above(gray, bg_ink + WEAK_INK * (hi - bg_ink), light)
-        if cv2.countNonZero(weak) > cv2.countNonZero(mask):
-            n_labels, labels = cv2.connectedComponents(weak, connectivity=8)
-            keep = np.zeros(n_labels, bool)
-            keep[np.unique(labels[mask > 0])] = True
-            keep[0] = False
-            mask = np.where(keep[labels], 255, 0).astype(np.uint8)
-        return mask, False, False
-    ink = cv2.bitwise_not(gray) if light else gray
-    # photo / scan: uneven light -> compare every pixel with its local mean
+        return _as_mask(_hysteresis(strong, weak)), False, False
+    ink = 255 - gray if light else gray
+    mask = _local_contrast(ink, hi - bg_ink)
+    return _as_mask(mask), True, not mask.any()
+
+
+def _hysteresis(strong: np.ndarray, weak: np.ndarray) -> np.ndarray:
+    """The 8-connected pieces of `weak` (bool) that hold a `strong` pixel (strong is a subset of weak).
+
+    Labelling runs on the bounding box of the weak pixels only, and when every piece holds a strong pixel (the
+    usual drawing) the answer is `weak` itself: no full-size lookup through the labels.
+    """
+    if np.count_nonzero(weak) <= np.count_nonzero(strong):
+        return strong
+    rows, cols = np.flatnonzero(weak.any(axis=1)), np.flatnonzero(weak.any(axis=0))
+    box = np.s_[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    n_labels, labels, stats = components(_as_mask(np.ascontiguousarray(weak[box])))
+    keep = np.zeros(n_labels, bool)
+    keep[labels[strong[box]]] = True
+    keep[0] = False
+    out = weak.copy()
+    dropped = np.flatnonzero(~keep[1:]) + 1
+    if len(dropped) <= _FEW_PIECES:
+        for i in dropped:  # erase each piece without a strong pixel inside its own bounding box
+            x, y, w, h = (int(v) for v in stats[i, :4])
+            sub = out[box][y:y + h, x:x + w]
+            sub &= labels[y:y + h, x:x + w] != i
+    else:
+        out[box] = keep[labels]
+    return out
+
+
+# ------------------------------------------------------------------------------ photos and scans
+def _local_contrast(ink: np.ndarray, contrast: float) -> np.ndarray:
+    """Ink (bool) of a photo or scan with uneven light: every pixel compared with its local mean.
+
+    Integer arithmetic throughout, the same pixels as OpenCV's GaussianBlur, blur and morphological close gave.
+    """
     h, w = ink.shape
     block = max(15, (min(h, w) // 8) | 1)
-    blur = cv2.GaussianBlur(ink, (3, 3), 0)
-    local = cv2.blur(blur, (block, block)).astype(np.int16)
-    diff = blur.astype(np.int16) - local
+    blur = _gauss3(ink)
+    diff = blur.astype(np.int16) - _box_mean(blur, block).astype(np.int16)
     # offset: clear of the paper's noise, and a fair share of the ink contrast
-    noise = float(np.median(np.abs(diff))) * 1.4826
-    c = max(12.0, 4.0 * noise, 0.25 * (hi - bg_ink))
-    mask = np.where(diff > c, 255, 0).astype(np.uint8)
-    mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3)))
-    return mask, True, not mask.any()
+    noise = _median_abs(diff) * 1.4826
+    c = max(12.0, 4.0 * noise, 0.25 * contrast)
+    return _close_cross(diff > c)
+
+
+def _median_abs(diff: np.ndarray) -> float:
+    """np.median(np.abs(diff)) of an int16 array in [-255, 255], from a histogram instead of a sort."""
+    counts = np.cumsum(np.bincount(np.abs(diff).reshape(-1).view(np.uint16), minlength=256))
+    n = int(counts[-1])
+    lo, hi = np.searchsorted(counts, [(n - 1) // 2 + 1, n // 2 + 1])  # the middle one or two values, sorted
+    return (float(lo) + float(hi)) / 2.0
+
+
+def _reflect101(n: int, pad: int) -> np.ndarray:
+    """Indices of a length-n axis padded by `pad` each side as OpenCV's BORDER_REFLECT_101 does.
+
+    Mirror without repeating the edge pixel, and again and again when pad >= n (small images, large blocks).
+    """
+    idx = np.arange(-pad, n + pad)
+    if n == 1:
+        return np.zeros_like(idx)
+    period = 2 * (n - 1)
+    idx = np.mod(idx, period)
+    return np.where(idx >= n, period - idx, idx)
+
+
+def _padded(img: np.ndarray, pad: int) -> np.ndarray:
+    h, w = img.shape
+    return img.take(_reflect101(h, pad), axis=0).take(_reflect101(w, pad), axis=1)
+
+
+def _gauss3(img: np.ndarray) -> np.ndarray:
+    """3x3 Gaussian (sigma 0: [1, 2, 1] / 4 each way) of a uint8 image, rounded half up like OpenCV.
+
+    Edges mirrored without repeating the edge pixel (BORDER_REFLECT_101), added in place: no padded copy.
+    """
+    p = img.astype(np.uint16)
+    rows = _mirror_sum(p, p << 1, axis=1)
+    total = _mirror_sum(rows, rows << 1, axis=0)
+    total += 8
+    total >>= 4
+    return total.astype(np.uint8)
+
+
+def _mirror_sum(a: np.ndarray, out: np.ndarray, axis: int) -> np.ndarray:
+    """out += each element's two neighbours along `axis` (a mirrored neighbour at the edges; itself if length 1)."""
+    v, o = (a, out) if axis == 0 else (a.T, out.T)
+    if len(v) == 1:
+        o += v << 1
+        return out
+    o[1:] += v[:-1]
+    o[:-1] += v[1:]
+    o[0] += v[1]
+    o[-1] += v[-2]
+    return out
+
+
+def _box_mean(img: np.ndarray, block: int) -> np.ndarray:
+    """Rounded mean of every (block x block) window (block odd), edges mirrored: OpenCV's blur.
+
+    Running sums (cumsum) along each axis, so the cost does not grow with the block. The area is odd, so a
+    mean never ends in exactly .5 and integer rounding equals OpenCV's.
+    """
+    h, w = img.shape
+    r = block // 2
+    p = _padded(img, r)
+    dtype = np.int32 if block * 255 * p.shape[1] < 2 ** 31 else np.int64
+    acc = _running_rows(p, dtype)
+    cols = acc[block:] - acc[:-block]
+    acc = np.zeros((h, cols.shape[1] + 1), dtype)
+    np.cumsum(cols, axis=1, out=acc[:, 1:])
+    sums = acc[:, block:] - acc[:, :-block]
+    area = block * block
+    sums += area // 2
+    sums //= area
+    return sums.astype(np.uint8)
+
+
+def _close_cross(mask: np.ndarray) -> np.ndarray:
+    """Morphological close with the 3x3 cross (OpenCV's 3x3 ellipse); pixels outside the image are ignored."""
+    grown = mask.copy()
+    grown[1:] |= mask[:-1]
+    grown[:-1] |= mask[1:]
+    grown[:, 1:] |= mask[:, :-1]
+    grown[:, :-1] |= mask[:, 1:]
+    out = grown.copy()
+    out[1:] &= grown[:-1]
+    out[:-1] &= grown[1:]
+    out[:, 1:] &= grown[:, :-1]
+    out[:, :-1] &= grown[:, 1:]
+    return out
+
+
+# ------------------------------------------------------------------------------ scaling down
+def shrink_area(gray: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Scale a uint8 image down to (width, height) by area averaging (what OpenCV's INTER_AREA does).
+
+    Every output pixel is the mean of the input area it covers, partial pixels weighted by their share, so thin
+    strokes fade evenly instead of dropping out. Rounded as OpenCV rounds (half up for its 2x2 shortcut, half to
+    even otherwise), so the result matches it but for float rounding, within one grey level.
+    """
+    h, w = gray.shape
+    if h % height == 0 and w % width == 0:  # whole blocks: exact integer sums
+        ky, kx = h // height, w // width
+        sums = gray.reshape(height, ky, width, kx).sum(axis=(1, 3), dtype=np.int64)
+        area = ky * kx
+        if (ky, kx) == (2, 2):
+            return ((sums + area // 2) // area).astype(np.uint8)
+        return np.rint(sums / area).astype(np.uint8)
+    out = _shrink_axis(_shrink_axis(gray, height, 0), width, 1)
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+def _shrink_axis(img: np.ndarray, m: int, axis: int) -> np.ndarray:
+    """Area-average `img` along `axis` (length n) down to m <= n cells of n / m pixels each (float64).
+
+    A running sum read at each cell edge, the pixel an edge cuts counted by the share before the edge: the sums
+    over whole pixels stay exact integers for a uint8 image.
+    """
+    n = img.shape[axis]
+    edges = np.minimum(np.arange(m + 1) * (n / m), n)
+    start = np.floor(edges).astype(np.intp)
+    shape = [1, 1]
+    shape[axis] = -1
+    dtype = np.int32 if img.dtype == np.uint8 else np.float64
+    if axis == 0:
+        acc = _running_rows(img, dtype)
+    else:
+        acc = np.zeros((img.shape[0], n + 1), dtype)
+        np.cumsum(img, axis=1, dtype=dtype, out=acc[:, 1:])
+    upto = np.take(acc, start, axis=axis) + np.take(img, np.minimum(start, n - 1), axis=axis) * (
+        edges - start).reshape(shape)
+    out = np.diff(upto, axis=axis)
+    out /= np.diff(edges).reshape(shape)
+    return out
+
+
+def _running_rows(img: np.ndarray, dtype) -> np.ndarray:
+    """acc[i] = sum of img[:i] (n + 1 rows). One add per row: np.cumsum down axis 0 is many times slower."""
+    acc = np.empty((img.shape[0] + 1, img.shape[1]), dtype)
+    acc[0] = 0
+    for i, row in enumerate(img):
+        np.add(acc[i], row, out=acc[i + 1])
+    return acc
