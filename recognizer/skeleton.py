@@ -41,8 +41,8 @@ def _zhang_suen_table() -> tuple[np.ndarray, np.ndarray]:
 
 # Where scikit-image 0.26's thinning (skimage.morphology.skeletonize, BSD-3-Clause), which made the strokes the
 # shipped models were trained on, departs from the paper's conditions: two-pixel diagonal steps and thick
-# corners. code -> (removable in pass 1, in pass 2); found by comparing the two on random images, and
-# tests/test_recognizer_skeleton.py checks that the result is pixel for pixel scikit-image's.
+# corners. code -> (removable in pass 1, in pass 2); tests/test_recognizer_skeleton.py checks that the result
+# is pixel for pixel scikit-image's.
 _SKIMAGE_CASES = {
     3: (1, 0), 6: (1, 0), 10: (1, 1), 11: (1, 0), 12: (1, 0), 14: (1, 0), 24: (0, 1), 26: (0, 1), 40: (1, 1),
     48: (0, 0), 56: (0, 1), 96: (0, 1), 104: (0, 1), 108: (0, 1), 129: (0, 0), 130: (1, 1), 131: (1, 0),
