@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from .components import components
+from .raster import box_mean, close_cross, gaussian3, shrink_area
 from .errors import RecognizerError
 
 log = logging.getLogger(__name__)
@@ -258,12 +259,12 @@ def _local_contrast(ink: np.ndarray, contrast: float) -> np.ndarray:
     """
     h, w = ink.shape
     block = max(15, (min(h, w) // 8) | 1)
-    blur = _gauss3(ink)
-    diff = blur.astype(np.int16) - _box_mean(blur, block).astype(np.int16)
+    blur = gaussian3(ink)
+    diff = blur.astype(np.int16) - box_mean(blur, block).astype(np.int16)
     # offset: clear of the paper's noise, and a fair share of the ink contrast
     noise = _median_abs(diff) * 1.4826
     c = max(12.0, 4.0 * noise, 0.25 * contrast)
-    return _close_cross(diff > c)
+    return close_cross(diff > c)
 
 
 def _median_abs(diff: np.ndarray) -> float:
@@ -272,136 +273,3 @@ def _median_abs(diff: np.ndarray) -> float:
     n = int(counts[-1])
     lo, hi = np.searchsorted(counts, [(n - 1) // 2 + 1, n // 2 + 1])  # the middle one or two values, sorted
     return (float(lo) + float(hi)) / 2.0
-
-
-def _reflect101(n: int, pad: int) -> np.ndarray:
-    """Indices of a length-n axis padded by `pad` each side as OpenCV's BORDER_REFLECT_101 does.
-
-    Mirror without repeating the edge pixel, and again and again when pad >= n (small images, large blocks).
-    """
-    idx = np.arange(-pad, n + pad)
-    if n == 1:
-        return np.zeros_like(idx)
-    period = 2 * (n - 1)
-    idx = np.mod(idx, period)
-    return np.where(idx >= n, period - idx, idx)
-
-
-def _padded(img: np.ndarray, pad: int) -> np.ndarray:
-    h, w = img.shape
-    return img.take(_reflect101(h, pad), axis=0).take(_reflect101(w, pad), axis=1)
-
-
-def _gauss3(img: np.ndarray) -> np.ndarray:
-    """3x3 Gaussian (sigma 0: [1, 2, 1] / 4 each way) of a uint8 image, rounded half up like OpenCV.
-
-    Edges mirrored without repeating the edge pixel (BORDER_REFLECT_101), added in place: no padded copy.
-    """
-    p = img.astype(np.uint16)
-    rows = _mirror_sum(p, p << 1, axis=1)
-    total = _mirror_sum(rows, rows << 1, axis=0)
-    total += 8
-    total >>= 4
-    return total.astype(np.uint8)
-
-
-def _mirror_sum(a: np.ndarray, out: np.ndarray, axis: int) -> np.ndarray:
-    """out += each element's two neighbours along `axis` (a mirrored neighbour at the edges; itself if length 1)."""
-    v, o = (a, out) if axis == 0 else (a.T, out.T)
-    if len(v) == 1:
-        o += v << 1
-        return out
-    o[1:] += v[:-1]
-    o[:-1] += v[1:]
-    o[0] += v[1]
-    o[-1] += v[-2]
-    return out
-
-
-def _box_mean(img: np.ndarray, block: int) -> np.ndarray:
-    """Rounded mean of every (block x block) window (block odd), edges mirrored: OpenCV's blur.
-
-    Running sums (cumsum) along each axis, so the cost does not grow with the block. The area is odd, so a
-    mean never ends in exactly .5 and integer rounding equals OpenCV's.
-    """
-    h, w = img.shape
-    r = block // 2
-    p = _padded(img, r)
-    dtype = np.int32 if block * 255 * p.shape[1] < 2 ** 31 else np.int64
-    acc = _running_rows(p, dtype)
-    cols = acc[block:] - acc[:-block]
-    acc = np.zeros((h, cols.shape[1] + 1), dtype)
-    np.cumsum(cols, axis=1, out=acc[:, 1:])
-    sums = acc[:, block:] - acc[:, :-block]
-    area = block * block
-    sums += area // 2
-    sums //= area
-    return sums.astype(np.uint8)
-
-
-def _close_cross(mask: np.ndarray) -> np.ndarray:
-    """Morphological close with the 3x3 cross (OpenCV's 3x3 ellipse); pixels outside the image are ignored."""
-    grown = mask.copy()
-    grown[1:] |= mask[:-1]
-    grown[:-1] |= mask[1:]
-    grown[:, 1:] |= mask[:, :-1]
-    grown[:, :-1] |= mask[:, 1:]
-    out = grown.copy()
-    out[1:] &= grown[:-1]
-    out[:-1] &= grown[1:]
-    out[:, 1:] &= grown[:, :-1]
-    out[:, :-1] &= grown[:, 1:]
-    return out
-
-
-# ------------------------------------------------------------------------------ scaling down
-def shrink_area(gray: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Scale a uint8 image down to (width, height) by area averaging (what OpenCV's INTER_AREA does).
-
-    Every output pixel is the mean of the input area it covers, partial pixels weighted by their share, so thin
-    strokes fade evenly instead of dropping out. Rounded as OpenCV rounds (half up for its 2x2 shortcut, half to
-    even otherwise), so the result matches it but for float rounding, within one grey level.
-    """
-    h, w = gray.shape
-    if h % height == 0 and w % width == 0:  # whole blocks: exact integer sums
-        ky, kx = h // height, w // width
-        sums = gray.reshape(height, ky, width, kx).sum(axis=(1, 3), dtype=np.int64)
-        area = ky * kx
-        if (ky, kx) == (2, 2):
-            return ((sums + area // 2) // area).astype(np.uint8)
-        return np.rint(sums / area).astype(np.uint8)
-    out = _shrink_axis(_shrink_axis(gray, height, 0), width, 1)
-    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
-
-
-def _shrink_axis(img: np.ndarray, m: int, axis: int) -> np.ndarray:
-    """Area-average `img` along `axis` (length n) down to m <= n cells of n / m pixels each (float64).
-
-    A running sum read at each cell edge, the pixel an edge cuts counted by the share before the edge: the sums
-    over whole pixels stay exact integers for a uint8 image.
-    """
-    n = img.shape[axis]
-    edges = np.minimum(np.arange(m + 1) * (n / m), n)
-    start = np.floor(edges).astype(np.intp)
-    shape = [1, 1]
-    shape[axis] = -1
-    dtype = np.int32 if img.dtype == np.uint8 else np.float64
-    if axis == 0:
-        acc = _running_rows(img, dtype)
-    else:
-        acc = np.zeros((img.shape[0], n + 1), dtype)
-        np.cumsum(img, axis=1, dtype=dtype, out=acc[:, 1:])
-    upto = np.take(acc, start, axis=axis) + np.take(img, np.minimum(start, n - 1), axis=axis) * (
-        edges - start).reshape(shape)
-    out = np.diff(upto, axis=axis)
-    out /= np.diff(edges).reshape(shape)
-    return out
-
-
-def _running_rows(img: np.ndarray, dtype) -> np.ndarray:
-    """acc[i] = sum of img[:i] (n + 1 rows). One add per row: np.cumsum down axis 0 is many times slower."""
-    acc = np.empty((img.shape[0] + 1, img.shape[1]), dtype)
-    acc[0] = 0
-    for i, row in enumerate(img):
-        np.add(acc[i], row, out=acc[i + 1])
-    return acc

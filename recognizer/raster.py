@@ -1,9 +1,11 @@
-"""The few image operations the normaliser needs, in NumPy, each giving OpenCV's pixels.
+"""The image operations of the reading side, in NumPy, each giving OpenCV's pixels.
 
 The reading environment leaves OpenCV out (162 MB of a 300 MB budget). The committed models were trained on
 OpenCV's output, so each function here reproduces its OpenCV counterpart: exactly where the arithmetic is
 exact (bounding box, the 5x5 Gaussian of binomial weights, the elliptic structuring element and dilation),
 within one grey level where OpenCV rounds fixed-point weights its own way (area and bilinear resampling).
+Two ways to shrink: `resize` with small cached weight matrices for one digit (one matrix product per axis),
+`shrink_area` with running sums for whole photos (weight matrices of a 2,500 px image would be too big).
 tests/test_recognizer_raster.py compares each with OpenCV.
 """
 
@@ -123,3 +125,136 @@ def dilate_ellipse(img: np.ndarray, size: int) -> np.ndarray:
         else:
             out[-dy:] |= band[:h + dy]
     return out.astype(np.uint8) * 255
+
+
+# --- for whole images (the binariser): mirrored borders, running sums, cost independent of the window
+def _reflect101(n: int, pad: int) -> np.ndarray:
+    """Indices of a length-n axis padded by `pad` each side as OpenCV's BORDER_REFLECT_101 does.
+
+    Mirror without repeating the edge pixel, and again and again when pad >= n (small images, large blocks).
+    """
+    idx = np.arange(-pad, n + pad)
+    if n == 1:
+        return np.zeros_like(idx)
+    period = 2 * (n - 1)
+    idx = np.mod(idx, period)
+    return np.where(idx >= n, period - idx, idx)
+
+
+def _padded(img: np.ndarray, pad: int) -> np.ndarray:
+    h, w = img.shape
+    return img.take(_reflect101(h, pad), axis=0).take(_reflect101(w, pad), axis=1)
+
+
+def gaussian3(img: np.ndarray) -> np.ndarray:
+    """3x3 Gaussian (sigma 0: [1, 2, 1] / 4 each way) of a uint8 image, rounded half up like OpenCV.
+
+    Edges mirrored without repeating the edge pixel (BORDER_REFLECT_101), added in place: no padded copy.
+    """
+    p = img.astype(np.uint16)
+    rows = _mirror_sum(p, p << 1, axis=1)
+    total = _mirror_sum(rows, rows << 1, axis=0)
+    total += 8
+    total >>= 4
+    return total.astype(np.uint8)
+
+
+def _mirror_sum(a: np.ndarray, out: np.ndarray, axis: int) -> np.ndarray:
+    """out += each element's two neighbours along `axis` (a mirrored neighbour at the edges; itself if length 1)."""
+    v, o = (a, out) if axis == 0 else (a.T, out.T)
+    if len(v) == 1:
+        o += v << 1
+        return out
+    o[1:] += v[:-1]
+    o[:-1] += v[1:]
+    o[0] += v[1]
+    o[-1] += v[-2]
+    return out
+
+
+def box_mean(img: np.ndarray, block: int) -> np.ndarray:
+    """Rounded mean of every (block x block) window (block odd), edges mirrored: OpenCV's blur.
+
+    Running sums (cumsum) along each axis, so the cost does not grow with the block. The area is odd, so a
+    mean never ends in exactly .5 and integer rounding equals OpenCV's.
+    """
+    h, w = img.shape
+    r = block // 2
+    p = _padded(img, r)
+    dtype = np.int32 if block * 255 * p.shape[1] < 2 ** 31 else np.int64
+    acc = _running_rows(p, dtype)
+    cols = acc[block:] - acc[:-block]
+    acc = np.zeros((h, cols.shape[1] + 1), dtype)
+    np.cumsum(cols, axis=1, out=acc[:, 1:])
+    sums = acc[:, block:] - acc[:, :-block]
+    area = block * block
+    sums += area // 2
+    sums //= area
+    return sums.astype(np.uint8)
+
+
+def close_cross(mask: np.ndarray) -> np.ndarray:
+    """Morphological close with the 3x3 cross (OpenCV's 3x3 ellipse); pixels outside the image are ignored."""
+    grown = mask.copy()
+    grown[1:] |= mask[:-1]
+    grown[:-1] |= mask[1:]
+    grown[:, 1:] |= mask[:, :-1]
+    grown[:, :-1] |= mask[:, 1:]
+    out = grown.copy()
+    out[1:] &= grown[:-1]
+    out[:-1] &= grown[1:]
+    out[:, 1:] &= grown[:, :-1]
+    out[:, :-1] &= grown[:, 1:]
+    return out
+
+
+def shrink_area(gray: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Scale a uint8 image down to (width, height) by area averaging (what OpenCV's INTER_AREA does).
+
+    Every output pixel is the mean of the input area it covers, partial pixels weighted by their share, so thin
+    strokes fade evenly instead of dropping out. Rounded as OpenCV rounds (half up for its 2x2 shortcut, half to
+    even otherwise), so the result matches it but for float rounding, within one grey level.
+    """
+    h, w = gray.shape
+    if h % height == 0 and w % width == 0:  # whole blocks: exact integer sums
+        ky, kx = h // height, w // width
+        sums = gray.reshape(height, ky, width, kx).sum(axis=(1, 3), dtype=np.int64)
+        area = ky * kx
+        if (ky, kx) == (2, 2):
+            return ((sums + area // 2) // area).astype(np.uint8)
+        return np.rint(sums / area).astype(np.uint8)
+    out = _shrink_axis(_shrink_axis(gray, height, 0), width, 1)
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+def _shrink_axis(img: np.ndarray, m: int, axis: int) -> np.ndarray:
+    """Area-average `img` along `axis` (length n) down to m <= n cells of n / m pixels each (float64).
+
+    A running sum read at each cell edge, the pixel an edge cuts counted by the share before the edge: the sums
+    over whole pixels stay exact integers for a uint8 image.
+    """
+    n = img.shape[axis]
+    edges = np.minimum(np.arange(m + 1) * (n / m), n)
+    start = np.floor(edges).astype(np.intp)
+    shape = [1, 1]
+    shape[axis] = -1
+    dtype = np.int32 if img.dtype == np.uint8 else np.float64
+    if axis == 0:
+        acc = _running_rows(img, dtype)
+    else:
+        acc = np.zeros((img.shape[0], n + 1), dtype)
+        np.cumsum(img, axis=1, dtype=dtype, out=acc[:, 1:])
+    upto = np.take(acc, start, axis=axis) + np.take(img, np.minimum(start, n - 1), axis=axis) * (
+        edges - start).reshape(shape)
+    out = np.diff(upto, axis=axis)
+    out /= np.diff(edges).reshape(shape)
+    return out
+
+
+def _running_rows(img: np.ndarray, dtype) -> np.ndarray:
+    """acc[i] = sum of img[:i] (n + 1 rows). One add per row: np.cumsum down axis 0 is many times slower."""
+    acc = np.empty((img.shape[0] + 1, img.shape[1]), dtype)
+    acc[0] = 0
+    for i, row in enumerate(img):
+        np.add(acc[i], row, out=acc[i + 1])
+    return acc

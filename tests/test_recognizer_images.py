@@ -15,7 +15,9 @@ import numpy as np
 import pytest
 
 from recognizer import images
-from recognizer.images import binarize, load_gray, rgb_to_gray, shrink_area, to_ink
+from recognizer import raster
+from recognizer.images import binarize, load_gray, rgb_to_gray, to_ink
+from recognizer.raster import shrink_area
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -144,12 +146,12 @@ def test_filters_equal_opencv(cv2):
     cross = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
     for h, w in [(1, 1), (1, 9), (2, 3), (5, 40), (37, 23), (120, 97)]:
         g = rng.integers(0, 256, (h, w), dtype=np.uint8)
-        assert np.array_equal(images._gauss3(g), cv2.GaussianBlur(g, (3, 3), 0)), (h, w)
+        assert np.array_equal(raster.gaussian3(g), cv2.GaussianBlur(g, (3, 3), 0)), (h, w)
         for block in (3, 15, 41):  # blocks wider than the image: mirrored again and again
-            assert np.array_equal(images._box_mean(g, block), cv2.blur(g, (block, block))), (h, w, block)
+            assert np.array_equal(raster.box_mean(g, block), cv2.blur(g, (block, block))), (h, w, block)
         m = rng.random((h, w)) < 0.4
         ref = cv2.morphologyEx(m.astype(np.uint8) * 255, cv2.MORPH_CLOSE, cross) > 0
-        assert np.array_equal(images._close_cross(m), ref), (h, w)
+        assert np.array_equal(raster.close_cross(m), ref), (h, w)
 
 
 @pytest.mark.parametrize("shape, size", [((400, 700), (500, 286)), ((600, 400), (300, 200)),
