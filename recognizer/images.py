@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from .components import components
-from .raster import box_mean, close_cross, gaussian3, shrink_area
+from .raster import bounding_box, box_mean, close_cross, gaussian3, shrink_area
 from .errors import RecognizerError
 
 log = logging.getLogger(__name__)
@@ -233,8 +233,8 @@ def _hysteresis(strong: np.ndarray, weak: np.ndarray) -> np.ndarray:
     """
     if np.count_nonzero(weak) <= np.count_nonzero(strong):
         return strong
-    rows, cols = np.flatnonzero(weak.any(axis=1)), np.flatnonzero(weak.any(axis=0))
-    box = np.s_[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    bx, by, bw, bh = bounding_box(weak)
+    box = np.s_[by:by + bh, bx:bx + bw]
     n_labels, labels, stats = components(_as_mask(np.ascontiguousarray(weak[box])))
     keep = np.zeros(n_labels, bool)
     keep[labels[strong[box]]] = True
