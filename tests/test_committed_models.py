@@ -10,9 +10,7 @@ import json
 import zipfile
 from pathlib import Path
 
-import numpy as np
 import pytest
-from mnist_fakes import REAL_MNIST as MNIST
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ROOT / "models"
@@ -48,15 +46,9 @@ def test_file_is_small_and_has_no_optimizer_state(name):
 
 
 @pytest.fixture(scope="module")
-def probabilities_on_test_set():
-    if not MNIST.is_file():
-        pytest.skip(f"real MNIST not found at {MNIST}")
-    from recognizer import ModelStore
-
-    with np.load(MNIST) as d:
-        x, y = d["x_test"][:, :, :, None].astype(np.float32) / 255.0, d["y_test"]
-    store = ModelStore(MODELS)
-    return y, {n: store.predict(n, x) for n in NAMES}, store
+def probabilities_on_test_set(committed_on_mnist_test):
+    _, y, probs, store = committed_on_mnist_test
+    return y, probs, store
 
 
 @pytest.mark.parametrize("name", NAMES)
