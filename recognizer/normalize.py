@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .raster import bounding_box, dilate_ellipse, gaussian5, resize
+from .raster import bounding_box, dilate_ellipse, gaussian5_framed, resize
 from .skeleton import skeletonize
 
 WORK = 72          # long side of the skeleton at working resolution
@@ -34,7 +34,7 @@ def _working_ink(crop: np.ndarray) -> np.ndarray | None:
     crop = crop[y:y + h, x:x + w]
     s = WORK / max(h, w)
     work = resize(crop, max(1, round(w * s)), max(1, round(h * s)))
-    work = gaussian5(np.pad(work, PEN + 3))
+    work = gaussian5_framed(work, PEN + 3)
     # a low threshold keeps thin (downscaled) strokes connected
     binary = work > (64 if s < 1 else 110)
     return binary if binary.any() else work > 0
@@ -48,9 +48,12 @@ def _redrawn(skel: np.ndarray, binary: np.ndarray) -> np.ndarray:
         skel = binary.astype(np.uint8) * 255
     # a thick brush leaves a shorter skeleton (its ends sit a radius inside the stroke): scale the pen with
     # the skeleton so that the redrawn stroke has the same width relative to the 20 px box for any brush
-    _, _, sw_, sh_ = bounding_box(skel)
+    sx, sy, sw_, sh_ = bounding_box(skel)
     pen = _clip(round(PEN * max(sw_, sh_) / (WORK - 1)), 3, 2 * PEN - 1)
-    ink = dilate_ellipse(skel, pen)
+    reach = pen // 2 + 1  # the pen's stamp around the skeleton's box: all the dilation can reach
+    framed = np.zeros((sh_ + 2 * reach, sw_ + 2 * reach), np.uint8)
+    framed[reach:reach + sh_, reach:reach + sw_] = skel[sy:sy + sh_, sx:sx + sw_]
+    ink = dilate_ellipse(framed, pen)
 
     # 3. fit the 20x20 box (long side 20, aspect kept), anti-aliased
     x, y, w, h = bounding_box(ink)

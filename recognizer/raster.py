@@ -76,6 +76,25 @@ def gaussian5(img: np.ndarray) -> np.ndarray:
     return ((both + 128) >> 8).astype(np.uint8)
 
 
+def gaussian5_framed(img: np.ndarray, pad: int) -> np.ndarray:
+    """gaussian5(np.pad(img, pad)) for pad >= 3, blurring only where there is ink to blur.
+
+    Beyond two pixels of the image the padded frame stays zero, and OpenCV's mirrored border only mirrors
+    zeros there, so only the image plus two pixels each way is computed (uint16 holds 255 * 16 * 16).
+    """
+    if pad < 3:
+        raise ValueError(f"gaussian5_framed needs a frame of at least 3 pixels, got {pad}")
+    h, w = img.shape
+    p = np.zeros((h + 8, w + 8), np.uint16)
+    p[4:-4, 4:-4] = img
+    rows = p[:, :-4] + 4 * p[:, 1:-3] + 6 * p[:, 2:-2] + 4 * p[:, 3:-1] + p[:, 4:]
+    both = rows[:-4] + 4 * rows[1:-3] + 6 * rows[2:-2] + 4 * rows[3:-1] + rows[4:]
+    both += 128
+    out = np.zeros((h + 2 * pad, w + 2 * pad), np.uint8)
+    out[pad - 2:pad + h + 2, pad - 2:pad + w + 2] = both >> 8
+    return out
+
+
 @lru_cache(maxsize=64)
 def ellipse_rows(size: int) -> tuple[tuple[int, int, int], ...]:
     """cv2.getStructuringElement(MORPH_ELLIPSE, (size, size)) as rows (dy, dx_from, dx_to) around its anchor."""
@@ -113,11 +132,10 @@ def dilate_ellipse(img: np.ndarray, size: int) -> np.ndarray:
     np.cumsum(ink, axis=1, out=cum[:, reach + 1:w + reach + 1])
     cum[:, w + reach + 1:] = cum[:, w + reach:w + reach + 1]
     out = np.zeros((h, w), bool)
-    cols = np.arange(w)
     windows = {}
     for dy, lo, hi in rows:
         if (lo, hi) not in windows:  # ink anywhere in columns x+lo .. x+hi
-            windows[(lo, hi)] = cum[:, cols + hi + reach + 1] > cum[:, cols + lo + reach]
+            windows[(lo, hi)] = cum[:, hi + reach + 1:hi + reach + 1 + w] > cum[:, lo + reach:lo + reach + w]
         band = windows[(lo, hi)]
         # out[y] |= band[y + dy]
         if dy >= 0:

@@ -56,3 +56,14 @@ def test_resize_within_one_grey_level_of_opencv():
             differing += np.count_nonzero(d)
             total += d.size
     assert differing / total < 0.01  # and rarely even that
+
+
+def test_framed_gaussian_is_opencvs_on_the_zero_padded_image():
+    rng = np.random.default_rng(5)
+    for pad in (3, 12):
+        for shape in ((1, 1), (5, 9), (72, 50)):
+            img = (rng.random(shape) * 255).astype(np.uint8)
+            ref = cv2.GaussianBlur(cv2.copyMakeBorder(img, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=0), (5, 5), 0)
+            np.testing.assert_array_equal(raster.gaussian5_framed(img, pad), ref)
+    with pytest.raises(ValueError, match="at least 3"):
+        raster.gaussian5_framed(np.zeros((4, 4), np.uint8), 2)
