@@ -4,6 +4,9 @@ MNIST digits were size-normalised to fit a 20x20 box (aspect kept, anti-aliased 
 by centre of mass in 28x28. Canvas digits come at any size and brush width, so in addition the stroke is
 redrawn at a fixed relative width: the ink is resampled to a working size, skeletonised and redrawn with a
 round brush, which makes a 4 px and a 30 px brush look alike (MNIST's stroke is ~2-3 px in 28x28).
+Where the ink is much thicker than its own stroke (a loop filled in by a bold pen or a blurred scan: the small
+loop of a 9, the eyes of an 8) the thinning alone would leave a bare tail (a 9 read as 3 or 7): such blobs are
+redrawn as discs, as much thicker than the pen as they were than the stroke.
 NumPy only (raster.py, skeleton.py): all digits of a reading are thinned together.
 """
 
@@ -12,12 +15,14 @@ from __future__ import annotations
 import numpy as np
 
 from .raster import bounding_box, dilate_ellipse, gaussian5_framed, resize
-from .skeleton import skeletonize
+from .skeleton import thin
 
 WORK = 72          # long side of the skeleton at working resolution
 PEN = 9            # brush diameter at working resolution -> ~2.7 px stroke in the 20 px box (MNIST median)
 BOX = 20           # MNIST's digit box
 SIZE = 28          # MNIST's image size
+BLOB_RATIO = 2.0   # ink at least twice as thick as the digit's median stroke is a blob (a filled loop)...
+BLOB_MARGIN = 4    # ...if also 4+ working pixels thicker (radius): not a crossing, not a pressure change
 
 
 def _clip(value: int, low: int, high: int) -> int:
@@ -40,20 +45,42 @@ def _working_ink(crop: np.ndarray) -> np.ndarray | None:
     return binary if binary.any() else work > 0
 
 
-def _redrawn(skel: np.ndarray, binary: np.ndarray) -> np.ndarray:
-    """Steps 2-4: the skeleton redrawn with a round pen, fitted to the 20x20 box and centred in 28x28."""
+def _blob_pens(radius: np.ndarray, pen: int) -> np.ndarray:
+    """Pen size for each skeleton pixel (its `radius` as thin() gives it): `pen`, or for a blob's pixels a
+    pen as much larger as the blob is thicker than the median stroke (odd sizes, at most 3 pens)."""
+    median = float(np.median(radius))
+    sizes = np.full(radius.shape, pen, np.int32)
+    if median >= 1:
+        blob = (radius >= BLOB_RATIO * median) & (radius >= median + BLOB_MARGIN)
+        if blob.any():
+            scaled = np.minimum(np.rint(pen * radius[blob] / median), 3 * pen).astype(np.int32)
+            sizes[blob] = scaled | 1
+    return sizes
+
+
+def _redrawn(skel: np.ndarray, binary: np.ndarray, radius: np.ndarray | None = None) -> np.ndarray:
+    """Steps 2-4: the skeleton redrawn with a round pen (larger over blobs), fitted to the 20x20 box and
+    centred in 28x28."""
     out = np.zeros((SIZE, SIZE), np.float32)
-    skel = skel.astype(np.uint8) * 255
     if not skel.any():
-        skel = binary.astype(np.uint8) * 255
+        skel, radius = binary, None
     # a thick brush leaves a shorter skeleton (its ends sit a radius inside the stroke): scale the pen with
     # the skeleton so that the redrawn stroke has the same width relative to the 20 px box for any brush
     sx, sy, sw_, sh_ = bounding_box(skel)
     pen = _clip(round(PEN * max(sw_, sh_) / (WORK - 1)), 3, 2 * PEN - 1)
-    reach = pen // 2 + 1  # the pen's stamp around the skeleton's box: all the dilation can reach
+    ys, xs = np.nonzero(skel[sy:sy + sh_, sx:sx + sw_])
+    sizes = _blob_pens(radius[sy:sy + sh_, sx:sx + sw_][ys, xs], pen) if radius is not None else None
+    big = int(sizes.max()) if sizes is not None else pen
+    reach = big // 2 + 1  # the largest stamp around the skeleton's box: all the dilation can reach
     framed = np.zeros((sh_ + 2 * reach, sw_ + 2 * reach), np.uint8)
-    framed[reach:reach + sh_, reach:reach + sw_] = skel[sy:sy + sh_, sx:sx + sw_]
+    framed[ys + reach, xs + reach] = 255
     ink = dilate_ellipse(framed, pen)
+    if big > pen:
+        for size in np.unique(sizes[sizes > pen]):
+            stamp = np.zeros_like(framed)
+            on = sizes == size
+            stamp[ys[on] + reach, xs[on] + reach] = 255
+            ink |= dilate_ellipse(stamp, int(size))
 
     # 3. fit the 20x20 box (long side 20, aspect kept), anti-aliased
     x, y, w, h = bounding_box(ink)
@@ -85,10 +112,10 @@ def normalize_batch(crops) -> np.ndarray:
     frame = np.zeros((len(todo), max(work[i].shape[0] for i in todo), max(work[i].shape[1] for i in todo)), bool)
     for k, i in enumerate(todo):
         frame[k, :work[i].shape[0], :work[i].shape[1]] = work[i]
-    skeletons = skeletonize(frame)
+    skeletons, radii = thin(frame)
     for k, i in enumerate(todo):
         h, w = work[i].shape
-        batch[i, :, :, 0] = _redrawn(skeletons[k, :h, :w], work[i])
+        batch[i, :, :, 0] = _redrawn(skeletons[k, :h, :w], work[i], radii[k, :h, :w])
     return batch
 
 

@@ -6,6 +6,7 @@ import pytest
 from skimage.morphology import skeletonize
 
 from recognizer.images import to_ink
+from recognizer import normalize
 from recognizer.normalize import normalize_batch, normalize_digit
 from recognizer.segment import segment
 from mnist_fakes import REAL_MNIST as MNIST
@@ -107,3 +108,39 @@ def test_drawn_mnist_digits_normalise_back_to_mnist_statistics():
         dists.append((a & b).sum() / max((a | b).sum(), 1))
     assert abs(np.median(sws) - MNIST_SW[1]) <= 0.4
     assert np.median(dists) >= 0.45  # intersection over union with the source digit
+
+
+def bold_nine(loop_filled: bool) -> np.ndarray:
+    """A 9 written with a pen so bold (or scanned so blurred) that its small loop filled in, or a plain one."""
+    img = np.full((200, 140), 255, np.uint8)
+    if loop_filled:
+        cv2.circle(img, (70, 60), 32, 0, -1)
+    else:
+        cv2.circle(img, (70, 60), 28, 0, 8, cv2.LINE_AA)
+    cv2.line(img, (98, 60), (90, 185), 0, 8, cv2.LINE_AA)
+    return img
+
+
+def normalised(img: np.ndarray) -> np.ndarray:
+    segs = segment(to_ink(img).mask)
+    assert len(segs) == 1
+    return normalize_digit(segs[0].mask)
+
+
+def test_a_filled_loop_stays_a_blob_instead_of_thinning_to_a_bare_tail(monkeypatch):
+    kept = normalised(bold_nine(loop_filled=True))
+    monkeypatch.setattr(normalize, "BLOB_RATIO", np.inf)  # the thinning alone
+    bare = normalised(bold_nine(loop_filled=True))
+    head = (slice(4, 14), slice(4, 24))                   # the upper half of the 20 px box, where the loop was
+    assert (kept[head] > 0.5).sum() >= 2 * (bare[head] > 0.5).sum()
+    ys, xs = np.nonzero(kept > 0.5)
+    top = ys < np.median(ys)
+    assert (kept > 0.5)[ys[top].min():ys[top].max() + 1, xs[top].min():xs[top].max() + 1].mean() > 0.6  # filled
+
+
+def test_digits_without_blobs_are_redrawn_exactly_as_before(monkeypatch):
+    imgs = [bold_nine(loop_filled=False)] + [draw(s, h, b) for s, h, b in CASES[::4]]
+    with_rule = [normalised(img) for img in imgs]
+    monkeypatch.setattr(normalize, "BLOB_RATIO", np.inf)
+    for img, out in zip(imgs, with_rule):
+        np.testing.assert_array_equal(out, normalised(img))

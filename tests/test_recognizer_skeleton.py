@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from skimage.morphology import skeletonize as skimage_skeletonize
 
-from recognizer.skeleton import skeletonize
+from recognizer.skeleton import skeletonize, thin
 
 
 def strokes(rng, h, w, n=3):
@@ -49,3 +49,37 @@ def test_ink_touching_the_border_and_edge_cases():
 def test_bad_shapes_are_refused():
     with pytest.raises(ValueError, match="shape"):
         skeletonize(np.zeros(10, np.uint8))
+
+
+def test_radius_is_half_the_stroke_width_along_a_bar_and_zero_for_a_hairline():
+    for half in (1, 3, 6):
+        bar = np.zeros((2 * half + 9, 60), np.uint8)
+        bar[4:4 + 2 * half + 1, 5:55] = 1
+        sk, radius = thin(bar)
+        middle = radius[sk][np.abs(np.nonzero(sk)[1] - 30) < 15]  # away from the receding ends
+        assert middle.size and np.all(np.abs(middle.astype(int) - half) <= 1), (half, middle)
+        assert not radius[~sk].any()
+    line = np.zeros((20, 20), np.uint8)
+    line[10, 2:18] = 1
+    sk, radius = thin(line)
+    assert sk.sum() > 10 and not radius.any()
+
+
+def test_radius_of_a_filled_loop_is_its_own_not_the_strokes():
+    img = np.zeros((90, 60), np.uint8)
+    cv2.circle(img, (30, 25), 14, 1, -1)              # a loop filled in: a disc of radius 14
+    cv2.line(img, (40, 30), (40, 85), 1, 5)           # its tail, a stroke of width 5
+    sk, radius = thin(img)
+    ys = np.nonzero(sk)[0]
+    blob, tail = radius[sk][ys < 30].max(), np.median(radius[sk][ys > 50])
+    assert 1 <= tail <= 3 and blob >= 8 and blob >= 3 * tail  # rounds of peeling: about chessboard distance
+
+
+def test_thin_batched_equals_one_by_one():
+    rng = np.random.default_rng(3)
+    imgs = [(rng.random((30, 30)) < 0.6).astype(np.uint8) for _ in range(4)]
+    sk, radius = thin(np.stack(imgs))
+    for k, img in enumerate(imgs):
+        s1, r1 = thin(img)
+        np.testing.assert_array_equal(sk[k], s1)
+        np.testing.assert_array_equal(radius[k], r1)
