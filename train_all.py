@@ -65,6 +65,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--handwriting", metavar="DIR", help="folder of the real handwriting sets ('best' only; default: "
                    "$HANDWRITING_PATH); without it 'best' trains on MNIST alone and says so")
     p.add_argument("--no-handwriting", action="store_true", help="train on MNIST alone even where handwriting is found")
+    p.add_argument("--handwriting-repeat", type=int, default=1, metavar="K",
+                   help="show the handwriting training writers' digits K times per epoch: the MNIST / real "
+                   "handwriting mix (default 1)")
     p.add_argument("--limit", type=int, metavar="N", help="use only the first N images of each split (quick runs)")
     p.add_argument("--models-dir", type=Path, default=Path(DEFAULT_MODELS_DIR),
                    help="the shipped models that the app reads, and where better models are promoted (default: models)")
@@ -88,7 +91,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                    "Weights and saved models are float32 either way")
     p.add_argument("-q", "--quiet", action="store_true", help="no per-epoch progress output")
     args = p.parse_args(argv)
-    for flag in ("epochs", "batch_size", "limit"):
+    for flag in ("epochs", "batch_size", "limit", "handwriting_repeat"):
         value = getattr(args, flag)
         if value is not None and not value > 0:
             p.error(f"--{flag.replace('_', '-')} must be positive, got {value}")
@@ -152,7 +155,7 @@ def load_data(args):
     if hand is None:
         log.warning("no real handwriting given: training on MNIST alone (pass --handwriting DIR or set %s)",
                     ENV_VAR)
-    return with_handwriting(data, hand, args.limit)
+    return with_handwriting(data, hand, args.limit, args.handwriting_repeat)
 
 
 def accuracy(model, split) -> float:

@@ -130,3 +130,25 @@ def test_real_mnist_split_is_balanced():
     val_share = np.bincount(d.val.y, minlength=10) / (np.bincount(d.val.y, minlength=10) + np.bincount(d.train.y, minlength=10))
     np.testing.assert_allclose(val_share, 0.2, atol=2e-4)
     assert abs(float(d.test.x.mean()) - 33.79 / 255) < 1e-3
+
+
+def _hand(n_train: int, n_val: int):
+    from study.handwriting import HandSplit, HandwritingData
+
+    def side(n, label):
+        return HandSplit(x=np.full((n, 28, 28, 1), 0.5, np.float32), y=np.full(n, label, np.uint8),
+                         writer=np.array(["cvl:1"] * n), set=np.array(["cvl"] * n))
+
+    return HandwritingData(train=side(n_train, 7), val=side(n_val, 3), test=side(2, 1), path="hw", checksum="c")
+
+
+def test_handwriting_joins_train_and_val_and_repeat_sets_the_mix(npz):
+    mnist = data.load(npz, limit=100)
+    once = data.with_handwriting(mnist, _hand(10, 4))
+    thrice = data.with_handwriting(mnist, _hand(10, 4), repeat=3)
+    assert len(once.train) == 110 and len(thrice.train) == 130    # MNIST rows first, then the writers K times
+    assert (thrice.train.y[100:] == 7).all() and thrice.redraw_rows == 100
+    assert len(once.val) == len(thrice.val) == len(mnist.val) + 4  # validation is never repeated
+    assert thrice.handwriting["train_repeat"] == 3 and once.handwriting["train_repeat"] == 1
+    with pytest.raises(ValueError, match="repeat"):
+        data.with_handwriting(mnist, _hand(10, 4), repeat=0)

@@ -115,6 +115,8 @@ def test_cli_help_and_errors(tmp_path):
     assert "--preset {seed,best}" in help_text and "--limit N" in help_text and "MNIST_PATH" in help_text
     bad = _cli("--epochs", "0")
     assert bad.returncode == 2 and "--epochs must be positive" in bad.stderr
+    mix = _cli("--handwriting-repeat", "0")
+    assert mix.returncode == 2 and "--handwriting-repeat must be positive" in mix.stderr
     missing = _cli("--data", str(tmp_path / "nowhere.npz"), "--models-dir", str(tmp_path / "m"))
     assert missing.returncode == 2 and "does not exist" in missing.stderr and "MNIST_PATH" in missing.stderr
     assert not (tmp_path / "m").exists()  # nothing written when the data is missing
