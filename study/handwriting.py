@@ -54,9 +54,10 @@ CODE_VERSION = 1          # bump when the preparation changes in a way the sourc
 SIDES = ("train", "val", "test")
 _ROOT = Path(__file__).resolve().parents[1]
 # every module a prepared image runs through: a change to any of them rebuilds the cache
+# every file whose code decides the prepared pixels (tests/test_handwriting.py checks the recognizer's are here)
 _CODE_FILES = ("study/handwriting.py", "study/handwriting_formats.py", "study/handwriting_render.py",
-               "common/brush.py", "recognizer/images.py", "recognizer/segment.py", "recognizer/normalize.py",
-               "recognizer/mnist_ink.py", "recognizer/pipeline.py")
+               "common/brush.py", "recognizer/images.py", "recognizer/segment.py", "recognizer/components.py",
+               "recognizer/normalize.py", "recognizer/skeleton.py", "recognizer/raster.py", "recognizer/pipeline.py")
 HOW_TO_PROVIDE = (
     "Give the real-handwriting folder (the layout of SOURCE.md: pendigits/, ujipenchars2/, chars74k/, cvl/, "
     f"semeion/) with --handwriting DIR or the environment variable {ENV_VAR}=DIR."

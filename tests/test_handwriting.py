@@ -442,3 +442,11 @@ def test_command_line_builds_the_cache_and_prints_the_description(root, tmp_path
     assert described["sets"] == sorted(fmt.FILES) and len(list((tmp_path / "c").glob("*.npz"))) == 5
     assert hw.main([str(tmp_path / "missing")]) == 1 and "does not exist" in capsys.readouterr().out
     assert hw.main([]) == 1  # nothing given: nothing to build
+
+
+def test_cache_key_covers_every_file_that_decides_the_pixels():
+    root = Path(hw.__file__).resolve().parent.parent
+    assert all((root / f).is_file() for f in hw._CODE_FILES)
+    readers = {f"recognizer/{p.name}" for p in (root / "recognizer").glob("*.py")}
+    not_pixels = {"recognizer/__init__.py", "recognizer/errors.py", "recognizer/models.py", "recognizer/threshold.py"}
+    assert readers - not_pixels <= set(hw._CODE_FILES)
