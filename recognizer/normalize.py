@@ -45,6 +45,11 @@ def _working_ink(crop: np.ndarray) -> np.ndarray | None:
     return binary if binary.any() else work > 0
 
 
+def _is_blob(radius, median):
+    """Where a skeleton pixel's radius makes it a blob for a digit whose median stroke radius is `median`."""
+    return (radius >= BLOB_RATIO * median) & (radius >= median + BLOB_MARGIN)
+
+
 def _blob_medians(skeletons: np.ndarray, radii: np.ndarray) -> np.ndarray:
     """Per digit of a thinned batch: the median stroke radius, or 0 where no pixel can be a blob (most digits:
     their thickest skeleton pixel is not BLOB_RATIO times / BLOB_MARGIN more than the median). One histogram
@@ -61,7 +66,7 @@ def _blob_medians(skeletons: np.ndarray, radii: np.ndarray) -> np.ndarray:
     upper = np.argmax(cum > total // 2, axis=1)
     median = (lower + upper) / 2.0
     top = 255 - np.argmax(counts[:, ::-1] > 0, axis=1)
-    possible = (median >= 1) & (top >= BLOB_RATIO * median) & (top >= median + BLOB_MARGIN) & (total[:, 0] > 0)
+    possible = (median >= 1) & _is_blob(top, median) & (total[:, 0] > 0)
     return np.where(possible, median, 0.0)
 
 
@@ -69,16 +74,15 @@ def _blob_pens(radius: np.ndarray, pen: int, median: float) -> np.ndarray:
     """Pen size for each skeleton pixel (its `radius` as thin() gives it): `pen`, or for a blob's pixels a
     pen as much larger as the blob is thicker than the median stroke (odd sizes, at most 3 pens)."""
     sizes = np.full(radius.shape, pen, np.int32)
-    blob = (radius >= BLOB_RATIO * median) & (radius >= median + BLOB_MARGIN)
+    blob = _is_blob(radius, median)
     scaled = np.minimum(np.rint(pen * radius[blob] / median), 3 * pen).astype(np.int32)
     sizes[blob] = scaled | 1
     return sizes
 
 
-def _redrawn(skel: np.ndarray, binary: np.ndarray, radius: np.ndarray | None = None,
-             median: float = 0.0) -> np.ndarray:
+def _redrawn(skel: np.ndarray, binary: np.ndarray, radius: np.ndarray, median: float) -> np.ndarray:
     """Steps 2-4: the skeleton redrawn with a round pen, fitted to the 20x20 box and centred in 28x28. With a
-    `median` stroke radius (a digit that has blobs), blobs are stamped with larger pens."""
+    `median` stroke radius (nonzero: a digit that has blobs, _blob_medians), blobs get larger pens."""
     out = np.zeros((SIZE, SIZE), np.float32)
     skel = skel.astype(np.uint8) * 255
     if not skel.any():

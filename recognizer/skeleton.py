@@ -67,8 +67,8 @@ def thin(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """skeletonize() plus the stroke's local half-width at each skeleton pixel: (skeleton, radius).
 
     radius (uint8, same shape, 0 off the skeleton) counts the peeling rounds it took to bare that pixel to the
-    background (the earliest stripped of its eight neighbours): about half the stroke's width there. A filled loop (a
-    blob) thins to a few pixels with a large radius; the normaliser uses it to keep the blob.
+    background (the earliest stripped of its eight neighbours): about half the stroke's width there. A filled
+    loop (a blob) thins to a few pixels with a large radius; the normaliser uses it to keep the blob.
     """
     images = np.asarray(images)
     if images.ndim not in (2, 3):

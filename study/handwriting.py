@@ -53,8 +53,8 @@ RENDER_SEED = 20_261_130  # fixed: the same canvases on every run
 CODE_VERSION = 1          # bump when the preparation changes in a way the source hashes below cannot see
 SIDES = ("train", "val", "test")
 _ROOT = Path(__file__).resolve().parents[1]
-# every module a prepared image runs through: a change to any of them rebuilds the cache
-# every file whose code decides the prepared pixels (tests/test_handwriting.py checks the recognizer's are here)
+# every file whose code decides the prepared pixels: a change to any of them rebuilds the cache
+# (tests/test_handwriting.py checks that the recognizer's are all here)
 _CODE_FILES = ("study/handwriting.py", "study/handwriting_formats.py", "study/handwriting_render.py",
                "common/brush.py", "recognizer/images.py", "recognizer/segment.py", "recognizer/components.py",
                "recognizer/normalize.py", "recognizer/skeleton.py", "recognizer/raster.py", "recognizer/pipeline.py")
