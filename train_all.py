@@ -295,6 +295,34 @@ def decide_and_promote(name: str, entry: dict, args, data, kept: dict) -> bool:
     return True
 
 
+def val_parts_accuracy(probabilities, data) -> dict:
+    """Accuracy on each part of the validation data (MNIST, handwriting) from probabilities over all of it
+    (data.val is the parts joined in order)."""
+    out, start = {}, 0
+    for part, split in data.val_parts.items():
+        n = len(split.y)
+        out[part] = float((probabilities[start:start + n].argmax(1) == split.y).mean())
+        start += n
+    return out
+
+
+def refresh_kept(entries: dict, kept_val: dict, data, run_dir: Path) -> list[str]:
+    """Give the shipped models that this run measured and kept their figures on this run's validation data.
+
+    When the validation data change (a new writer split, new sets), the kept models' old figures no longer
+    compare with the promoted ones', and the default model would be chosen by test accuracy instead
+    (ModelStore.choice_scores). Returns the names refreshed."""
+    done = []
+    for name, probabilities in kept_val.items():
+        if name in entries and entries[name].get("val_checksum") != data.val_checksum:
+            entries[name] |= {"val_accuracy": float((probabilities.argmax(1) == data.val.y).mean()),
+                              "val_checksum": data.val_checksum,
+                              "val_parts": val_parts_accuracy(probabilities, data),
+                              "val_measured_in": str(run_dir)}
+            done.append(name)
+    return done
+
+
 def ensemble_summary(probabilities: dict, data) -> dict:
     """Accuracy of the mean of the members' probabilities on every test set."""
     import numpy as np
@@ -443,6 +471,7 @@ def main(argv=None) -> int:
                 metrics["budget"] = budget.record
         write_comparison(results, args.run_dir / "plots")
         shipped = read_metrics(args.models_dir)
+        refreshed = refresh_kept(shipped.get("models", {}), kept_val, data, args.run_dir)
         if promoted:
             have = [n for n in MODEL_NAMES if (args.models_dir / model_file(n)).is_file()]
             probs = {n: probabilities[n] for n in have if n in promoted}
@@ -454,6 +483,12 @@ def main(argv=None) -> int:
             atomic.write_json(args.models_dir / METRICS_FILE, shipped)
             write_comparison({n: e for n, e in shipped.get("models", {}).items() if n in MODEL_NAMES},
                              args.plots_dir)
+        elif refreshed:
+            ensemble = shipped.get("ensemble") or {}
+            if ensemble.get("val_checksum") != data.val_checksum:  # measured on other data: not comparable
+                for key in ("val_accuracy", "val_checksum"):
+                    ensemble.pop(key, None)
+            atomic.write_json(args.models_dir / METRICS_FILE, shipped)
         if budget:
             budget.close()
             metrics["budget"] = budget.record

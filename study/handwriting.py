@@ -9,7 +9,10 @@ MNIST alone.
 Split, always by writer (a model that has seen a writer's other digits looks better than it is), seeded with
 study.data.SPLIT_SEED and stable:
   * pen sets (pendigits, uji, chars74k): a seeded quarter of each set's writers -> validation, the rest -> train;
-  * CVL: its own folders: train -> train, valid -> validation, test -> test (touched once, at the end);
+  * CVL: its `train` writers -> train; a seeded half of its `valid` writers -> validation, the other half
+    -> train (more writers to learn from: models read unseen CVL writers well below the ones they trained
+    on); validation writers come only from `valid`, so a model trained on CVL `train` alone is still
+    judged on writers it never saw; test -> test (touched once, at the end);
   * Semeion (no writer ids) -> train only.
 A checksum over the writer ids per side and the labels identifies the split (describe(), metrics.json).
 
@@ -48,6 +51,7 @@ ENV_VAR = "HANDWRITING_PATH"
 CACHE_ENV = "HANDWRITING_CACHE"
 DEFAULT_CACHE = Path.home() / ".cache" / "digit-recognizer" / "handwriting"
 VAL_SHARE = 0.25          # share of each pen set's writers held out for validation
+CVL_VAL_SHARE = 0.5       # share of CVL's `valid` writers held out; the rest train (see split_sides)
 TRAIN_RENDERS = 3         # renderings per training pen digit (different brush, size, position)
 RENDER_SEED = 20_261_130  # fixed: the same canvases on every run
 CODE_VERSION = 1          # bump when the preparation changes in a way the source hashes below cannot see
@@ -94,7 +98,8 @@ class HandwritingData:
             "sets": sorted(self.sets),
             "missing": list(self.missing),
             "train": len(self.train), "val": len(self.val), "test": len(self.test),
-            "split_seed": SPLIT_SEED, "val_writer_share": VAL_SHARE, "train_renders": TRAIN_RENDERS,
+            "split_seed": SPLIT_SEED, "val_writer_share": VAL_SHARE, "cvl_val_writer_share": CVL_VAL_SHARE,
+            "train_renders": TRAIN_RENDERS,
             "checksum": self.checksum,
             "per_set": {k: {kk: vv for kk, vv in v.items() if kk not in ("seconds", "cached")}
                         for k, v in sorted(self.sets.items())},
@@ -131,16 +136,21 @@ def available(root: Path) -> tuple[dict[str, Path], list[str]]:
 def split_sides(name: str, samples: list[Sample], val_share: float = VAL_SHARE) -> np.ndarray:
     """Side ("train" / "val" / "test") of every sample; whole writers go to one side (see module doc)."""
     if name == "cvl":
-        parts = {"train": "train", "valid": "val", "test": "test"}
-        return np.array([parts[s.part] for s in samples])
+        val = _held_out(name, [s for s in samples if s.part == "valid"], CVL_VAL_SHARE)
+        return np.array(["test" if s.part == "test" else "val" if s.writer in val else "train" for s in samples])
     if name not in PEN_SETS:  # Semeion: no writer ids, training only
         return np.full(len(samples), "train")
+    val = _held_out(name, samples, val_share)
+    return np.array(["val" if s.writer in val else "train" for s in samples])
+
+
+def _held_out(name: str, samples: list[Sample], share: float) -> set[str]:
+    """A seeded share of these samples' writers, drawn per set (the same writers on every run)."""
     writers = sorted({s.writer for s in samples}, key=_writer_key)
     rng = np.random.default_rng([SPLIT_SEED, zlib.crc32(name.encode())])
     order = rng.permutation(len(writers))
-    n_val = int(round(val_share * len(writers))) if len(writers) > 1 else 0
-    val = {writers[i] for i in order[:n_val]}
-    return np.array(["val" if s.writer in val else "train" for s in samples])
+    n_val = int(round(share * len(writers))) if len(writers) > 1 else 0
+    return {writers[i] for i in order[:n_val]}
 
 
 def _writer_key(w: str):

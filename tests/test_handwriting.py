@@ -254,7 +254,10 @@ def test_writer_split_has_no_writer_on_both_sides_and_is_stable(root):
     assert len(val_writers) == 2  # a quarter of 8 writers
     assert set(per_set["semeion"][1]) == {"train"}
     cvl_samples, cvl_sides = per_set["cvl"]
-    assert [cvl_sides[i] for i in (0, 30, 50)] == ["train", "val", "test"]  # CVL's own folders
+    by_part = {part: {(s.writer, side) for s, side in zip(cvl_samples, cvl_sides) if s.part == part}
+               for part in ("train", "valid", "test")}
+    assert {side for _, side in by_part["train"]} == {"train"} and {side for _, side in by_part["test"]} == {"test"}
+    assert sorted(side for _, side in by_part["valid"]) == ["train", "val"]  # half of CVL's 2 `valid` writers
     assert hw.split_checksum(per_set) == hw.split_checksum(_all_sides(root))
 
 
@@ -279,6 +282,19 @@ def test_pen_split_holds_out_about_a_quarter_of_writers_for_many_writers():
     assert sides.tolist() == hw.split_sides("uji", samples).tolist()
     assert {s.writer for s, side in zip(samples, sides) if side == "val"} != {
         s.writer for s, side in zip(samples, hw.split_sides("chars74k", samples)) if side == "val"}  # per set
+
+
+def test_cvl_validation_writers_are_half_of_its_valid_writers_and_never_its_train_writers():
+    samples = [fmt.Sample(label=d, writer=f"cvl:{w:04d}", image=None, part=part)
+               for part, writers in (("train", range(0, 67)), ("valid", range(67, 127)), ("test", range(127, 140)))
+               for w in writers for d in range(10)]
+    sides = hw.split_sides("cvl", samples)
+    val = {s.writer for s, side in zip(samples, sides) if side == "val"}
+    assert len(val) == 30 and all(67 <= int(w[4:]) < 127 for w in val)
+    trained_valid = {s.writer for s, side in zip(samples, sides) if side == "train" and s.part == "valid"}
+    assert len(trained_valid) == 30 and not (trained_valid & val)
+    assert all(side == "test" for s, side in zip(samples, sides) if s.part == "test")
+    assert sides.tolist() == hw.split_sides("cvl", samples).tolist()
 
 
 # --------------------------------------------------------------------------------- rendering
@@ -344,7 +360,8 @@ def test_load_handwriting_builds_splits_and_caches(root, tmp_path, monkeypatch):
     assert per["pendigits"]["train_digits"] == 60 and per["pendigits"]["val_digits"] == 20
     assert per["pendigits"]["train"] + sum(per["pendigits"]["dropped"]["train"].values()) == 60 * hw.TRAIN_RENDERS
     assert per["pendigits"]["val"] + sum(per["pendigits"]["dropped"]["val"].values()) == 20
-    assert per["cvl"]["train"] + sum(per["cvl"]["dropped"]["train"].values()) == 30
+    assert per["cvl"]["train"] + sum(per["cvl"]["dropped"]["train"].values()) == 40  # train + half of valid
+    assert per["cvl"]["train_writers"] == 4 and per["cvl"]["val_writers"] == 1
     assert per["cvl"]["test_writers"] == 2 and per["semeion"]["val"] == 0
     for side in (data.train, data.val, data.test):
         assert side.x.dtype == np.float32 and side.x.shape[1:] == (28, 28, 1) and side.y.dtype == np.uint8
@@ -416,8 +433,9 @@ def test_real_sets_match_source_md(name, digits, writers):
     assert not (by_side["train"] & by_side["val"]) and not (by_side["train"] & by_side["test"])
     if name == "cvl":
         counts = {side: int((sides == side).sum()) for side in hw.SIDES}
-        assert counts == {"train": 7000, "val": 7000, "test": 21780}
-        assert [len(by_side[s]) for s in hw.SIDES] == [67, 60, 176]
+        assert counts == {"train": 10368, "val": 3632, "test": 21780}  # CVL train + half of valid / the other half
+        assert [len(by_side[s]) for s in hw.SIDES] == [97, 30, 176]
+        assert all(samples[i].part == "valid" for i in np.nonzero(sides == "val")[0])
     elif name in fmt.PEN_SETS:
         assert len(by_side["val"]) == round(0.25 * writers) and not by_side["test"]
 

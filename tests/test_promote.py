@@ -146,3 +146,21 @@ def test_a_killed_run_leaves_models_as_they_were_or_wholly_replaced(tmp_path, fa
     assert (shipped / "cnn.keras").read_bytes() == b"old-cnn"  # the one in training never got there
     entry = promote.read_metrics(shipped)["models"]["ann"]
     assert entry["keras_sha256"] == promote.file_sha256(shipped / "ann.keras")
+
+
+def test_a_kept_model_measured_on_new_validation_data_takes_that_figure(tmp_path, fake_npz):
+    """After the validation data change (a new writer split), a kept model's entry must compare with the promoted
+    ones': otherwise the default model would be chosen by test accuracy."""
+    assert train_all.main(_argv(tmp_path, fake_npz, "good", "--epochs", "3", "--learning-rate", "3e-3")) == 0
+    shipped = tmp_path / "models"
+    metrics = promote.read_metrics(shipped)
+    good = dict(metrics["models"]["ann"])
+    metrics["models"]["ann"] |= {"val_accuracy": 0.2, "val_checksum": "an-older-split"}
+    (shipped / "metrics.json").write_text(json.dumps(metrics))
+    assert train_all.main(_argv(tmp_path, fake_npz, "worse", "--epochs", "0.1", "--learning-rate", "1e-6")) == 0
+    entry = promote.read_metrics(shipped)["models"]["ann"]
+    assert entry["keras_sha256"] == good["keras_sha256"]  # kept
+    assert entry["val_checksum"] == good["val_checksum"]
+    assert entry["val_accuracy"] == pytest.approx(good["val_accuracy"]) and entry["val_accuracy"] > 0.5
+    assert entry["val_measured_in"] == str(tmp_path / "worse")
+    assert promote.consistent(shipped) == []
