@@ -158,16 +158,6 @@ def load_data(args):
     return with_handwriting(data, hand, args.limit, args.handwriting_repeat)
 
 
-def accuracy(model, split) -> float:
-    import numpy as np
-
-    from study.evaluation import predict_probabilities
-
-    if not len(split):
-        return float("nan")
-    return float(np.mean(predict_probabilities(model, split.x).argmax(1) == split.y))
-
-
 def warm_start(model, folder: Path, name: str) -> None:
     import keras
 
@@ -227,7 +217,7 @@ def train_one(name, recipe, args, data, steps=None, seconds=None, val_seconds=0.
     entry = {
         "test_accuracy": ev.test_accuracy, "test_loss": ev.test_loss, "test_sets": tests,
         "val_accuracy": float((probabilities["val"].argmax(1) == data.val.y).mean()), "val_checksum": data.val_checksum,
-        "val_parts": {part: accuracy(model, split) for part, split in data.val_parts.items()},
+        "val_parts": val_parts_accuracy(probabilities["val"], data),
         "train_seconds": round(trained.seconds, 2), "steps": trained.steps, "epochs": round(trained.epochs, 3),
         "best_epoch": best_epoch + 1, "params": int(model.count_params()), "ms_per_image": ev.ms_per_image,
         "per_class": ev.per_class, "confusion": ev.confusion, "history": history, "recipe": recipe.to_dict(),
@@ -297,11 +287,11 @@ def decide_and_promote(name: str, entry: dict, args, data, kept: dict) -> bool:
 
 def val_parts_accuracy(probabilities, data) -> dict:
     """Accuracy on each part of the validation data (MNIST, handwriting) from probabilities over all of it
-    (data.val is the parts joined in order)."""
+    (data.val is the parts joined in order): no second pass of the model over them."""
     out, start = {}, 0
     for part, split in data.val_parts.items():
         n = len(split.y)
-        out[part] = float((probabilities[start:start + n].argmax(1) == split.y).mean())
+        out[part] = float((probabilities[start:start + n].argmax(1) == split.y).mean()) if n else float("nan")
         start += n
     return out
 

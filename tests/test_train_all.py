@@ -122,3 +122,19 @@ def test_cli_help_and_errors(tmp_path):
     assert not (tmp_path / "m").exists()  # nothing written when the data is missing
     wrong = _cli("--models", "resnet")
     assert wrong.returncode == 2 and "invalid choice" in wrong.stderr
+
+
+def test_validation_parts_are_read_from_the_one_validation_pass():
+    """metrics.json's val_parts: each part's share of the probabilities over the whole validation data."""
+    import math
+    from types import SimpleNamespace
+
+    from study.data import Split
+
+    def split(labels):
+        return Split(np.zeros((len(labels), 28, 28, 1), np.float32), np.array(labels, np.uint8))
+
+    data = SimpleNamespace(val_parts={"mnist": split([0, 1, 2]), "handwriting": split([3, 3]), "empty": split([])})
+    probabilities = np.eye(10, dtype=np.float32)[[0, 1, 9, 3, 4]]  # right, right, wrong | right, wrong
+    parts = train_all.val_parts_accuracy(probabilities, data)
+    assert parts["mnist"] == 2 / 3 and parts["handwriting"] == 0.5 and math.isnan(parts["empty"])
