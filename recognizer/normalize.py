@@ -1,12 +1,16 @@
 """MNIST-style normalisation of one digit's ink.
 
 MNIST digits were size-normalised to fit a 20x20 box (aspect kept, anti-aliased grey levels) and centred
-by centre of mass in 28x28. Canvas digits come at any size and brush width, so in addition the stroke is
-redrawn at a fixed relative width: the ink is resampled to a working size, skeletonised and redrawn with a
-round brush, which makes a 4 px and a 30 px brush look alike (MNIST's stroke is ~2-3 px in 28x28).
+by centre of mass in 28x28. Ink whose strokes are about as wide as MNIST's (a pen on paper, a scan, a brush that
+suits the digit's size) is treated exactly so: kept as written. Thinning it would throw away what the writer's
+own stroke shows (pressure, the shape of corners and junctions), which is how scanned digits are told apart.
+Canvas digits also come with hairline or very bold strokes, far from MNIST's: those are redrawn at a fixed
+relative width (resampled to a working size, skeletonised and redrawn with a round brush), which makes a 4 px
+and a 30 px brush look alike (MNIST's stroke is ~2-3 px in 28x28).
 Where the ink is much thicker than its own stroke (a loop filled in by a bold pen or a blurred scan: the small
 loop of a 9, the eyes of an 8) the thinning alone would leave a bare tail (a 9 read as 3 or 7): such blobs are
 redrawn as discs, as much thicker than the pen as they were than the stroke.
+Measurements behind both rules: docs/DECISIONS.md.
 NumPy only (raster.py, skeleton.py): all digits of a reading are thinned together.
 """
 
@@ -23,6 +27,7 @@ BOX = 20           # MNIST's digit box
 SIZE = 28          # MNIST's image size
 BLOB_RATIO = 2.0   # ink at least twice as thick as the digit's median stroke is a blob (a filled loop)...
 BLOB_MARGIN = 4    # ...if also 4+ working pixels thicker (radius): not a crossing, not a pressure change
+KEEP_RADIUS = (3, 5)  # median stroke radius (working px) kept as written: where most MNIST digits lie
 
 
 def _clip(value: int, low: int, high: int) -> int:
@@ -50,10 +55,11 @@ def _is_blob(radius, median):
     return (radius >= BLOB_RATIO * median) & (radius >= median + BLOB_MARGIN)
 
 
-def _blob_medians(skeletons: np.ndarray, radii: np.ndarray) -> np.ndarray:
-    """Per digit of a thinned batch: the median stroke radius, or 0 where no pixel can be a blob (most digits:
-    their thickest skeleton pixel is not BLOB_RATIO times / BLOB_MARGIN more than the median). One histogram
-    for the whole batch instead of a median per digit."""
+def _median_radii(skeletons: np.ndarray, radii: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per digit of a thinned batch: (median stroke radius, the median where a pixel can be a blob else 0).
+
+    Blobs are rare: most digits' thickest skeleton pixel is not BLOB_RATIO times / BLOB_MARGIN more than the
+    median. One histogram for the whole batch instead of a median per digit."""
     n = len(radii)
     where = np.flatnonzero(skeletons)  # one flat index array: far cheaper than nonzero's three
     digit = where // (skeletons.shape[1] * skeletons.shape[2])
@@ -64,10 +70,10 @@ def _blob_medians(skeletons: np.ndarray, radii: np.ndarray) -> np.ndarray:
     # the first r whose cumulative count exceeds j
     lower = np.argmax(cum > (total - 1) // 2, axis=1)
     upper = np.argmax(cum > total // 2, axis=1)
-    median = (lower + upper) / 2.0
+    median = np.where(total[:, 0] > 0, (lower + upper) / 2.0, 0.0)
     top = 255 - np.argmax(counts[:, ::-1] > 0, axis=1)
     possible = (median >= 1) & _is_blob(top, median) & (total[:, 0] > 0)
-    return np.where(possible, median, 0.0)
+    return median, np.where(possible, median, 0.0)
 
 
 def _blob_pens(radius: np.ndarray, pen: int, median: float) -> np.ndarray:
@@ -82,8 +88,7 @@ def _blob_pens(radius: np.ndarray, pen: int, median: float) -> np.ndarray:
 
 def _redrawn(skel: np.ndarray, binary: np.ndarray, radius: np.ndarray, median: float) -> np.ndarray:
     """Steps 2-4: the skeleton redrawn with a round pen, fitted to the 20x20 box and centred in 28x28. With a
-    `median` stroke radius (nonzero: a digit that has blobs, _blob_medians), blobs get larger pens."""
-    out = np.zeros((SIZE, SIZE), np.float32)
+    `median` stroke radius (nonzero: a digit that has blobs, _median_radii), blobs get larger pens."""
     skel = skel.astype(np.uint8) * 255
     if not skel.any():
         skel, median = binary.astype(np.uint8) * 255, 0.0
@@ -107,6 +112,12 @@ def _redrawn(skel: np.ndarray, binary: np.ndarray, radius: np.ndarray, median: f
             stamp[ys[on] + reach, xs[on] + reach] = 255
             ink |= dilate_ellipse(stamp, int(size))
 
+    return _fitted(ink)
+
+
+def _fitted(ink: np.ndarray) -> np.ndarray:
+    """Steps 3-4: ink (uint8, 255 = ink) fitted to the 20x20 box and centred by mass in 28x28, as MNIST was."""
+    out = np.zeros((SIZE, SIZE), np.float32)
     # 3. fit the 20x20 box (long side 20, aspect kept), anti-aliased
     x, y, w, h = bounding_box(ink)
     ink = ink[y:y + h, x:x + w]
@@ -126,8 +137,11 @@ def _redrawn(skel: np.ndarray, binary: np.ndarray, radius: np.ndarray, median: f
     return out
 
 
-def normalize_batch(crops) -> np.ndarray:
-    """List of digit crops (binary uint8, ink=255, cropped or not) -> (N, 28, 28, 1) float32 in [0, 1]."""
+def normalize_batch(crops, keep_ink: bool = True) -> np.ndarray:
+    """List of digit crops (binary uint8, ink=255, cropped or not) -> (N, 28, 28, 1) float32 in [0, 1].
+
+    keep_ink=False redraws every digit, MNIST-width ones too (training's redrawn copies of MNIST: they show the
+    models what a hairline or a bold canvas digit becomes)."""
     batch = np.zeros((len(crops), SIZE, SIZE, 1), np.float32)
     work = [_working_ink(c) for c in crops]
     todo = [i for i, b in enumerate(work) if b is not None]
@@ -138,10 +152,14 @@ def normalize_batch(crops) -> np.ndarray:
     for k, i in enumerate(todo):
         frame[k, :work[i].shape[0], :work[i].shape[1]] = work[i]
     skeletons, radii = thin(frame)
-    medians = _blob_medians(skeletons, radii)
+    strokes, blobs = _median_radii(skeletons, radii)
+    keep = (strokes >= KEEP_RADIUS[0]) & (strokes <= KEEP_RADIUS[1]) if keep_ink else np.zeros(len(todo), bool)
     for k, i in enumerate(todo):
         h, w = work[i].shape
-        batch[i, :, :, 0] = _redrawn(skeletons[k, :h, :w], work[i], radii[k, :h, :w], float(medians[k]))
+        if keep[k]:
+            batch[i, :, :, 0] = _fitted(work[i].astype(np.uint8) * 255)
+        else:
+            batch[i, :, :, 0] = _redrawn(skeletons[k, :h, :w], work[i], radii[k, :h, :w], float(blobs[k]))
     return batch
 
 

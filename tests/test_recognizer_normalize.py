@@ -55,15 +55,58 @@ def test_mnist_statistics_for_any_size_and_brush(shape, h, brush):
     cy, cx = com(out)
     assert abs(cy - 14.0) <= 1.0 and abs(cx - 14.0) <= 1.0  # centre of mass, as in MNIST (13.99, 14.00)
     sw = stroke_width(out)
-    assert MNIST_SW[0] <= sw <= MNIST_SW[2]                 # within MNIST's range ...
-    assert abs(sw - MNIST_SW[1]) <= 0.8                     # ... and near its median
+    assert MNIST_SW[0] <= sw <= MNIST_SW[2]                 # within MNIST's range (kept as written or redrawn)
+    redrawn = normalize_batch([segs[0].mask], keep_ink=False)[0, :, :, 0]
+    assert abs(stroke_width(redrawn) - MNIST_SW[1]) <= 0.8  # redrawn: near its median
     grey = np.count_nonzero((out > 0.05) & (out < 0.95))
     assert grey >= 10                                       # anti-aliased edges, not a binary image
 
 
-def test_stroke_width_does_not_depend_on_brush():
-    widths = [stroke_width(normalize_digit(segment(to_ink(draw("7", 250, b)).mask)[0].mask)) for b in (4, 30)]
+def test_stroke_width_does_not_depend_on_brush_when_redrawn():
+    masks = [segment(to_ink(draw("7", 250, b)).mask)[0].mask for b in (4, 30)]
+    widths = [stroke_width(x[:, :, 0]) for x in normalize_batch(masks, keep_ink=False)]
     assert abs(widths[0] - widths[1]) <= 0.6
+
+
+def pressure_zero(h: int, thin: int, thick: int) -> np.ndarray:
+    """A 0 written as on paper: thick sides, thin top and bottom (a pen's pressure, a nib's angle)."""
+    img = np.full((h + 60, h + 60), 255, np.uint8)
+    c, ax = (30 + h // 3, 30 + h // 2), (h // 3, h // 2)
+    cv2.ellipse(img, c, ax, 0, 0, 360, 0, thin, cv2.LINE_AA)
+    for a0 in (150, -30):  # the left and right sides, drawn again with the thick pen
+        cv2.ellipse(img, c, ax, 0, a0, a0 + 60, 0, thick, cv2.LINE_AA)
+    return img
+
+
+def side_and_top(img01: np.ndarray) -> tuple[int, int]:
+    """Ink run length (> 0.5) across the left side (middle row) and across the top (middle column)."""
+    ys, xs = np.nonzero(img01 > 0.5)
+    row = img01[int(np.median(ys))] > 0.5
+    col = img01[:, int(np.median(xs))] > 0.5
+    left = np.argmax(~row[np.argmax(row):])
+    top = np.argmax(~col[np.argmax(col):])
+    return int(left), int(top)
+
+
+def test_ink_of_mnist_width_is_kept_as_written():
+    """A scanned or penned digit whose stroke is as wide as MNIST's keeps its own shape (pressure: thick
+    sides, thin top) instead of being thinned and redrawn at one width."""
+    mask = segment(to_ink(pressure_zero(120, thin=10, thick=20)).mask)[0].mask
+    kept = normalize_digit(mask)
+    redrawn = normalize_batch([mask], keep_ink=False)[0, :, :, 0]
+    side, top = side_and_top(kept)
+    assert side >= top + 2                                   # thick sides stay thicker than the top
+    r_side, r_top = side_and_top(redrawn)
+    assert abs(r_side - r_top) <= 1                          # the redraw evens them out
+    assert not np.array_equal(kept, redrawn)
+
+
+@pytest.mark.parametrize("h,brush", [(250, 4), (60, 15), (30, 8)])
+def test_hairline_and_bold_ink_is_still_redrawn(h, brush):
+    """Strokes outside MNIST's width range (a thin pen on a large digit, a bold brush on a small one) are
+    thinned and redrawn, exactly as with keep_ink=False."""
+    mask = segment(to_ink(draw("7", h, brush)).mask)[0].mask
+    np.testing.assert_array_equal(normalize_digit(mask), normalize_batch([mask], keep_ink=False)[0, :, :, 0])
 
 
 def test_aspect_ratio_is_kept():
@@ -144,3 +187,18 @@ def test_digits_without_blobs_are_redrawn_exactly_as_before(monkeypatch):
     monkeypatch.setattr(normalize, "BLOB_RATIO", np.inf)
     for img, out in zip(imgs, with_rule):
         np.testing.assert_array_equal(out, normalised(img))
+
+
+@pytest.mark.skipif(not MNIST.is_file(), reason=f"real MNIST not found at {MNIST}")
+def test_most_mnist_digits_are_kept_as_written():
+    """KEEP_RADIUS is MNIST's own range: most of its digits, drawn as ink, come back nearly as they were."""
+    from study.mnist_ink import UPSCALE, ink_mask
+
+    x = np.load(MNIST)["x_test"][:300]
+    masks = [ink_mask(im, UPSCALE).astype(np.uint8) * 255 for im in x]
+    kept = normalize_batch(masks)[:, :, :, 0]
+    redrawn = normalize_batch(masks, keep_ink=False)[:, :, :, 0]
+    share = np.mean([not np.array_equal(a, b) for a, b in zip(kept, redrawn)])
+    assert 0.75 <= share <= 0.95, share
+    iou = [((a > 0.5) & (b > 127)).sum() / max(((a > 0.5) | (b > 127)).sum(), 1) for a, b in zip(kept, x)]
+    assert np.median(iou) >= 0.72  # kept ink is the digit as written (all redrawn: 0.66 on these)
