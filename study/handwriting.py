@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common.checksum import file_sha256
+from common.checksum import code_digest, file_sha256
 from study.data import SPLIT_SEED
 from study.handwriting_formats import FILES, LOADERS, PEN_SETS, HandwritingError, Sample
 from study import handwriting_render as render
@@ -185,12 +185,12 @@ def split_checksum(per_set: dict) -> str:
 
 # ------------------------------------------------------------------------------------------ building
 def code_version() -> str:
-    """Hash of the preparation's source (and CODE_VERSION): part of every cache key."""
+    """Hash of the preparation's code (and CODE_VERSION), not of its comments: part of every cache key."""
     h = hashlib.sha256(f"v{CODE_VERSION}|{TRAIN_RENDERS}|{render.CANVAS}|{render.BRUSH}|{render.HEIGHT_FRAC}"
                        f"|{render.SCAN_UPSCALE}".encode())
     for rel in _CODE_FILES:
         p = _ROOT / rel
-        h.update(p.read_bytes() if p.is_file() else b"-")
+        h.update(code_digest(p).encode() if p.is_file() else b"-")
     return h.hexdigest()[:16]
 
 
