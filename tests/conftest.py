@@ -19,6 +19,7 @@ def committed_on_mnist_test():
     """(x, y, {model: probabilities}, store): the committed models' ONNX twins on the 10,000 MNIST test images,
     computed once for the session (the accuracy check and the Keras parity check both need them; VGG16 alone
     takes tens of seconds on two cores)."""
+    import os
     from pathlib import Path
 
     import numpy as np
@@ -33,6 +34,6 @@ def committed_on_mnist_test():
         pytest.skip(f"needs real MNIST at {REAL_MNIST} and committed models")
     with np.load(REAL_MNIST) as d:
         x, y = d["x_test"][:, :, :, None].astype(np.float32) / 255.0, d["y_test"]
-    store = ModelStore(models)
+    store = ModelStore(models, threads=os.cpu_count())  # all cores: nothing else runs beside this batch job
     return x, y, {n: np.concatenate([store.predict(n, x[i:i + 500]) for i in range(0, len(x), 500)])
                   for n in names}, store
