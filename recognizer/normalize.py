@@ -72,7 +72,7 @@ def _median_radii(skeletons: np.ndarray, radii: np.ndarray) -> tuple[np.ndarray,
     upper = np.argmax(cum > total // 2, axis=1)
     median = np.where(total[:, 0] > 0, (lower + upper) / 2.0, 0.0)
     top = 255 - np.argmax(counts[:, ::-1] > 0, axis=1)
-    possible = (median >= 1) & _is_blob(top, median) & (total[:, 0] > 0)
+    possible = (median >= 1) & _is_blob(top, median)  # median >= 1: the digit has a skeleton
     return median, np.where(possible, median, 0.0)
 
 

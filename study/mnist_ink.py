@@ -64,11 +64,11 @@ def renormalize_mnist(images: np.ndarray, upscale: int = UPSCALE, chunk: int = 2
     """MNIST digits redrawn by the recognizer: (N, 28, 28[, 1]) uint8 or [0, 1] floats -> (N, 28, 28, 1).
 
     Training on these (beside the originals) shows the models what the recognizer makes of a hairline or a bold
-    canvas digit: strokes redrawn at one width, smooth outlines (every digit is redrawn here, MNIST-width ones too:
-    at inference those are kept as written, which the originals already show). Without it a model loses about a point of accuracy on its
-    own test digits once they have gone through `normalize_digit`. The ink comes from `ink_mask`, which keeps
-    the loops of bold digits (a plain threshold turned bold 9s into 7s: label noise). Digits go through the
-    recognizer's `normalize_batch` in chunks (one thinning per chunk).
+    canvas digit: strokes redrawn at one width, smooth outlines. Every digit is redrawn here, MNIST-width ones
+    too: at inference those are kept as written, which the originals already show. Without the redrawn copies a
+    model lost about a point of accuracy on its own test digits once they had gone through the redraw. The ink
+    comes from `ink_mask`, which keeps the loops of bold digits (a plain threshold turned bold 9s into 7s: label
+    noise). Digits go through the recognizer's `normalize_batch` in chunks (one thinning per chunk).
     """
     x = np.asarray(images)
     if x.ndim == 4:
@@ -80,6 +80,6 @@ def renormalize_mnist(images: np.ndarray, upscale: int = UPSCALE, chunk: int = 2
     out = np.empty((len(x), SIZE, SIZE, 1), np.float32)
     for start in range(0, len(x), chunk):
         part = x[start:start + chunk]
-        out[start:start + len(part)] = normalize_batch([ink_mask(img, upscale).astype(np.uint8) * 255 for img in part],
-                                                         keep_ink=False)
+        masks = [ink_mask(img, upscale).astype(np.uint8) * 255 for img in part]
+        out[start:start + len(part)] = normalize_batch(masks, keep_ink=False)
     return out
