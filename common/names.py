@@ -35,3 +35,20 @@ def export_hint(name: str | None = None) -> str:
     if name is None or name == ENSEMBLE:
         return "re-export them with: python scripts/export_onnx.py"
     return f"re-export it with: python scripts/export_onnx.py {name}"
+
+
+def adapt_file(name: str) -> str:
+    """What adapting a base model to one writer needs, beside its Keras file: the weights of its classifier head
+    and per-class statistics of the features that head reads (study/adapt_export.py writes it)."""
+    return f"{name}.adapt.npz"
+
+
+# the name of the ONNX output that carries the features the classifier head reads (the adaptation refits the
+# head on them); the first output stays the (N, 10) probabilities
+FEATURES_OUTPUT = "features"
+
+# A writer's profile: where their corrections and adaptations live
+APP_NAME = "digit-recognizer"  # the folder name under the platform's user data directory (platformdirs)
+PROFILE_ENV = "DIGITS_PROFILE"  # a profile folder, or "none" to read with the shipped models alone
+NO_PROFILE = "none"
+PROFILE_DB = "profile.sqlite"  # inside a profile folder: corrections, counts, adaptations

@@ -21,8 +21,8 @@ from typing import Any, Callable
 import numpy as np
 
 from common.checksum import file_sha256
-from common.names import (BASE_MODELS, DEFAULT_MODELS_DIR, ENSEMBLE, METRICS_FILE, MODEL_NAMES, ONNX_KERAS_SHA256,
-                          export_hint, model_file, onnx_file, train_hint)
+from common.names import (BASE_MODELS, DEFAULT_MODELS_DIR, ENSEMBLE, FEATURES_OUTPUT, METRICS_FILE, MODEL_NAMES,
+                          ONNX_KERAS_SHA256, adapt_file, export_hint, model_file, onnx_file, train_hint)
 
 from .errors import RecognizerError
 
@@ -55,6 +55,9 @@ class LoadedModel:
     backend: str  # "onnx" (ONNX Runtime) or "keras" (the TensorFlow fallback)
     run: Callable[[np.ndarray], np.ndarray]
     model: Any  # the onnxruntime.InferenceSession or the keras.Model
+    # batch -> (N, d) features the classifier head reads (the `features` output); None where the twin lacks it
+    features: Callable[[np.ndarray], np.ndarray] | None = None
+    sha256: str | None = None  # the checksum of the .keras file this model is (what an adaptation belongs to)
 
 
 def _in_background(fn: Callable, *args) -> Future:
@@ -251,13 +254,19 @@ class ModelStore:
                 return self._fall_back(name, f"{onnx_p} was exported from another {keras_p.name} "
                                              "(its checksum differs: retrained since?)")
         input_name = session.get_inputs()[0].name
+        outputs = [o.name for o in session.get_outputs()]
 
         def run(batch: np.ndarray) -> np.ndarray:
-            return session.run(None, {input_name: batch})[0]
+            return session.run(outputs[:1], {input_name: batch})[0]
+
+        def features(batch: np.ndarray) -> np.ndarray:
+            return session.run([FEATURES_OUTPUT], {input_name: batch})[0]
 
         run(np.zeros((1, 28, 28, 1), np.float32))  # first run allocates its buffers: that is loading, not reading
         log.info("loaded model %s from %s (ONNX Runtime, %d threads)", name, onnx_p, self.threads)
-        return LoadedModel(name, onnx_p, "onnx", run, session)
+        sha = session.get_modelmeta().custom_metadata_map.get(ONNX_KERAS_SHA256)
+        return LoadedModel(name, onnx_p, "onnx", run, session,
+                           features if FEATURES_OUTPUT in outputs else None, sha)
 
     def _open_session(self, path: Path):
         import onnxruntime as ort
@@ -275,6 +284,7 @@ class ModelStore:
 
     def _check_onnx_shapes(self, name: str, path: Path, session) -> None:
         ins, outs = session.get_inputs(), session.get_outputs()
+        outs = [o for o in outs if o.name != FEATURES_OUTPUT]  # the optional second output (study/export.py)
         in_shape = tuple(ins[0].shape) if len(ins) == 1 else ()
         out_shape = tuple(outs[0].shape) if len(outs) == 1 else ()
         if len(ins) != 1 or len(outs) != 1 or in_shape[1:] != (28, 28, 1) or len(in_shape) != 4 \
@@ -333,7 +343,7 @@ class ModelStore:
                 raise self._fail(name, reason, f"model file {p} could not be loaded ({reason}); "
                                                f"{train_hint(name)}") from None
         log.info("loaded model %s from %s (Keras)", name, p)
-        return LoadedModel(name, p, "keras", lambda batch: np.asarray(fn(batch)), model)
+        return LoadedModel(name, p, "keras", lambda batch: np.asarray(fn(batch)), model, None, file_sha256(p))
 
     def clear(self, name: str | None = None) -> None:
         """Forget a loaded model (or all), e.g. after it was retrained; the next use loads the file again."""
@@ -342,15 +352,37 @@ class ModelStore:
                 self._loaded.pop(n, None)
                 self._errors.pop(n, None)
 
-    # -------------------------------------------------------------------------- inference
-    def predict(self, name: str, batch: np.ndarray) -> np.ndarray:
-        """(N, 28, 28, 1) float32 in [0, 1] -> (N, 10) probabilities; 'ensemble' = mean of the three."""
-        self._check_name(name)
+    def adapt_path(self, name: str) -> Path:
+        """What adapting a base model to a writer needs (its head's weights and feature statistics)."""
+        return self.path(name).with_name(adapt_file(name))
+
+    def features(self, name: str, batch: np.ndarray) -> np.ndarray:
+        """(N, 28, 28, 1) -> (N, d) features the classifier head of base model `name` reads."""
+        model = self.load(name)
+        if model.features is None:
+            raise RecognizerError(f"{self.onnx_path(name)} has no '{FEATURES_OUTPUT}' output, so it cannot learn a "
+                                  "writer's hand; add it with: python scripts/export_adapt.py "
+                                  f"{name} (training environment)")
+        batch = self._checked(batch)
+        if len(batch) == 0:
+            return np.zeros((0, 0), np.float32)
+        out = np.asarray(model.features(np.ascontiguousarray(batch)), np.float32)
+        return out.reshape(len(batch), -1)
+
+    @staticmethod
+    def _checked(batch: np.ndarray) -> np.ndarray:
         batch = np.asarray(batch, dtype=np.float32)
         if batch.ndim == 3:
             batch = batch[..., None]
         if batch.ndim != 4 or batch.shape[1:] != (28, 28, 1):
             raise RecognizerError(f"batch has shape {batch.shape}; expected (N, 28, 28, 1) float32 in [0, 1]")
+        return batch
+
+    # -------------------------------------------------------------------------- inference
+    def predict(self, name: str, batch: np.ndarray) -> np.ndarray:
+        """(N, 28, 28, 1) float32 in [0, 1] -> (N, 10) probabilities; 'ensemble' = mean of the three."""
+        self._check_name(name)
+        batch = self._checked(batch)
         if name == ENSEMBLE:
             self.load(name)
             return np.mean([self.predict(n, batch) for n in BASE_MODELS], axis=0)

@@ -11,10 +11,9 @@ import numpy as np
 from common.names import DEFAULT_MODELS_DIR, MODEL_NAMES, train_hint
 
 from .errors import RecognizerError
-from .images import to_ink
 from .models import ModelStore
-from .normalize import normalize_batch, normalize_digit
-from .segment import segment
+from .normalize import normalize_digit
+from .prepare import Prepared, prepare
 from .threshold import DEFAULT_THRESHOLD
 
 log = logging.getLogger(__name__)
@@ -30,6 +29,7 @@ class DigitReading:
     uncertain: bool
     label: str                 # "7", or "?" when uncertain
     line: int
+    input: np.ndarray | None = field(default=None, repr=False)  # (28, 28) what the model saw (a correction keeps it)
 
     def to_dict(self) -> dict:
         return {"digit": self.digit, "confidence": round(self.confidence, 6), "box": list(self.box),
@@ -42,6 +42,7 @@ class Reading:
     digits: list = field(default_factory=list)
     model: str = ""
     ms: float = 0.0
+    adapted: bool = False  # read with the writer's adapted heads (recognizer/profile.py)
 
     @property
     def text(self) -> str:
@@ -53,27 +54,18 @@ class Reading:
 
     def to_dict(self) -> dict:
         return {"text": self.text, "digits": [d.to_dict() for d in self.digits], "model": self.model,
-                "ms": round(self.ms, 2)}
-
-
-@dataclass
-class Prepared:
-    """Segmentation + normalisation of one image, shared by all models."""
-
-    boxes: list
-    lines: list
-    batch: np.ndarray
-    ms: float
+                "ms": round(self.ms, 2), "adapted": self.adapted}
 
 
 class Recognizer:
     """Reads the digits of a canvas drawing or photo with the models of a ModelStore."""
 
-    def __init__(self, store: ModelStore | None = None, threshold: float = DEFAULT_THRESHOLD):
+    def __init__(self, store: ModelStore | None = None, threshold: float = DEFAULT_THRESHOLD, profile=None):
         if not 0.0 <= float(threshold) <= 1.0:
             raise RecognizerError(f"threshold must be in [0, 1], got {threshold}")
         self.store = store if store is not None else ModelStore(DEFAULT_MODELS_DIR)
         self.threshold = float(threshold)
+        self.profile = profile  # a recognizer.profile.Profile: read with the writer's adapted heads, or None
 
     _warm = False
 
@@ -88,20 +80,7 @@ class Recognizer:
 
     def prepare(self, image) -> Prepared:
         """Load, binarise, segment and normalise: boxes in input pixels and the (N, 28, 28, 1) batch."""
-        t0 = time.perf_counter()
-        ink = to_ink(image)
-        segs = [] if ink.blank else segment(ink.mask, photo=ink.photo)
-        batch = normalize_batch([s.mask for s in segs])
-        inv = 1.0 / ink.scale
-        W, H = ink.input_size
-        boxes = []
-        for s in segs:
-            x, y, w, h = s.box
-            bx, by = int(np.floor(x * inv)), int(np.floor(y * inv))
-            bw = min(W - bx, int(np.ceil((x + w) * inv)) - bx)
-            bh = min(H - by, int(np.ceil((y + h) * inv)) - by)
-            boxes.append((bx, by, max(1, bw), max(1, bh)))
-        return Prepared(boxes, [s.line for s in segs], batch, (time.perf_counter() - t0) * 1000.0)
+        return prepare(image)
 
     def resolve_model(self, model: str | None) -> str:
         """The model name to use: `model`, or the store's default; RecognizerError if none/unknown."""
@@ -115,16 +94,23 @@ class Recognizer:
 
     def _reading(self, prep: Prepared, name: str) -> Reading:
         t0 = time.perf_counter()
-        probs = self.store.predict(name, prep.batch) if len(prep.batch) else np.zeros((0, 10), np.float32)
+        adapted = False
+        if not len(prep.batch):
+            probs = np.zeros((0, 10), np.float32)
+        elif self.profile is not None:
+            probs, adapted = self.profile.predict(name, prep.batch)
+        else:
+            probs = self.store.predict(name, prep.batch)
         digits = []
-        for p, box, line in zip(probs, prep.boxes, prep.lines):
+        for p, box, line, x in zip(probs, prep.boxes, prep.lines, prep.batch):
             order = np.argsort(p)[::-1][:3]
             d, conf = int(order[0]), float(p[order[0]])
             uncertain = conf < self.threshold
             digits.append(DigitReading(digit=d, confidence=conf, top3=[(int(k), float(p[k])) for k in order],
                                        box=box, probabilities=np.asarray(p, np.float32), uncertain=uncertain,
-                                       label="?" if uncertain else str(d), line=int(line)))
-        reading = Reading(digits=digits, model=name, ms=prep.ms + (time.perf_counter() - t0) * 1000.0)
+                                       label="?" if uncertain else str(d), line=int(line), input=x[..., 0]))
+        reading = Reading(digits=digits, model=name, ms=prep.ms + (time.perf_counter() - t0) * 1000.0,
+                          adapted=adapted)
         log.debug("%s read %r in %.1f ms", name, reading.text, reading.ms)
         return reading
 

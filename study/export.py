@@ -7,6 +7,10 @@ no longer belongs to its `.keras` (retrained since) and fall back to Keras inste
 
 An export is checked before it replaces the old file: the contract shapes (N, 28, 28, 1) -> (N, 10), and the
 same probabilities as Keras on a few inputs (argmax equal, max |difference| <= PARITY_ATOL).
+
+A second output, `features`, carries what the classifier head (the last two dense layers) reads: adapting a
+model to one writer refits that head on these features in NumPy (recognizer/adapt.py), so the reading side
+needs no TensorFlow to learn. ONNX Runtime computes an output only when asked for it.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import numpy as np
 from common import tf_env  # noqa: F401  (TensorFlow settings, before Keras loads)
 from common.atomic import atomic_path
 from common.checksum import file_sha256
-from common.names import ONNX_KERAS_SHA256, train_hint
+from common.names import FEATURES_OUTPUT, ONNX_KERAS_SHA256, train_hint
 from recognizer.models import NOT_KERAS
 
 log = logging.getLogger(__name__)
@@ -59,6 +63,26 @@ def _parity_batch() -> np.ndarray:
     return batch
 
 
+def add_features_output(proto) -> None:
+    """Expose the input of the penultimate dense layer (the head's features) as the output `features`.
+
+    Every builder ends in Dense(hidden) -> Dense(10, softmax); their MatMuls are the graph's last two, so the
+    penultimate MatMul's input is the features tensor (flatten output for the CNN and VGG16, the first hidden
+    layer's activations for the ANN)."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    if any(o.name == FEATURES_OUTPUT for o in proto.graph.output):
+        return
+    matmuls = [n for n in proto.graph.node if n.op_type in ("MatMul", "Gemm")]
+    if len(matmuls) < 2:
+        raise ExportError("the model has fewer than two dense layers: no classifier head to adapt")
+    source = matmuls[-2].input[0]
+    proto.graph.node.append(helper.make_node("Identity", [source], [FEATURES_OUTPUT], name="features_identity"))
+    proto.graph.output.append(helper.make_tensor_value_info(FEATURES_OUTPUT, TensorProto.FLOAT, ["N", None]))
+    onnx.checker.check_model(proto)
+
+
 def export_onnx(keras_path: str | os.PathLike, onnx_path: str | os.PathLike | None = None, model=None) -> Path:
     """Write the ONNX twin of `keras_path` (default: beside it, `.onnx`) atomically; returns its path.
 
@@ -90,6 +114,7 @@ def export_onnx(keras_path: str | os.PathLike, onnx_path: str | os.PathLike | No
             entry = proto.metadata_props.add()
             entry.key, entry.value = key, value
         proto.doc_string = f"ONNX twin of {keras_path.name}; made by study/export.py"
+        add_features_output(proto)
         onnx.save(proto, str(tmp))
         session = ort.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
         batch = _parity_batch()

@@ -61,7 +61,7 @@ _ROOT = Path(__file__).resolve().parents[1]
 # (tests/test_handwriting.py checks that the recognizer's are all here)
 _CODE_FILES = ("study/handwriting.py", "study/handwriting_formats.py", "study/handwriting_render.py",
                "common/brush.py", "recognizer/images.py", "recognizer/segment.py", "recognizer/components.py",
-               "recognizer/normalize.py", "recognizer/skeleton.py", "recognizer/raster.py", "recognizer/pipeline.py")
+               "recognizer/normalize.py", "recognizer/skeleton.py", "recognizer/raster.py", "recognizer/prepare.py")
 HOW_TO_PROVIDE = (
     "Give the real-handwriting folder (the layout of SOURCE.md: pendigits/, ujipenchars2/, chars74k/, cvl/, "
     f"semeion/) with --handwriting DIR or the environment variable {ENV_VAR}=DIR."

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from common import atomic
 from common.checksum import file_sha256
-from common.names import BASE_MODELS, METRICS_FILE, model_file
+from common.names import BASE_MODELS, METRICS_FILE, adapt_file, model_file
 
 log = logging.getLogger(__name__)
 
@@ -32,10 +32,10 @@ INCOMING = ".incoming"  # models/.incoming/: complete copies of the new files, w
 JOURNAL = ".promotion.json"
 
 
-def model_files(name: str) -> tuple[str, str]:
-    """The files that make up one shipped model: the Keras file and its ONNX twin."""
+def model_files(name: str) -> tuple[str, str, str]:
+    """The files that make up one shipped model: the Keras file, its ONNX twin and what adapting it needs."""
     keras_name = model_file(name)
-    return keras_name, keras_name[: -len(".keras")] + ".onnx"
+    return keras_name, keras_name[: -len(".keras")] + ".onnx", adapt_file(name)
 
 
 def read_metrics(folder: Path) -> dict:

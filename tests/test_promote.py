@@ -20,9 +20,10 @@ ROOT = Path(__file__).resolve().parents[1]
 def _write_model(folder: Path, name: str, payload: bytes, val: float) -> None:
     """A stand-in model: bytes in the files, a metrics entry that records their checksum and val accuracy."""
     folder.mkdir(parents=True, exist_ok=True)
-    keras_name, onnx_name = promote.model_files(name)
+    keras_name, onnx_name, adapt_name = promote.model_files(name)
     (folder / keras_name).write_bytes(payload)
     (folder / onnx_name).write_bytes(payload + b"-onnx")
+    (folder / adapt_name).write_bytes(payload + b"-adapt")
     metrics = promote.read_metrics(folder)
     metrics.setdefault("models", {})[name] = {"val_accuracy": val,
                                              "keras_sha256": promote.file_sha256(folder / keras_name)}

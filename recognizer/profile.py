@@ -1,0 +1,257 @@
+"""A writer's profile: their corrections, and the model heads adapted to their hand, used when they read.
+
+One folder per profile (default: the platform's user data folder via platformdirs; `--profile DIR` or
+$DIGITS_PROFILE; "none" reads with the shipped models alone) holding one SQLite database
+(recognizer/corrections.py). An adaptation belongs to one base model, by the checksum of its `.keras` file:
+when the shipped models change, the next reading finds none for the new checksum and adapts again from the
+stored corrections, so nothing the writer taught is lost by a model update.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from common.names import APP_NAME, BASE_MODELS, ENSEMBLE, NO_PROFILE, PROFILE_DB, PROFILE_ENV
+
+from . import adapt
+from .corrections import CorrectionStore, png_bytes
+from .errors import RecognizerError
+from .head import BaseHead, Head, load_base_head
+from .models import ModelStore
+
+log = logging.getLogger(__name__)
+
+MAX_CORRECTIONS = 2000  # the newest this many are fitted on (older ones stay stored and exported)
+
+
+def default_profile_dir() -> Path:
+    """The per-user profile folder of this platform (e.g. ~/.local/share/digit-recognizer/profile on Linux)."""
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False)) / "profile"
+
+
+def resolve_profile_dir(spec: str | os.PathLike | None) -> Path | None:
+    """`spec`, else $DIGITS_PROFILE, else the default folder; None for "none" (shipped models alone)."""
+    if spec is None:
+        spec = os.environ.get(PROFILE_ENV) or None
+    if spec is None:
+        return default_profile_dir()
+    if str(spec).strip().lower() == NO_PROFILE:
+        return None
+    path = Path(spec).expanduser()
+    if path.exists() and not path.is_dir():
+        raise RecognizerError(f"profile {path} is a file; give a folder (it is made if missing) or 'none'")
+    return path
+
+
+def members(model: str) -> tuple[str, ...]:
+    """The base models a reading with `model` runs (the ensemble: all three)."""
+    return BASE_MODELS if model == ENSEMBLE else (model,)
+
+
+@dataclass(frozen=True)
+class Adapted:
+    """The adaptation in use for one base model."""
+
+    head: Head
+    base_sha256: str
+    corrections: int
+
+
+class Profile:
+    """Corrections and adaptations of one writer, over the shipped models of a ModelStore. Thread-safe."""
+
+    def __init__(self, folder: str | os.PathLike, store: ModelStore):
+        self.folder = Path(folder)
+        self.store = store
+        self.db = CorrectionStore(self.folder / PROFILE_DB)
+        self._lock = threading.Lock()
+        self._adapt_lock = threading.Lock()
+        self._bases: dict[str, BaseHead] = {}
+        self._in_use: dict[str, Adapted | None] = {}
+
+    @property
+    def moved_aside(self) -> Path | None:
+        """Where an unreadable database was moved when this profile was opened (the user is told)."""
+        return self.db.moved_aside
+
+    # ------------------------------------------------------------------- base models
+    def _base(self, name: str) -> BaseHead:
+        with self._lock:
+            if name in self._bases:
+                return self._bases[name]
+        base = load_base_head(self.store.adapt_path(name))
+        model_sha = self.store.load(name).sha256
+        if model_sha is not None and base.sha256 != model_sha:
+            raise RecognizerError(f"{self.store.adapt_path(name)} belongs to another {name}.keras (retrained "
+                                  f"since?); remake it with: python scripts/export_adapt.py {name}")
+        with self._lock:
+            self._bases[name] = base
+        return base
+
+    def can_adapt(self, name: str) -> str | None:
+        """None if base model `name` can learn a writer's hand here, else the reason why not."""
+        try:
+            self._base(name)
+            if self.store.load(name).features is None:
+                self.store.features(name, np.zeros((0, 28, 28, 1), np.float32))
+        except RecognizerError as exc:
+            return str(exc)
+        return None
+
+    # ------------------------------------------------------------------- adaptations
+    def adapted(self, name: str) -> Adapted | None:
+        """The accepted adaptation of base model `name` for the current shipped model, or None."""
+        with self._lock:
+            if name in self._in_use:
+                return self._in_use[name]
+        found = None
+        sha = self.store.load(name).sha256
+        if sha:
+            row = self.db.latest_adaptation(name, sha, accepted_only=True)
+            if row is not None and row["head"]:
+                found = Adapted(Head.from_bytes(row["head"]), sha, row["corrections"])
+        with self._lock:
+            self._in_use[name] = found
+        return found
+
+    def stale(self, name: str) -> bool:
+        """True when there are corrections no adaptation attempt for the current model has seen (new ones, or
+        a new shipped model)."""
+        sha = self.store.load(name).sha256
+        if not sha:
+            return False
+        newest = self._newest_id()
+        if newest == 0:
+            return False
+        row = self.db.latest_adaptation(name, sha)
+        return row is None or row["last_correction"] < newest
+
+    def _newest_id(self) -> int:
+        rows = self.db.corrections(limit=1)
+        return rows[-1].id if rows else 0
+
+    def adapt(self, model: str, settings: adapt.AdaptSettings = adapt.DEFAULT_SETTINGS) -> dict[str, adapt.Decision]:
+        """Adapt every base model of `model` to the stored corrections now; {base model: Decision}. An accepted
+        head is used from the next reading on; a refused one leaves the one in use as it was."""
+        decisions = {}
+        with self._adapt_lock:
+            x, y, newest = self.db.training_set()
+            x, y = x[-MAX_CORRECTIONS:], y[-MAX_CORRECTIONS:]
+            for name in members(model):
+                why = self.can_adapt(name)
+                if why is not None:
+                    decisions[name] = adapt.Decision(False, why, len(y), 0, 0, 1.0, 0.0)
+                    continue
+                base = self._base(name)
+                sha = self.store.load(name).sha256 or base.sha256
+                feats = self.store.features(name, x) if len(y) else np.zeros((0, base.head.w1.shape[0]), np.float32)
+                decision = adapt.decide(base.head, base.stats, feats, y, settings)
+                self.db.add_adaptation(name, sha, decision.summary(), newest,
+                                       decision.head.to_bytes() if decision.head is not None else None)
+                if decision.accepted:
+                    with self._lock:
+                        self._in_use[name] = Adapted(decision.head, sha, len(y))
+                log.info("%s: %s (%.2f s)", name, decision.reason, decision.seconds)
+                decisions[name] = decision
+        return decisions
+
+    def adapt_if_stale(self, model: str) -> dict[str, adapt.Decision]:
+        """Adapt the base models of `model` that have unseen corrections (after new corrections, or a model
+        update); {} when none needed it."""
+        todo = [n for n in members(model) if self.can_adapt(n) is None and self.stale(n)]
+        out = {}
+        for name in todo:
+            out.update(self.adapt(name))
+        return out
+
+    # ---------------------------------------------------------------------- reading
+    def predict(self, name: str, batch: np.ndarray) -> tuple[np.ndarray, bool]:
+        """(probabilities (N, 10), whether an adaptation read them) for model `name` (the ensemble averages its
+        members, each adapted where it has an adaptation)."""
+        probs, used = [], False
+        for member in members(name):
+            adapted = self.adapted(member)
+            if adapted is None or len(batch) == 0:
+                probs.append(self.store.predict(member, batch))
+            else:
+                probs.append(adapted.head.probabilities(self.store.features(member, batch)))
+                used = True
+        return np.mean(probs, axis=0).astype(np.float32), used
+
+    def count_reading(self, digits: int, adapted: bool) -> None:
+        self.db.count_reading(digits, adapted)
+
+    # -------------------------------------------------------------------- corrections
+    def sha_of(self, model: str) -> str:
+        return "+".join(self.store.load(m).sha256 or "?" for m in members(model))
+
+    def add_correction(self, *, label: int, input: np.ndarray, model: str, source: str, read: int | None,
+                       probabilities=None, adapted: bool = False, crop: np.ndarray | None = None) -> int | None:
+        """Store what the writer said a digit is (its prepared input and crop, what was read)."""
+        return self.db.add(label=label, input=input, model=model, source=source, read=read,
+                           probabilities=probabilities, base_sha256=self.sha_of(model), adapted=adapted,
+                           crop_png=png_bytes(crop))
+
+    def delete(self, correction_id: int) -> bool:
+        gone = self.db.delete(correction_id)
+        if gone:
+            with self._lock:
+                self._in_use.clear()
+        return gone
+
+    def reset(self, keep_export: bool = True) -> Path | None:
+        """Forget the writer's hand; first export the corrections beside the database unless told not to.
+        Returns the export's path (None when not kept or there was nothing to keep)."""
+        kept = None
+        if keep_export and self.db.count():
+            kept = self.folder / f"corrections-before-reset-{time.strftime('%Y%m%d-%H%M%S')}.json"
+            self.db.export(kept)
+        self.db.reset()
+        with self._lock:
+            self._in_use.clear()
+        return kept
+
+    # ---------------------------------------------------------------------- monitoring
+    def stats(self, model: str | None = None) -> dict:
+        """Counts for the user and a maintainer: readings, corrections, error rate in use before and after
+        adaptation, the latest adaptation decision per model, the writer's most frequent confusions."""
+        usage = self.db.usage()
+
+        def rate(rows):
+            digits = sum(r["digits"] for r in rows)
+            corrected = sum(r["corrected"] for r in rows)
+            return {"readings": sum(r["readings"] for r in rows), "digits": digits, "corrected": corrected,
+                    "error_rate": round(corrected / digits, 4) if digits else None}
+
+        adaptations = {}
+        for name in members(model) if model else BASE_MODELS:
+            try:
+                sha = self.store.load(name).sha256
+            except RecognizerError:
+                continue
+            row = self.db.latest_adaptation(name, sha) if sha else None
+            in_use = self.adapted(name)
+            adaptations[name] = {"in_use": in_use is not None,
+                                 "corrections": in_use.corrections if in_use else 0,
+                                 "last": row["report"] if row else None}
+        corrections = self.db.corrections()
+        return {
+            "profile": str(self.folder),
+            "corrections": len(corrections),
+            "corrected_digits": sum(1 for c in corrections if c.read is not None and c.read != c.label),
+            "confirmed_digits": sum(1 for c in corrections if c.read is not None and c.read == c.label),
+            "before_adaptation": rate([r for r in usage if not r["adapted"]]),
+            "with_adaptation": rate([r for r in usage if r["adapted"]]),
+            "by_day": usage,
+            "confusions": self.db.confusions(),
+            "adaptations": adaptations,
+        }
