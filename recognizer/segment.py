@@ -119,8 +119,8 @@ def segment(mask: np.ndarray, photo: bool = False) -> list[Segment]:
     # --- boxes of groups
     segs = []
     for members in groups:
-        gx0 = int(x[members].min()); gy0 = int(y[members].min())
-        gx1 = int((x[members] + w[members]).max()); gy1 = int((y[members] + h[members]).max())
+        gx0, gy0 = int(x[members].min()), int(y[members].min())
+        gx1, gy1 = int((x[members] + w[members]).max()), int((y[members] + h[members]).max())
         crop_labels = labels[gy0:gy1, gx0:gx1]
         own = np.isin(crop_labels, ids[members]) if len(members) > 1 else (crop_labels == ids[members[0]])
         crop = np.where(own, 255, 0).astype(np.uint8)
@@ -191,8 +191,8 @@ def _attach_fragments(groups, x, y, x1, y1, ref_h) -> list[list[int]]:
     """
     alone: set = set()
     while len(groups) > 1:
-        bx0 = np.array([x[g].min() for g in groups]); by0 = np.array([y[g].min() for g in groups])
-        bx1 = np.array([x1[g].max() for g in groups]); by1 = np.array([y1[g].max() for g in groups])
+        bx0, by0 = np.array([x[g].min() for g in groups]), np.array([y[g].min() for g in groups])
+        bx1, by1 = np.array([x1[g].max() for g in groups]), np.array([y1[g].max() for g in groups])
         gh, gw = by1 - by0, bx1 - bx0
         ref = float(np.median(gh[gh >= REF_HEIGHT_SHARE * gh.max()]))
         # a flat stroke (about twice as wide as tall) is never a digit of its own: the bar of a 5 or a 7, even

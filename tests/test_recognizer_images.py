@@ -37,7 +37,7 @@ def synthetic_images() -> list[np.ndarray]:
     """Canvases of both polarities, grey and faint pens, speckle, bold ink and photos: every path of binarize."""
     rng = np.random.default_rng(5)
     out = []
-    for i in range(8):
+    for _ in range(8):
         h, w = rng.integers(28, 400, 2)
         ink = strokes(h, w, int(rng.integers(1, 10)), rng)
         out += [255 - ink, ink, (255 - 0.6 * ink).astype(np.uint8)]
@@ -72,7 +72,7 @@ def test_grey_levels_of_colours_and_transparency():
 @pytest.mark.parametrize("light", [True, False])
 def test_thresholds_count_the_level_from_the_paper_side(light):
     gray = np.arange(256, dtype=np.uint8).reshape(16, 16)
-    for level, darkest_paper in ((100, 155), (100.5, 155), (100.4, 155), (0, 255)):
+    for level in (100, 100.5, 100.4, 0):
         mask = images._above(gray, level, light)
         assert mask.dtype == np.uint8 and set(np.unique(mask)) <= {0, 255}
         ink = gray[mask > 0]
