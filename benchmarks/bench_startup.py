@@ -178,7 +178,7 @@ def venv_python(venv: Path | None) -> str:
     return str(venv / "bin" / "python") if venv is not None else sys.executable
 
 
-def compare_readers(args, models_dir: Path, image: Path, default: str | None) -> dict:
+def compare_readers(args, models_dir: Path, image: Path, default: str | None, present: list[str]) -> dict:
     """This tree's reader against the one in --baseline-tree, alternating run by run so that both see the same
     machine load (see the module's docstring)."""
     readers = {"this": (ROOT, args.venv), "baseline": (args.baseline_tree.resolve(), args.baseline_venv)}
@@ -186,6 +186,8 @@ def compare_readers(args, models_dir: Path, image: Path, default: str | None) ->
                  "pythons": {k: venv_python(v) for k, (_, v) in readers.items()},
                  "cold_s": {k: {} for k in readers}, "warm_ms": {}, "targets": READER_TARGETS}
     for label, model in COLD_READINGS:  # model None: recognize.py without --model, the store's default
+        if model is not None and model not in present:
+            continue
         times: dict[str, list[float]] = {k: [] for k in readers}
         for _ in range(args.runs):
             for k, (tree, venv) in readers.items():
@@ -247,6 +249,9 @@ def parse_args(argv=None) -> argparse.Namespace:
         p.error("--runs, --warm-runs and --rounds must be at least 1")
     if args.baseline_tree is not None and not (args.baseline_tree / "recognize.py").is_file():
         p.error(f"--baseline-tree {args.baseline_tree}: no recognize.py there (a checkout of this project?)")
+    for flag, venv in (("--venv", args.venv), ("--baseline-venv", args.baseline_venv)):
+        if args.baseline_tree is not None and venv is not None and not (venv / "bin" / "python").exists():
+            p.error(f"{flag} {venv}: no {venv / 'bin' / 'python'} (the readers run on the venvs' Pythons)")
     return args
 
 
@@ -271,7 +276,7 @@ def main(argv=None) -> int:
         tmp = Path(tmp)
         image = ten_digit_canvas(tmp / "ten_digits.png")
         if args.baseline_tree is not None:
-            results["readers"] = compare_readers(args, models_dir, image, default)
+            results["readers"] = compare_readers(args, models_dir, image, default, models)
             print_readers(results, default)
             if args.out:
                 write_json(args.out, results)
