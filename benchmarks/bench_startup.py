@@ -184,16 +184,21 @@ def compare_readers(args, models_dir: Path, image: Path, default: str | None, pr
     readers = {"this": (ROOT, args.venv), "baseline": (args.baseline_tree.resolve(), args.baseline_venv)}
     res: dict = {"trees": {k: str(t) for k, (t, _) in readers.items()},
                  "pythons": {k: venv_python(v) for k, (_, v) in readers.items()},
-                 "cold_s": {k: {} for k in readers}, "warm_ms": {}, "targets": READER_TARGETS}
+                 "cold_s": {k: {} for k in readers}, "peak_rss_mb": {k: {} for k in readers}, "warm_ms": {},
+                 "targets": READER_TARGETS}
     for label, model in COLD_READINGS:  # model None: recognize.py without --model, the store's default
         if model is not None and model not in present:
             continue
         times: dict[str, list[float]] = {k: [] for k in readers}
+        rss: dict[str, list[float]] = {k: [] for k in readers}
         for _ in range(args.runs):
             for k, (tree, venv) in readers.items():
-                times[k].append(first_reading(models_dir, image, model, tree, venv_python(venv))[0])
+                t, mb = first_reading(models_dir, image, model, tree, venv_python(venv))
+                times[k].append(t)
+                rss[k].append(mb)
         for k in readers:
             res["cold_s"][k][label] = summary(times[k])
+            res["peak_rss_mb"][k][label] = summary(rss[k])
             log.info("%s reader, %s: cold reading median %.3f s", k, label, statistics.median(times[k]))
     best: dict[str, list[float]] = {k: [] for k in readers}
     for _ in range(args.rounds):
@@ -223,6 +228,9 @@ def print_readers(res: dict, default: str | None) -> None:
         label = f"cold recognize.py -> reading, {m}{f' ({default})' if m == 'default' else ''} [s, median]"
         row(label, f"{r['cold_s']['baseline'][m]['median']:.3f}", f"{r['cold_s']['this'][m]['median']:.3f}",
             f"<= {READER_TARGETS[f'cold_s {m}']}" if f"cold_s {m}" in READER_TARGETS else "")
+    for m in r["peak_rss_mb"]["this"]:
+        row(f"peak memory of that process, {m} [MB, median]", f"{r['peak_rss_mb']['baseline'][m]['median']:.0f}",
+            f"{r['peak_rss_mb']['this'][m]['median']:.0f}", "")
     row("warm 10-digit canvas, cnn [ms, best]", f"{r['warm_ms']['baseline']['best']:.1f}",
         f"{r['warm_ms']['this']['best']:.1f}", READER_TARGETS["warm_ms cnn"])
 

@@ -62,5 +62,6 @@ def test_bench_startup_compares_two_readers_side_by_side(tmp_path):
     r = json.loads(target.read_text())["readers"]
     assert set(r["cold_s"]) == {"this", "baseline"} and list(r["cold_s"]["this"]) == ["cnn", "default"]
     assert all(0 < c["cnn"]["min"] <= c["cnn"]["median"] for c in r["cold_s"].values())  # no ensemble: one model
+    assert all(m["cnn"]["min"] > 20 for m in r["peak_rss_mb"].values())
     assert all(len(w["rounds"]) == 2 and w["best"] == min(w["rounds"]) > 0 for w in r["warm_ms"].values())
     assert "warm 10-digit canvas, cnn [ms, best]" in out.stdout and "env_mib" not in r
