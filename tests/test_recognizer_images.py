@@ -12,7 +12,7 @@ from recognizer.images import binarize, load_gray, rgb_to_gray, to_ink
 
 # ------------------------------------------------------------------------------------------- test images
 def strokes(h: int, w: int, n: int, rng, width=(2, 14)) -> np.ndarray:
-    """Antialiased random pen strokes, ink = 255 on 0 (drawn with Pillow: no OpenCV needed)."""
+    """Antialiased random pen strokes, ink = 255 on 0 (drawn with Pillow, at twice the size and shrunk)."""
     from PIL import Image, ImageDraw
 
     im = Image.new("L", (int(w) * 2, int(h) * 2), 0)  # drawn at twice the size, then shrunk: soft edges
