@@ -12,6 +12,14 @@ has only requirements.txt installed.
 
 The Keras side is what the reader does without the .onnx twins: the same models folder, .keras files only
 (a temporary folder of links), so the store falls back to Keras.
+
+--baseline-tree DIR compares two readers instead of two backends, in one run (both on ONNX Runtime, the same
+models and canvas): this tree's and the one checked out in DIR (e.g. the NumPy-only reader of commit 06257c3,
+`git worktree add /tmp/old 06257c3`). Cold `recognize.py` to a reading for the CNN and the default model
+(median of --runs, the two readers alternating), the warm 10-digit canvas with the CNN (best of --rounds fresh
+processes per reader, alternating, each the best of --warm-runs readings) and, with --venv / --baseline-venv
+(each a fresh venv with only that tree's requirements.txt), the environments' size (`du -sm`) and the cold runs
+on their Pythons.
 """
 
 from __future__ import annotations
@@ -40,16 +48,18 @@ from common.names import BASE_MODELS, METRICS_FILE, MODEL_NAMES, model_file, onn
 log = logging.getLogger("bench_startup")
 SHARED_MNIST = ROOT.parent / "shared/data/mnist/mnist.npz"
 BACKENDS = ("keras", "onnx")
-TARGETS = {  # issue 19: what a user on a small CPU should get
-    "first_reading_s cnn": 1.0, "first_reading_s default": 1.5, "peak_rss_mb default": 300.0,
-    "app_ready_s": 1.5, "warm_ms cnn": 5.0, "runtime_env_mb": 300.0,
+COLD_READINGS = (("cnn", "cnn"), ("default", None), ("ensemble", "ensemble"))  # (label, --model)
+READER_TARGETS = {  # issue 29: the reading side on OpenCV, against the NumPy-only reader
+    "env_mib": 400, "cold_s cnn": 0.35, "cold_s default": 0.6, "warm_ms cnn": "faster than the baseline",
 }
 EPILOG = """examples:
   python benchmarks/bench_startup.py                              everything, 5 runs each (a few minutes)
   python benchmarks/bench_startup.py --models cnn --backends onnx --runs 10 --no-gui
   python benchmarks/bench_startup.py --venv /tmp/rt --out out/bench_startup.json
+  python benchmarks/bench_startup.py --baseline-tree /tmp/old --venv /tmp/rt --baseline-venv /tmp/rt-old
 
 --venv: make one with  python3 -m venv /tmp/rt && /tmp/rt/bin/pip install -r requirements.txt
+(--baseline-venv the same with the baseline tree's requirements.txt)
 """
 
 
@@ -81,13 +91,15 @@ def keras_only_dir(models_dir: Path, target: Path) -> Path:
     return target
 
 
-def first_reading(models_dir: Path, image: Path, model: str | None) -> tuple[float, float]:
-    """(seconds from process start to the first reading on stdout, peak RSS in MB) of one recognize.py run."""
-    cmd = [sys.executable, str(ROOT / "recognize.py"), str(image), "--models-dir", str(models_dir)]
+def first_reading(models_dir: Path, image: Path, model: str | None, tree: Path = ROOT,
+                  python: str = sys.executable) -> tuple[float, float]:
+    """(seconds from process start to the first reading on stdout, peak RSS in MB) of one recognize.py run
+    (of the project in `tree`, on `python`)."""
+    cmd = [python, str(tree / "recognize.py"), str(image), "--models-dir", str(models_dir)]
     if model:
         cmd += ["--model", model]
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    proc = subprocess.Popen(cmd, cwd=tree, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     line = proc.stdout.readline()
     elapsed = time.perf_counter() - t0
     proc.stdout.read()
@@ -98,9 +110,11 @@ def first_reading(models_dir: Path, image: Path, model: str | None) -> tuple[flo
     return elapsed, usage.ru_maxrss / 1024.0  # Linux reports KiB
 
 
-def warm_reading(models_dir: Path, image: Path, models: list[str], runs: int) -> dict[str, dict]:
-    """Median/min Recognizer.read ms per model, in a fresh process (so Keras is imported only for Keras)."""
-    code = (f"import json, statistics, sys; sys.path.insert(0, {str(ROOT)!r})\n"
+def warm_reading(models_dir: Path, image: Path, models: list[str], runs: int, tree: Path = ROOT,
+                 python: str = sys.executable) -> dict[str, dict]:
+    """Median/min Recognizer.read ms per model, in a fresh process (so Keras is imported only for Keras) of the
+    project in `tree` on `python`."""
+    code = (f"import json, statistics, sys; sys.path.insert(0, {str(tree)!r})\n"
             "from recognizer import ModelStore, Recognizer\n"
             "from recognizer.images import load_gray\n"
             f"store = ModelStore({str(models_dir)!r}); rec = Recognizer(store); img = load_gray({str(image)!r})\n"
@@ -111,7 +125,7 @@ def warm_reading(models_dir: Path, image: Path, models: list[str], runs: int) ->
             "    out[m] = {'min_ms': min(ms), 'median_ms': statistics.median(ms), 'text': r.text,\n"
             "              'backend': store.loaded().get(m, 'mixed' if m == 'ensemble' else '?')}\n"
             "print(json.dumps(out))\n")
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=900)
+    out = subprocess.run([python, "-c", code], cwd=tree, capture_output=True, text=True, timeout=900)
     if out.returncode != 0:
         raise RuntimeError(f"warm reading failed: {out.stderr.strip()[-500:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -154,6 +168,73 @@ def dir_size_mb(path: Path) -> float:
     return total / 1e6
 
 
+def env_mib(path: Path) -> int:
+    """Disk use of a folder in MiB, as `du -sm` reports it."""
+    out = subprocess.run(["du", "-sm", str(path)], capture_output=True, text=True, check=True)
+    return int(out.stdout.split()[0])
+
+
+def venv_python(venv: Path | None) -> str:
+    return str(venv / "bin" / "python") if venv is not None else sys.executable
+
+
+def compare_readers(args, models_dir: Path, image: Path, default: str | None, present: list[str]) -> dict:
+    """This tree's reader against the one in --baseline-tree, alternating run by run so that both see the same
+    machine load (see the module's docstring)."""
+    readers = {"this": (ROOT, args.venv), "baseline": (args.baseline_tree.resolve(), args.baseline_venv)}
+    res: dict = {"trees": {k: str(t) for k, (t, _) in readers.items()},
+                 "pythons": {k: venv_python(v) for k, (_, v) in readers.items()},
+                 "cold_s": {k: {} for k in readers}, "peak_rss_mb": {k: {} for k in readers}, "warm_ms": {},
+                 "targets": READER_TARGETS}
+    for label, model in COLD_READINGS:  # model None: recognize.py without --model, the store's default
+        if model is not None and model not in present:
+            continue
+        times: dict[str, list[float]] = {k: [] for k in readers}
+        rss: dict[str, list[float]] = {k: [] for k in readers}
+        for _ in range(args.runs):
+            for k, (tree, venv) in readers.items():
+                t, mb = first_reading(models_dir, image, model, tree, venv_python(venv))
+                times[k].append(t)
+                rss[k].append(mb)
+        for k in readers:
+            res["cold_s"][k][label] = summary(times[k])
+            res["peak_rss_mb"][k][label] = summary(rss[k])
+            log.info("%s reader, %s: cold reading median %.3f s", k, label, statistics.median(times[k]))
+    best: dict[str, list[float]] = {k: [] for k in readers}
+    for _ in range(args.rounds):
+        for k, (tree, venv) in readers.items():
+            warm = warm_reading(models_dir, image, ["cnn"], args.warm_runs, tree, venv_python(venv))
+            best[k].append(warm["cnn"]["min_ms"])
+    res["warm_ms"] = {k: {"best": min(v), "rounds": v} for k, v in best.items()}
+    for k, (_, venv) in readers.items():
+        if venv is not None:
+            res.setdefault("env_mib", {})[k] = env_mib(venv)
+    return res
+
+
+def print_readers(res: dict, default: str | None) -> None:
+    print(f"\nreaders side by side ({res['cpu_count']} CPUs): this tree {res['readers']['trees']['this']} against "
+          f"{res['readers']['trees']['baseline']}; default model: {default}")
+    r = res["readers"]
+    print(f"{'measure':<52}{'baseline':>14}{'this':>14}{'target':>26}")
+
+    def row(label, base, this, target):
+        print(f"{label:<52}{base:>14}{this:>14}{str(target):>26}")
+
+    if "env_mib" in r:
+        row("reading environment (requirements.txt, du -sm) [MiB]", r["env_mib"].get("baseline", "-"),
+            r["env_mib"].get("this", "-"), f"<= {READER_TARGETS['env_mib']}")
+    for m in r["cold_s"]["this"]:
+        label = f"cold recognize.py -> reading, {m}{f' ({default})' if m == 'default' else ''} [s, median]"
+        row(label, f"{r['cold_s']['baseline'][m]['median']:.3f}", f"{r['cold_s']['this'][m]['median']:.3f}",
+            f"<= {READER_TARGETS[f'cold_s {m}']}" if f"cold_s {m}" in READER_TARGETS else "")
+    for m in r["peak_rss_mb"]["this"]:
+        row(f"peak memory of that process, {m} [MB, median]", f"{r['peak_rss_mb']['baseline'][m]['median']:.0f}",
+            f"{r['peak_rss_mb']['this'][m]['median']:.0f}", "")
+    row("warm 10-digit canvas, cnn [ms, best]", f"{r['warm_ms']['baseline']['best']:.1f}",
+        f"{r['warm_ms']['this']['best']:.1f}", READER_TARGETS["warm_ms cnn"])
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="bench_startup.py", description=__doc__.splitlines()[0], epilog=EPILOG,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -165,10 +246,20 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--warm-runs", type=int, default=30, help="warm readings per model (default 30)")
     p.add_argument("--no-gui", action="store_true", help="skip the app start-up timing (needs Xvfb)")
     p.add_argument("--venv", type=Path, default=None, help="a venv with only requirements.txt: report its size")
+    p.add_argument("--baseline-tree", type=Path, default=None,
+                   help="another checkout of the project: compare its reader with this one instead of the backends")
+    p.add_argument("--baseline-venv", type=Path, default=None,
+                   help="a venv with only the baseline tree's requirements.txt (size, and its Python for the runs)")
+    p.add_argument("--rounds", type=int, default=5, help="warm processes per reader with --baseline-tree (default 5)")
     p.add_argument("--out", type=Path, default=None, help="also write the results as JSON (atomically)")
     args = p.parse_args(argv)
-    if args.runs < 1 or args.warm_runs < 1:
-        p.error("--runs and --warm-runs must be at least 1")
+    if args.runs < 1 or args.warm_runs < 1 or args.rounds < 1:
+        p.error("--runs, --warm-runs and --rounds must be at least 1")
+    if args.baseline_tree is not None and not (args.baseline_tree / "recognize.py").is_file():
+        p.error(f"--baseline-tree {args.baseline_tree}: no recognize.py there (a checkout of this project?)")
+    for flag, venv in (("--venv", args.venv), ("--baseline-venv", args.baseline_venv)):
+        if args.baseline_tree is not None and venv is not None and not (venv / "bin" / "python").exists():
+            p.error(f"{flag} {venv}: no {venv / 'bin' / 'python'} (the readers run on the venvs' Pythons)")
     return args
 
 
@@ -192,6 +283,13 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench_startup.") as tmp:
         tmp = Path(tmp)
         image = ten_digit_canvas(tmp / "ten_digits.png")
+        if args.baseline_tree is not None:
+            results["readers"] = compare_readers(args, models_dir, image, default, models)
+            print_readers(results, default)
+            if args.out:
+                write_json(args.out, results)
+                log.info("wrote %s", args.out)
+            return 0
         dirs = {"onnx": models_dir, "keras": keras_only_dir(models_dir, tmp / "keras_only")}
         for backend in args.backends:
             res = results["backends"][backend] = {"first_reading": {}, "warm": {}}

@@ -3,6 +3,8 @@
 Handles: grayscale / RGB / RGBA arrays and files, dark ink on a light canvas or light ink on a dark one
 (polarity is detected), photos and scans with uneven light (adaptive threshold), very large images
 (scaled down first; the scale is reported so that boxes can be mapped back to input pixels).
+The pixel operations are OpenCV's (grey conversion, area shrink, thresholds, histogram, connected components,
+Gaussian, box mean, close); what is decided here is which of them to apply with which levels.
 """
 
 from __future__ import annotations
@@ -12,10 +14,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 
-from .components import components
-from .raster import bounding_box, box_mean, close_cross, gaussian3, shrink_area
 from .errors import RecognizerError
 
 log = logging.getLogger(__name__)
@@ -24,9 +25,7 @@ MAX_SIDE = 1600          # larger images are scaled down to this long side befor
 MIN_CONTRAST = 40        # grey levels between background and ink below which an image counts as blank
 STRONG_INK = 0.5         # a clean picture's strokes: at least half the ink contrast...
 WEAK_INK = 0.25          # ...plus fainter pixels joined to them (grey pen on paper scans stays whole)
-_FEW_PIECES = 64         # up to this many faint pieces are erased one by one, more with one lookup
-_GRAY_WEIGHTS = (9798, 19235, 3735)  # OpenCV's RGB -> grey weights (BT.601) in 15-bit fixed point
-_GRAY_SHIFT = 15
+_CLOSE = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))  # closes one-pixel gaps in a photo's strokes
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 EXPECTED = ("expected a uint8 image array of shape (H, W), (H, W, 1), (H, W, 3) or (H, W, 4) "
             "(bool and float arrays in [0, 1] are accepted too)")
@@ -118,18 +117,9 @@ def _from_array(arr: np.ndarray) -> np.ndarray:
 
 
 def rgb_to_gray(rgb: np.ndarray) -> np.ndarray:
-    """Grey levels of a uint8 (H, W, 3 or 4) RGB(A) array, alpha ignored.
-
-    OpenCV's fixed-point BT.601 weights (15 fractional bits, rounded), so that the grey levels, and with them
-    every threshold and mask, are bit for bit those of the OpenCV-based reader this replaces.
-    """
-    r, g, b = (np.uint32(w) for w in _GRAY_WEIGHTS)
-    acc = rgb[..., 0] * r
-    acc += rgb[..., 1] * g
-    acc += rgb[..., 2] * b
-    acc += np.uint32(1 << (_GRAY_SHIFT - 1))
-    acc >>= np.uint32(_GRAY_SHIFT)
-    return acc.astype(np.uint8)
+    """Grey levels of a uint8 (H, W, 3 or 4) RGB(A) array, alpha ignored (OpenCV's BT.601 weights)."""
+    code = cv2.COLOR_RGBA2GRAY if rgb.shape[2] == 4 else cv2.COLOR_RGB2GRAY
+    return cv2.cvtColor(np.ascontiguousarray(rgb), code)
 
 
 # ------------------------------------------------------------------------------ binarisation
@@ -140,49 +130,22 @@ def to_ink(image) -> InkImage:
     scale = 1.0
     if max(h, w) > MAX_SIDE:
         scale = MAX_SIDE / max(h, w)
-        gray = shrink_area(gray, max(1, round(w * scale)), max(1, round(h * scale)))
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))
+        gray = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)  # area mean: thin strokes fade, not vanish
         log.debug("scaled %dx%d image down by %.3f", w, h, scale)
     mask, photo, blank = binarize(gray)
     return InkImage(mask=mask, scale=scale, input_size=(w, h), photo=photo, blank=blank)
 
 
 def _above(gray: np.ndarray, level: float, light: bool) -> np.ndarray:
-    """True where the ink (dark on light paper, or light on dark) is stronger than `level` (0-255 of ink).
+    """Mask (uint8, ink = 255) where the ink (dark on light paper, or light on dark) is stronger than `level`.
 
-    Integer comparisons in uint8 (no float temporaries); the same pixels as OpenCV's threshold gave.
+    `level` is measured in ink (0-255 from the background's side): on light paper ink = 255 - gray, so the ink
+    is stronger than `level` where gray < 255 - level, i.e. gray <= ceil(255 - level) - 1.
     """
-    if light:  # ink = 255 - gray > level  <=>  gray < 255 - level  <=>  gray <= ceil(255 - level) - 1
-        return _at_most(gray, int(np.ceil(255.0 - level)) - 1)
-    return ~_at_most(gray, int(np.floor(level)))  # gray > level  <=>  not gray <= floor(level)
-
-
-def _at_most(gray: np.ndarray, k: int) -> np.ndarray:
-    """gray <= k as a bool array, for any integer k (out-of-range k gives all False / all True)."""
-    if k < 0:
-        return np.zeros(gray.shape, bool)
-    if k >= 255:
-        return np.ones(gray.shape, bool)
-    return gray <= np.uint8(k)
-
-
-def _as_mask(ink: np.ndarray) -> np.ndarray:
-    """bool -> uint8 mask with ink = 255 (0 - 1 wraps to 255 in uint8: no multiply, no copy of the bools)."""
-    return np.negative(ink.view(np.uint8))
-
-
-def _histogram(gray: np.ndarray) -> np.ndarray:
-    """256-bin histogram (int64) of a uint8 image.
-
-    Counting pairs of neighbouring pixels as one 16-bit value halves the array np.bincount has to widen to
-    intp, which is where its time goes; the 65536 pair counts fold back into 256 by either byte.
-    """
-    flat = gray.reshape(-1)
-    pairs = flat.size // 2
-    counts = np.bincount(flat[:2 * pairs].view(np.uint16), minlength=65536).reshape(256, 256)
-    hist = counts.sum(axis=0) + counts.sum(axis=1)
-    if flat.size % 2:
-        hist[flat[-1]] += 1
-    return hist
+    if light:
+        return cv2.threshold(gray, float(np.ceil(255.0 - level) - 1), 255, cv2.THRESH_BINARY_INV)[1]
+    return cv2.threshold(gray, level, 255, cv2.THRESH_BINARY)[1]
 
 
 def binarize(gray: np.ndarray) -> tuple[np.ndarray, bool, bool]:
@@ -190,7 +153,7 @@ def binarize(gray: np.ndarray) -> tuple[np.ndarray, bool, bool]:
     gray = np.ascontiguousarray(gray)
     # background level = median; ink is whatever differs from it (works for either polarity).
     # All statistics come from one 256-bin histogram (fast on large images).
-    hist = _histogram(gray)
+    hist = cv2.calcHist([gray], [0], None, [256], [0, 256]).ravel().astype(np.int64)
     cum = np.cumsum(hist)
     n = cum[-1]
     bg = float(np.searchsorted(cum, 0.5 * n))
@@ -219,52 +182,41 @@ def binarize(gray: np.ndarray) -> tuple[np.ndarray, bool, bool]:
         # them (hysteresis): a grey pen stroke on a scan is kept whole instead of broken into pieces
         strong = _above(gray, bg_ink + STRONG_INK * (hi - bg_ink), light)
         weak = _above(gray, bg_ink + WEAK_INK * (hi - bg_ink), light)
-        return _as_mask(_hysteresis(strong, weak)), False, False
-    ink = 255 - gray if light else gray
+        return _hysteresis(strong, weak), False, False
+    ink = cv2.bitwise_not(gray) if light else gray
     mask = _local_contrast(ink, hi - bg_ink)
-    return _as_mask(mask), True, not mask.any()
+    return mask, True, not mask.any()
 
 
 def _hysteresis(strong: np.ndarray, weak: np.ndarray) -> np.ndarray:
-    """The 8-connected pieces of `weak` (bool) that hold a `strong` pixel (strong is a subset of weak).
+    """The 8-connected pieces of `weak` that hold a `strong` pixel (masks, ink = 255; strong is a subset of weak).
 
-    Labelling runs on the bounding box of the weak pixels only, and when every piece holds a strong pixel (the
-    usual drawing) the answer is `weak` itself: no full-size lookup through the labels.
+    When every piece holds a strong pixel (the usual drawing) the answer is `weak` itself: no lookup through the
+    labels.
     """
-    if np.count_nonzero(weak) <= np.count_nonzero(strong):
+    if cv2.countNonZero(weak) <= cv2.countNonZero(strong):
         return strong
-    bx, by, bw, bh = bounding_box(weak)
-    box = np.s_[by:by + bh, bx:bx + bw]
-    n_labels, labels, stats = components(_as_mask(np.ascontiguousarray(weak[box])))
+    n_labels, labels = cv2.connectedComponents(weak, connectivity=8)
     keep = np.zeros(n_labels, bool)
-    keep[labels[strong[box]]] = True
+    keep[labels[strong > 0]] = True
     keep[0] = False
-    out = weak.copy()
-    dropped = np.flatnonzero(~keep[1:]) + 1
-    if len(dropped) <= _FEW_PIECES:
-        for i in dropped:  # erase each piece without a strong pixel inside its own bounding box
-            x, y, w, h = (int(v) for v in stats[i, :4])
-            sub = out[box][y:y + h, x:x + w]
-            sub &= labels[y:y + h, x:x + w] != i
-    else:
-        out[box] = keep[labels]
-    return out
+    if keep[1:].all():
+        return weak
+    return np.where(keep[labels], np.uint8(255), np.uint8(0))
 
 
 # ------------------------------------------------------------------------------ photos and scans
 def _local_contrast(ink: np.ndarray, contrast: float) -> np.ndarray:
-    """Ink (bool) of a photo or scan with uneven light: every pixel compared with its local mean.
-
-    Integer arithmetic throughout, the same pixels as OpenCV's GaussianBlur, blur and morphological close gave.
-    """
+    """Ink mask (uint8, ink = 255) of a photo or scan with uneven light: every pixel against its local mean."""
     h, w = ink.shape
     block = max(15, (min(h, w) // 8) | 1)
-    blur = gaussian3(ink)
-    diff = blur.astype(np.int16) - box_mean(blur, block).astype(np.int16)
+    blur = cv2.GaussianBlur(ink, (3, 3), 0)
+    diff = blur.astype(np.int16) - cv2.blur(blur, (block, block)).astype(np.int16)
     # offset: clear of the paper's noise, and a fair share of the ink contrast
     noise = _median_abs(diff) * 1.4826
     c = max(12.0, 4.0 * noise, 0.25 * contrast)
-    return close_cross(diff > c)
+    mask = np.where(diff > c, np.uint8(255), np.uint8(0))
+    return cv2.morphologyEx(mask, cv2.MORPH_CLOSE, _CLOSE)
 
 
 def _median_abs(diff: np.ndarray) -> float:

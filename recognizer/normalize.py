@@ -11,14 +11,18 @@ Where the ink is much thicker than its own stroke (a loop filled in by a bold pe
 loop of a 9, the eyes of an 8) the thinning alone would leave a bare tail (a 9 read as 3 or 7): such blobs are
 redrawn as discs, as much thicker than the pen as they were than the stroke.
 Measurements behind both rules: docs/DECISIONS.md.
-NumPy only (raster.py, skeleton.py): all digits of a reading are thinned together.
+The pixels are OpenCV's (bounding box, resizing, Gaussian, dilation with an elliptic pen) but for the thinning,
+which gives scikit-image's pixels (skeleton.py: the models were trained on those); all digits of a reading are
+thinned together.
 """
 
 from __future__ import annotations
 
+from functools import lru_cache
+
+import cv2
 import numpy as np
 
-from .raster import bounding_box, dilate_ellipse, gaussian5_framed, resize
 from .skeleton import thin
 
 WORK = 72          # long side of the skeleton at working resolution
@@ -35,16 +39,32 @@ def _clip(value: int, low: int, high: int) -> int:
     return min(max(int(value), low), high)
 
 
+@lru_cache(maxsize=64)
+def _pen(size: int) -> np.ndarray:
+    """The round pen: OpenCV's elliptic structuring element of `size` x `size` pixels."""
+    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
+
+
+def _resized(img: np.ndarray, width: int, height: int) -> np.ndarray:
+    """uint8 image -> (height, width): area averaging when shrinking (thin strokes fade instead of dropping out),
+    bilinear when growing."""
+    h, w = img.shape
+    shrink = width <= w and height <= h
+    return cv2.resize(img, (width, height), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+
+
 def _working_ink(crop: np.ndarray) -> np.ndarray | None:
     """Step 1: the digit's ink resampled to the working size (long side WORK), smoothed, as a binary image."""
-    crop = np.asarray(crop, dtype=np.uint8)
-    x, y, w, h = bounding_box(crop)
+    crop = np.ascontiguousarray(crop, dtype=np.uint8)
+    x, y, w, h = cv2.boundingRect(crop)
     if w == 0 or h == 0:
         return None
     crop = crop[y:y + h, x:x + w]
     s = WORK / max(h, w)
-    work = resize(crop, max(1, round(w * s)), max(1, round(h * s)))
-    work = gaussian5_framed(work, PEN + 3)
+    work = _resized(crop, max(1, round(w * s)), max(1, round(h * s)))
+    frame = PEN + 3  # room for the pen around the ink
+    work = cv2.copyMakeBorder(work, frame, frame, frame, frame, cv2.BORDER_CONSTANT, value=0)
+    work = cv2.GaussianBlur(work, (5, 5), 0)
     # a low threshold keeps thin (downscaled) strokes connected
     binary = work > (64 if s < 1 else 110)
     return binary if binary.any() else work > 0
@@ -94,7 +114,7 @@ def _redrawn(skel: np.ndarray, binary: np.ndarray, radius: np.ndarray, median: f
         skel, median = binary.astype(np.uint8) * 255, 0.0
     # a thick brush leaves a shorter skeleton (its ends sit a radius inside the stroke): scale the pen with
     # the skeleton so that the redrawn stroke has the same width relative to the 20 px box for any brush
-    sx, sy, sw_, sh_ = bounding_box(skel)
+    sx, sy, sw_, sh_ = cv2.boundingRect(skel)
     pen = _clip(round(PEN * max(sw_, sh_) / (WORK - 1)), 3, 2 * PEN - 1)
     sizes = None
     if median:
@@ -104,13 +124,13 @@ def _redrawn(skel: np.ndarray, binary: np.ndarray, radius: np.ndarray, median: f
     reach = big // 2 + 1  # the largest stamp around the skeleton's box: all the dilation can reach
     framed = np.zeros((sh_ + 2 * reach, sw_ + 2 * reach), np.uint8)
     framed[reach:reach + sh_, reach:reach + sw_] = skel[sy:sy + sh_, sx:sx + sw_]
-    ink = dilate_ellipse(framed, pen)
+    ink = cv2.dilate(framed, _pen(pen))
     if big > pen:
         for size in np.unique(sizes[sizes > pen]):
             stamp = np.zeros_like(framed)
             on = sizes == size
             stamp[ys[on] + reach, xs[on] + reach] = 255
-            ink |= dilate_ellipse(stamp, int(size))
+            ink |= cv2.dilate(stamp, _pen(int(size)))
 
     return _fitted(ink)
 
@@ -119,11 +139,11 @@ def _fitted(ink: np.ndarray) -> np.ndarray:
     """Steps 3-4: ink (uint8, 255 = ink) fitted to the 20x20 box and centred by mass in 28x28, as MNIST was."""
     out = np.zeros((SIZE, SIZE), np.float32)
     # 3. fit the 20x20 box (long side 20, aspect kept), anti-aliased
-    x, y, w, h = bounding_box(ink)
+    x, y, w, h = cv2.boundingRect(ink)
     ink = ink[y:y + h, x:x + w]
     s = BOX / max(h, w)
     bw, bh = max(1, round(w * s)), max(1, round(h * s))
-    small = resize(ink, bw, bh).astype(np.float32) / 255.0
+    small = _resized(ink, bw, bh).astype(np.float32) / 255.0
 
     # 4. centre of mass at the centre of the 28x28 field (integer shift, like MNIST)
     tot = float(small.sum())

@@ -71,7 +71,7 @@ class Recognizer:
 
     @classmethod
     def warm_up(cls) -> None:
-        """Run the normaliser once (its cached resampling weights, NumPy's first calls): a fast first reading."""
+        """Run the normaliser once (its cached pens, OpenCV's and NumPy's first calls): a fast first reading."""
         if not cls._warm:
             img = np.zeros((40, 40), np.uint8)
             img[5:35, 18:22] = 255

@@ -1,7 +1,8 @@
 """Split a binary ink mask into digits: connected pieces, speck removal, grouping of pieces that belong to
 one digit (a 4 or 5 drawn in two strokes, a detached bar), reliable splitting of touching digits, and
-reading order (lines top -> bottom, digits left -> right). Vectorised NumPy (no OpenCV or SciPy, which the
-reading environment does not install), no per-pixel loops.
+reading order (lines top -> bottom, digits left -> right). The pieces come from OpenCV's connected components
+(labels, boxes and pixel counts in one pass; the labels give each digit its own ink where a neighbour reaches into
+its box), stroke width from its contours; the rules that group pieces into digits work on the boxes.
 
 The thresholds below are shares of a reference height: the typical digit height (the median height of the
 pieces at least REF_HEIGHT_SHARE as tall as the tallest), or the taller/shorter of two pieces being compared,
@@ -13,9 +14,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
-
-from .components import components
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,8 @@ def segment(mask: np.ndarray, photo: bool = False) -> list[Segment]:
     """
     if mask.size == 0 or not mask.any():
         return []
-    n, labels, stats = components(mask)
+    mask = np.ascontiguousarray(mask, dtype=np.uint8)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
     if n <= 1:
         return []
     x, y, w, h, area = (stats[1:, i].astype(np.int64) for i in range(5))
@@ -118,8 +119,8 @@ def segment(mask: np.ndarray, photo: bool = False) -> list[Segment]:
     # --- boxes of groups
     segs = []
     for members in groups:
-        gx0 = int(x[members].min()); gy0 = int(y[members].min())
-        gx1 = int((x[members] + w[members]).max()); gy1 = int((y[members] + h[members]).max())
+        gx0, gy0 = int(x[members].min()), int(y[members].min())
+        gx1, gy1 = int((x[members] + w[members]).max()), int((y[members] + h[members]).max())
         crop_labels = labels[gy0:gy1, gx0:gx1]
         own = np.isin(crop_labels, ids[members]) if len(members) > 1 else (crop_labels == ids[members[0]])
         crop = np.where(own, 255, 0).astype(np.uint8)
@@ -190,8 +191,8 @@ def _attach_fragments(groups, x, y, x1, y1, ref_h) -> list[list[int]]:
     """
     alone: set = set()
     while len(groups) > 1:
-        bx0 = np.array([x[g].min() for g in groups]); by0 = np.array([y[g].min() for g in groups])
-        bx1 = np.array([x1[g].max() for g in groups]); by1 = np.array([y1[g].max() for g in groups])
+        bx0, by0 = np.array([x[g].min() for g in groups]), np.array([y[g].min() for g in groups])
+        bx1, by1 = np.array([x1[g].max() for g in groups]), np.array([y1[g].max() for g in groups])
         gh, gw = by1 - by0, bx1 - bx0
         ref = float(np.median(gh[gh >= REF_HEIGHT_SHARE * gh.max()]))
         # a flat stroke (about twice as wide as tall) is never a digit of its own: the bar of a 5 or a 7, even
@@ -220,34 +221,14 @@ def _attach_fragments(groups, x, y, x1, y1, ref_h) -> list[list[int]]:
     return groups
 
 
-# contour length contributed by each 2x2 window of pixels, indexed by its ink pattern (bits: top-left 1,
-# top-right 2, bottom-left 4, bottom-right 8); see _contour_length
-_ROOT2 = float(np.sqrt(2.0))
-_WINDOW_LENGTH = np.zeros(16)
-_WINDOW_LENGTH[[3, 5, 10, 12]] = 1.0          # two side by side: the axis step between them
-_WINDOW_LENGTH[[7, 11, 13, 14]] = _ROOT2      # three: the diagonal step cutting off the empty corner
-_WINDOW_LENGTH[[6, 9]] = 2.0 * _ROOT2         # two diagonal only: a diagonal step walked there and back
-
-
 def stroke_width(mask: np.ndarray) -> float:
-    """Mean stroke width of a binary mask: ink area / half the contour length (a stroke has two edges)."""
-    area = float(np.count_nonzero(mask))
+    """Mean stroke width of a binary mask (uint8): ink area / half the length of all its contours (outer and
+    hole borders; a stroke has two edges)."""
+    area = cv2.countNonZero(mask)
     if area == 0:
         return 0.0
-    return 2.0 * area / max(_contour_length(mask), 1.0)
-
-
-def _contour_length(mask: np.ndarray) -> float:
-    """Total length of all 8-connected border chains (outer and hole borders) through the ink pixel centres,
-    axis steps 1 and diagonal steps sqrt(2): what OpenCV's findContours + arcLength measure, counted locally.
-
-    The chains are the border of the shape spanned by the pixel centres: a 2x2 window full of ink lies inside,
-    with three ink pixels its diagonal is a border step, and a step with no area on either side (a one pixel
-    thin stroke) is walked there and back. So each window adds a fixed length for its ink pattern.
-    """
-    ink = np.pad(mask > 0, 1).astype(np.uint8)
-    code = ink[:-1, :-1] + 2 * ink[:-1, 1:] + 4 * ink[1:, :-1] + 8 * ink[1:, 1:]
-    return float(np.bincount(code.ravel(), minlength=16) @ _WINDOW_LENGTH)
+    contours, _ = cv2.findContours(mask, cv2.RETR_LIST, cv2.CHAIN_APPROX_NONE)
+    return 2.0 * area / max(sum(cv2.arcLength(c, True) for c in contours), 1.0)
 
 
 def _split_touching(crop: np.ndarray, x0: int, y0: int, ref_h: float) -> list[Segment]:
@@ -279,19 +260,12 @@ def _split_touching(crop: np.ndarray, x0: int, y0: int, ref_h: float) -> list[Se
     if w - cuts[-1] < MIN_PART_WIDTH * h:
         return whole
     edges = [0] + cuts + [w]
-    for a, b in zip(edges[:-1], edges[1:]):
-        rows = np.nonzero(np.count_nonzero(crop[:, a:b], axis=1))[0]
-        if len(rows) == 0 or rows[-1] - rows[0] + 1 < PART_HEIGHT * h:  # each part must be a full-height digit
-            return whole
+    parts = [(a, crop[:, a:b], cv2.boundingRect(crop[:, a:b])) for a, b in zip(edges[:-1], edges[1:])]
+    if any(ph < PART_HEIGHT * h for _, _, (_, _, _, ph) in parts):  # each part must be a full-height digit
+        return whole
     out = []
-    for a, b in zip(edges[:-1], edges[1:]):
-        part = crop[:, a:b]
-        ys, xs = np.nonzero(part)
-        if len(ys) == 0:
-            continue
-        py0, py1, px0, px1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
-        out.append(Segment((x0 + a + int(px0), y0 + int(py0), int(px1 - px0), int(py1 - py0)),
-                           np.ascontiguousarray(part[py0:py1, px0:px1])))
+    for a, part, (px, py, pw, ph) in parts:
+        out.append(Segment((x0 + a + px, y0 + py, pw, ph), np.ascontiguousarray(part[py:py + ph, px:px + pw])))
     log.debug("split a %dx%d group into %d digits", w, h, len(out))
     return out
 

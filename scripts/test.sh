@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Set up everything the tests need on a fresh machine, then run them.
+# Set up everything the tests need on a fresh machine, then lint (Ruff, settings in pyproject.toml) and run them.
 #   .venv/ with the pinned requirements; Xvfb + xdotool for the real-window GUI tests and chromium for the
 #   real-browser test of the web page (apt-get, where missing; Playwright is pointed at Debian's chromium).
 set -euo pipefail
@@ -24,4 +24,5 @@ if ! command -v chromium >/dev/null && ! command -v chromium-browser >/dev/null;
     echo "warning: chromium missing and not root: the web page browser test will be skipped" >&2
   fi
 fi
+.venv/bin/ruff check .  # findings fail the run (set -e) before any test starts
 exec .venv/bin/python -m pytest "$@"

@@ -35,6 +35,7 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from common.checksum import code_digest, file_sha256
@@ -60,8 +61,8 @@ _ROOT = Path(__file__).resolve().parents[1]
 # every file whose code decides the prepared pixels: a change to any of them rebuilds the cache
 # (tests/test_handwriting.py checks that the recognizer's are all here)
 _CODE_FILES = ("study/handwriting.py", "study/handwriting_formats.py", "study/handwriting_render.py",
-               "common/brush.py", "recognizer/images.py", "recognizer/segment.py", "recognizer/components.py",
-               "recognizer/normalize.py", "recognizer/skeleton.py", "recognizer/raster.py", "recognizer/prepare.py")
+               "common/brush.py", "recognizer/images.py", "recognizer/segment.py",
+               "recognizer/normalize.py", "recognizer/skeleton.py", "recognizer/prepare.py")
 HOW_TO_PROVIDE = (
     "Give the real-handwriting folder (the layout of SOURCE.md: pendigits/, ujipenchars2/, chars74k/, cvl/, "
     f"semeion/) with --handwriting DIR or the environment variable {ENV_VAR}=DIR."
@@ -185,9 +186,10 @@ def split_checksum(per_set: dict) -> str:
 
 # ------------------------------------------------------------------------------------------ building
 def code_version() -> str:
-    """Hash of the preparation's code (and CODE_VERSION), not of its comments: part of every cache key."""
+    """Hash of the preparation's code (and CODE_VERSION and OpenCV's version, whose pixels it uses), not of its
+    comments: part of every cache key."""
     h = hashlib.sha256(f"v{CODE_VERSION}|{TRAIN_RENDERS}|{render.CANVAS}|{render.BRUSH}|{render.HEIGHT_FRAC}"
-                       f"|{render.SCAN_UPSCALE}".encode())
+                       f"|{render.SCAN_UPSCALE}|opencv {cv2.__version__}".encode())
     for rel in _CODE_FILES:
         p = _ROOT / rel
         h.update(code_digest(p).encode() if p.is_file() else b"-")

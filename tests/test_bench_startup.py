@@ -40,3 +40,28 @@ def test_bench_startup_measures_both_backends(tmp_path):
     assert onnx_mb < keras_mb / 2, (onnx_mb, keras_mb)
     assert 0.01 < res["runtime_env_mb"] < 5  # the folder passed as --venv: two tiny model files
     assert "start -> first reading, cnn (default) [s]" in out.stdout
+
+
+def test_bench_startup_compares_two_readers_side_by_side(tmp_path):
+    from study.export import export_onnx
+    from test_onnx_models import tiny_model
+
+    models = tmp_path / "models"
+    models.mkdir()
+    tiny_model(0).save(models / "cnn.keras")
+    export_onnx(models / "cnn.keras")
+    target = tmp_path / "bench.json"
+    out = subprocess.run([*BENCH, "--models-dir", str(models), "--runs", "1", "--warm-runs", "2", "--rounds", "2",
+                          "--baseline-tree", str(ROOT), "--baseline-venv", str(models), "--out", str(target)],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode != 0 and "bin/python" in out.stderr  # a --baseline-venv without a Python: says which
+    out = subprocess.run([*BENCH, "--models-dir", str(models), "--runs", "1", "--warm-runs", "2", "--rounds", "2",
+                          "--baseline-tree", str(ROOT), "--out", str(target)], capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr
+    r = json.loads(target.read_text())["readers"]
+    assert set(r["cold_s"]) == {"this", "baseline"} and list(r["cold_s"]["this"]) == ["cnn", "default"]
+    assert all(0 < c["cnn"]["min"] <= c["cnn"]["median"] for c in r["cold_s"].values())  # no ensemble: one model
+    assert all(m["cnn"]["min"] > 20 for m in r["peak_rss_mb"].values())
+    assert all(len(w["rounds"]) == 2 and w["best"] == min(w["rounds"]) > 0 for w in r["warm_ms"].values())
+    assert "warm 10-digit canvas, cnn [ms, best]" in out.stdout and "env_mib" not in r
