@@ -201,6 +201,38 @@ class Profile:
                            probabilities=probabilities, base_sha256=self.sha_of(model), adapted=adapted,
                            crop_png=png_bytes(crop))
 
+    def correct_reading(self, reading, text: str, source: str, image=None) -> list[int]:
+        """Store the right digits of a whole reading: `text` has one character per digit in reading order (line
+        breaks and spaces ignored), a digit 0-9 to teach, or "?" / "_" to skip that digit. `image` (the array
+        or path that was read) gives each stored digit its crop. Returns the ids stored; RecognizerError,
+        storing nothing, when `text` does not match the reading."""
+        wanted = [c for c in str(text) if not c.isspace()]
+        bad = [c for c in wanted if not (c.isdigit() and c.isascii()) and c not in "?_"]
+        if bad:
+            raise RecognizerError(f"the right text may hold digits 0-9 and '?' for a digit to skip; got {bad[0]!r}")
+        if len(wanted) != len(reading.digits):
+            raise RecognizerError(f"the image reads as {len(reading.digits)} digit(s) ({reading.text!r}) but the "
+                                  f"right text {text!r} has {len(wanted)}; nothing stored")
+        if all(c in "?_" for c in wanted):
+            raise RecognizerError("the right text names no digit (only '?'); nothing stored")
+        gray = None
+        if image is not None:
+            from .images import load_gray
+
+            gray = load_gray(image)
+        ids = []
+        for c, d in zip(wanted, reading.digits):
+            if c in "?_":
+                continue
+            crop = None
+            if gray is not None:
+                x, y, w, h = d.box
+                crop = gray[y:y + h, x:x + w]
+            ids.append(self.add_correction(label=int(c), input=d.input, model=reading.model, source=source,
+                                           read=d.digit, probabilities=d.probabilities, adapted=reading.adapted,
+                                           crop=crop))
+        return [i for i in ids if i is not None]
+
     def delete(self, correction_id: int) -> bool:
         gone = self.db.delete(correction_id)
         if gone:
@@ -255,3 +287,25 @@ class Profile:
             "confusions": self.db.confusions(),
             "adaptations": adaptations,
         }
+
+
+def stats_lines(stats: dict) -> list[str]:
+    """The profile's figures as short lines for a terminal or a dialog."""
+    def rate(part):
+        r = part["error_rate"]
+        return (f"{part['digits']} digits in {part['readings']} readings, {part['corrected']} corrected"
+                + (f" ({r:.1%})" if r is not None else ""))
+
+    lines = [f"profile: {stats['profile']}",
+             f"corrections stored: {stats['corrections']} ({stats['corrected_digits']} misread, "
+             f"{stats['confirmed_digits']} read right and confirmed)",
+             f"before adaptation: {rate(stats['before_adaptation'])}",
+             f"with adaptation:   {rate(stats['with_adaptation'])}"]
+    for name, a in stats["adaptations"].items():
+        last = a["last"]
+        state = f"in use, learned from {a['corrections']} corrections" if a["in_use"] else "not adapted"
+        lines.append(f"{name}: {state}" + (f"; last attempt: {last['reason']}" if last else ""))
+    if stats["confusions"]:
+        lines.append("most frequent misreadings: " + ", ".join(
+            f"{c['label']} read as {c['read']} ({c['count']}x)" for c in stats["confusions"]))
+    return lines
