@@ -144,6 +144,7 @@ def main(argv=None) -> int:
             generic_base = generic_accuracy(base.head, on)
             rows.append({"writer": w, "digits": len(rest), "before": before, "after": after,
                          "accepted": d.accepted, "reason": d.reason, "seconds": round(d.seconds, 3),
+                         "guard_agreement": round(d.guard_agreement, 4),
                          "generic_before": generic_base, "generic_after": generic})
         tot_b, tot_a = sum(r["before"] for r in rows), sum(r["after"] for r in rows)
         digits = sum(r["digits"] for r in rows)

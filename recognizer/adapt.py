@@ -7,8 +7,9 @@ corrected digits plus a rehearsal of everyone else's digits drawn from the model
 The decision, with no data set to check against:
   1. it must read the writer's corrections better than the shipped head when judged on corrections it was not
      fitted on (k-fold cross-validation over the corrections);
-  2. it must not forget: on a fixed, seeded draw from the feature statistics (the guard set, a stand-in for
-     everyone else's digits) it must agree with the shipped head almost everywhere and lose no class.
+  2. it must not forget: on a fixed, seeded draw from the feature statistics between pairs of classes (the
+     guard set, a stand-in for everyone else's ambiguous digits) it must agree with the shipped head almost
+     everywhere.
 Refused adaptations say why in one line; the reader then keeps reading with the shipped head.
 """
 
@@ -26,14 +27,15 @@ MIN_CORRECTIONS = 3  # fewer cannot be judged on held-out corrections
 
 @dataclass(frozen=True)
 class AdaptSettings:
-    steps: int = 60                # Adam steps of one fit
-    learning_rate: float = 2e-3    # Adam's step size
-    replay_per_class: int = 24     # rehearsal features per class drawn for every step
-    replay_weight: float = 1.0     # weight of the rehearsal loss against the writer's corrections
+    steps: int = 120               # Adam steps of one fit
+    learning_rate: float = 3e-3    # Adam's step size
+    rank: int = 16                 # the first layer changes by a rank-`rank` update (w1 + a @ b), the rest fully
+    replay_per_class: int = 40     # rehearsal features per class (one seeded draw per decision)
+    replay_weight: float = 2.0     # weight of the rehearsal loss against the writer's corrections
+    replay_between: float = 0.5    # share of rehearsal features drawn between two classes (where boundaries lie)
     folds: int = 3                 # cross-validation folds over the corrections (fewer when there are fewer)
     guard_per_class: int = 200     # guard-set features per class (seeded, the same for every decision)
-    guard_agreement: float = 0.97  # the adapted head must give the shipped head's answer on this share of it
-    guard_class_drop: float = 0.05  # and lose at most this share of any one class's guard features
+    guard_agreement: float = 0.955  # the adapted head must give the shipped head's answer on this share of it
     seed: int = 0
 
 
@@ -60,41 +62,78 @@ class Decision:
                 "guard_agreement": round(self.guard_agreement, 4), "seconds": round(self.seconds, 3)}
 
 
-def fit(base: Head, stats: FeatureStats, features: np.ndarray, labels: np.ndarray,
+@dataclass(frozen=True)
+class Rehearsal:
+    """Everyone else's digits as the head sees them: features drawn from the per-class statistics, and the
+    shipped head's own probabilities on them as targets (so rehearsal pulls towards what it did, not towards
+    labels it may never have matched). Drawn once per decision and shared by its fits."""
+
+    features: np.ndarray
+    targets: np.ndarray
+    pre: np.ndarray  # features @ w1: the fixed part of the first layer, computed once
+
+    @classmethod
+    def draw(cls, base: Head, stats: FeatureStats, per_class: int, seed: int, between: float = 0.0) -> Rehearsal:
+        """`per_class` features per class; a share `between` of them mixed with another class's draw (a point
+        between two classes, where the shipped head's boundaries are and an adaptation could move them)."""
+        rng = np.random.default_rng(seed)
+        x, _ = stats.sample(per_class, rng)
+        n_mix = int(round(between * len(x)))
+        if n_mix:
+            other, _ = stats.sample(per_class, rng)
+            other = other[rng.permutation(len(other))[:n_mix]]
+            t = rng.uniform(0.2, 0.8, (n_mix, 1)).astype(np.float32)
+            x[:n_mix] = (1 - t) * x[:n_mix] + t * other
+        return cls(x, base.probabilities(x), x @ base.w1)
+
+
+def fit(base: Head, rehearsal: Rehearsal, features: np.ndarray, labels: np.ndarray,
         settings: AdaptSettings = DEFAULT_SETTINGS, seed: int = 0) -> Head:
-    """The head refitted on (features, labels) with rehearsal; the shipped head is the starting point."""
+    """The head refitted on (features, labels) with rehearsal, starting from the shipped head.
+
+    Why a low-rank update of the first layer: it has d x h weights (2048 x 120 for the CNN); a rank-16 change
+    needs a tenth of the arithmetic per step, and a few hundred corrections cannot ask for more."""
     rng = np.random.default_rng(seed)
-    params = [base.w1.copy(), base.b1.copy(), base.w2.copy(), base.b2.copy()]
-    m = [np.zeros_like(p) for p in params]
-    v = [np.zeros_like(p) for p in params]
-    beta1, beta2, eps = 0.9, 0.999, 1e-8
     features = np.asarray(features, np.float32)
-    labels = np.asarray(labels, np.int64)
     n = len(labels)
+    x = np.concatenate([features, rehearsal.features])
+    fixed = np.concatenate([features @ base.w1, rehearsal.pre])
+    targets = np.concatenate([np.eye(10, dtype=np.float32)[np.asarray(labels, np.int64)], rehearsal.targets])
+    m = len(rehearsal.targets)
+    weight = np.concatenate([np.full(n, 1.0 / max(n, 1), np.float32),
+                             np.full(m, settings.replay_weight / max(m, 1), np.float32)])[:, None]
+    d, h = base.w1.shape
+    a = (rng.standard_normal((d, settings.rank), dtype=np.float32) / np.float32(np.sqrt(d)))
+    params = [a, np.zeros((settings.rank, h), np.float32), base.b1.copy(), base.w2.copy(), base.b2.copy()]
+    mom = [np.zeros_like(p) for p in params]
+    vel = [np.zeros_like(p) for p in params]
+    beta1, beta2, eps = 0.9, 0.999, 1e-8
     for step in range(1, settings.steps + 1):
-        replay_x, replay_y = stats.sample(settings.replay_per_class, rng)
-        x = np.concatenate([features, replay_x])
-        y = np.concatenate([labels, replay_y])
-        weight = np.concatenate([np.full(n, 1.0 / n, np.float32),
-                                 np.full(len(replay_y), settings.replay_weight / len(replay_y), np.float32)])
-        w1, b1, w2, b2 = params
-        pre = x @ w1 + b1
+        a, b, b1, w2, b2 = params
+        xa = x @ a
+        pre = fixed + xa @ b + b1
         hidden = np.maximum(pre, 0.0)
         logits = hidden @ w2 + b2
-        grad_logits = np.exp(logits - logits.max(1, keepdims=True))
-        grad_logits /= grad_logits.sum(1, keepdims=True)
-        grad_logits[np.arange(len(y)), y] -= 1.0
-        grad_logits *= weight[:, None]
-        grad_hidden = (grad_logits @ w2.T) * (pre > 0)
-        grads = [x.T @ grad_hidden, grad_hidden.sum(0), hidden.T @ grad_logits, grad_logits.sum(0)]
+        g = np.exp(logits - logits.max(1, keepdims=True))
+        g /= g.sum(1, keepdims=True)
+        g = (g - targets) * weight
+        g_pre = (g @ w2.T) * (pre > 0)
+        g_xa = g_pre @ b.T
+        grads = [x.T @ g_xa, xa.T @ g_pre, g_pre.sum(0), hidden.T @ g, g.sum(0)]
         lr = settings.learning_rate * np.sqrt(1 - beta2 ** step) / (1 - beta1 ** step)
-        for p, g, mi, vi in zip(params, grads, m, v):
+        for p, gr, mi, vi in zip(params, grads, mom, vel):
             mi *= beta1
-            mi += (1 - beta1) * g
+            mi += (1 - beta1) * gr
             vi *= beta2
-            vi += (1 - beta2) * g * g
+            vi += (1 - beta2) * gr * gr
             p -= (lr * mi / (np.sqrt(vi) + eps)).astype(np.float32)
-    return Head(*params)
+    a, b, b1, w2, b2 = params
+    return Head(base.w1 + a @ b, b1, w2, b2)
+
+
+def _nll(head: Head, features: np.ndarray, labels: np.ndarray) -> float:
+    p = head.probabilities(features)
+    return float(-np.log(np.maximum(p[np.arange(len(labels)), labels], 1e-12)).sum())
 
 
 def _folds(labels: np.ndarray, k: int, seed: int) -> np.ndarray:
@@ -111,7 +150,11 @@ def _folds(labels: np.ndarray, k: int, seed: int) -> np.ndarray:
 
 def decide(base: Head, stats: FeatureStats, features: np.ndarray, labels: np.ndarray,
            settings: AdaptSettings = DEFAULT_SETTINGS) -> Decision:
-    """Fit, judge on held-out corrections and on the guard set; the adapted head if it passes both."""
+    """Fit, judge on held-out corrections and on the guard set; the adapted head if it passes both.
+
+    "Reads the corrections better" when judged on corrections each fit did not see: fewer of them wrong, or as
+    many wrong and a lower cross-entropy on them (e.g. a writer whose few corrections the shipped model
+    already reads right, unsurely)."""
     t0 = time.perf_counter()
     features = np.asarray(features, np.float32)
     labels = np.asarray(labels, np.int64)
@@ -122,26 +165,27 @@ def decide(base: Head, stats: FeatureStats, features: np.ndarray, labels: np.nda
 
     if n < MIN_CORRECTIONS:
         return refused(f"needs at least {MIN_CORRECTIONS} corrections to judge, has {n}")
+    rehearsal = Rehearsal.draw(base, stats, settings.replay_per_class, settings.seed, settings.replay_between)
     k = min(settings.folds, n)
     fold = _folds(labels, k, settings.seed)
-    base_pred = base.logits(features).argmax(1)
-    before = int((base_pred != labels).sum())
-    after = 0
+    before = int((base.logits(features).argmax(1) != labels).sum())
+    nll_before, nll_after, after = _nll(base, features, labels), 0.0, 0
     for f in range(k):
         held = fold == f
-        head = fit(base, stats, features[~held], labels[~held], settings, seed=settings.seed + 1 + f)
+        head = fit(base, rehearsal, features[~held], labels[~held], settings, seed=settings.seed + 1 + f)
         after += int((head.logits(features[held]).argmax(1) != labels[held]).sum())
-    if after >= before:
+        nll_after += _nll(head, features[held], labels[held])
+    if after > before or (after == before and nll_after >= nll_before):
         return refused(f"it would not read your corrections better (judged on ones it was not fitted on: "
                        f"{after} wrong, the shipped model {before})", before, after)
-    head = fit(base, stats, features, labels, settings, seed=settings.seed)
-    guard_x, guard_y = stats.sample(settings.guard_per_class, np.random.default_rng(settings.seed + 10_000))
-    base_guard, new_guard = base.logits(guard_x).argmax(1), head.logits(guard_x).argmax(1)
-    agreement = float((base_guard == new_guard).mean())
-    kept = [(new_guard[guard_y == c] == base_guard[guard_y == c]).mean() for c in range(10)]
-    worst = int(np.argmin(kept))
-    if agreement < settings.guard_agreement or 1.0 - kept[worst] > settings.guard_class_drop:
-        return refused(f"it would forget how others write (it changes {1 - agreement:.1%} of the model's answers, "
-                       f"{1 - kept[worst]:.0%} of its {worst}s)", before, after, agreement)
+    head = fit(base, rehearsal, features, labels, settings, seed=settings.seed)
+    # the guard set: features between two classes, where an adaptation moves the shipped head's boundaries
+    # (its agreement there tracked the generic validation drop across writers, docs/DECISIONS.md; class
+    # centres alone never changed their answer)
+    guard = Rehearsal.draw(base, stats, settings.guard_per_class, settings.seed + 10_000, between=1.0)
+    agreement = float((head.logits(guard.features).argmax(1) == guard.targets.argmax(1)).mean())
+    if agreement < settings.guard_agreement:
+        return refused(f"it would forget how others write (it changes {1 - agreement:.1%} of the model's answers "
+                       "near the boundaries between digits)", before, after, agreement)
     return Decision(True, f"learned from {n} corrections ({before} -> {after} wrong when held out)", n, before,
                     after, agreement, time.perf_counter() - t0, head)
