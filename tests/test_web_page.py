@@ -373,6 +373,40 @@ def test_correct_a_digit_with_a_key_and_the_probability_list(page, profile_dir):
     assert not pg.errors
 
 
+def test_without_learn_corrections_are_off_with_a_hint(server, page, profile_dir):
+    """A server without --learn (its GET /api/profile answer, as such a server gives it): typing a digit stores
+    nothing and the page says how to turn corrections on."""
+    import json
+
+    from recognizer.corrections import CorrectionStore
+
+    url, _ = server
+    pg = page.context.new_page()
+    errors: list[str] = []
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    off = {"profile": str(profile_dir), "learn": False, "adapting": False, "model": "cnn", "corrections": 0,
+           "corrected_digits": 0, "confirmed_digits": 0, "confusions": [], "adaptations": {},
+           "before_adaptation": {"readings": 0, "digits": 0, "corrected": 0, "error_rate": None},
+           "with_adaptation": {"readings": 0, "digits": 0, "corrected": 0, "error_rate": None},
+           "status": "reading with your adaptation when there is one; start the server with --learn"}
+    pg.route("**/api/profile*", lambda route: route.fulfill(status=200, content_type="application/json",
+                                                            body=json.dumps(off)))
+    pg.goto(url + "/")
+    pg.wait_for_function("() => document.getElementById('model').options.length >= 6")
+    pg.wait_for_function("() => !document.getElementById('learn-hint').hidden")
+    assert "--learn" in pg.locator("#learn-hint").inner_text() and pg.locator("#forget").is_disabled()
+    before = CorrectionStore(profile_dir / "profile.sqlite").count()
+    n = reads(pg)
+    draw_number(pg, "1")
+    wait_reading(pg, n, "1")
+    pg.keyboard.press("7")
+    pg.wait_for_function("() => document.getElementById('status').classList.contains('error')")
+    assert "--learn" in pg.locator("#status").inner_text() and pg.locator("#number").inner_text() == "1"
+    assert CorrectionStore(profile_dir / "profile.sqlite").count() == before
+    assert not errors
+    pg.close()
+
+
 def test_requests_were_logged(server, page):
     _, lines = server
     reads_logged = [ln for ln in lines if "web.access: POST /api/read 200" in ln]

@@ -8,6 +8,7 @@ models are used (their ONNX twins carry the features output and `models/<name>.a
 
 import json
 import logging
+import time
 from pathlib import Path
 
 import cv2
@@ -103,6 +104,10 @@ def test_corrections_are_stored_then_adapted_and_read_better(learning):
         assert body["adapting"] is True and body["reading"]["text"] == "1" and len(body["stored"]) == 1
         stored += body["stored"]
     assert len(set(stored)) == 7 and profile.db.count() == 7
+    if c.app.state.learner.busy:  # the adaptation runs off the event loop: the server keeps answering
+        t0 = time.perf_counter()
+        assert c.get("/healthz").status_code == 200 and c.get("/api/profile").json()["corrections"] == 7
+        assert time.perf_counter() - t0 < 2.0
     assert c.app.state.learner.wait_idle(120)
     info = c.get("/api/profile?model=cnn").json()
     assert info["corrections"] == 7 and info["corrected_digits"] == 7 and info["adapting"] is False
@@ -121,6 +126,29 @@ def test_corrections_are_stored_then_adapted_and_read_better(learning):
     info = c.get("/api/profile").json()
     assert info["with_adaptation"]["readings"] == 1 and info["with_adaptation"]["digits"] == 3
     assert info["before_adaptation"]["corrected"] == 7
+
+
+def test_corrections_made_elsewhere_are_adapted_at_start_up(store, tmp_path):
+    """Corrections no adaptation of the current model has seen (taught by the app or the CLI, or a model update)
+    are adapted when the server starts, with or without --learn."""
+    import shutil
+
+    from recognizer import Recognizer
+
+    for f in MODELS.glob("cnn.*"):  # the CNN alone: one adaptation to wait for
+        shutil.copy(f, tmp_path / f.name)
+    store = ModelStore(tmp_path)
+    profile = Profile(tmp_path / "p", store)
+    rec, rng = Recognizer(store, profile=profile), np.random.default_rng(2)
+    for _ in range(6):
+        img = tiny_loop_nine(rng)
+        profile.correct_reading(rec.read(img, "cnn"), "9", source="cli", image=img)
+    app = create_app(store=store, preload=False, profile=profile, learn=False)
+    with TestClient(app, base_url=BASE) as c:
+        assert app.state.learner.wait_idle(120)
+        info = c.get("/api/profile?model=cnn").json()
+        assert info["adaptations"]["cnn"]["in_use"] and info["status"] == "learned from 6 corrections", info
+        assert c.post("/api/read?model=cnn", content=png(tiny_loop_nine(rng))).json()["adapted"] is True
 
 
 def test_a_whole_reading_with_skips(learning):

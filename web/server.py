@@ -36,7 +36,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from common.names import BASE_MODELS, DEFAULT_MODELS_DIR, ENSEMBLE, MODEL_NAMES, train_hint
 from recognizer import DEFAULT_THRESHOLD, ModelStore, Recognizer, RecognizerError
-from recognizer.profile import Profile, stats_lines
+from recognizer.profile import Profile, members, stats_lines
 
 from . import guard, upload
 from .errors import ApiError
@@ -209,13 +209,19 @@ def create_app(models_dir: str | os.PathLike = DEFAULT_MODELS_DIR, store: ModelS
     learner = Learner(profile, adapt_delay) if profile is not None else None
     hosts = guard.allowed_names(host)
 
+    def stale(name: str) -> bool:
+        return any(store.status()[m] == "ok" and profile.can_adapt(m) is None and profile.stale(m)
+                   for m in members(name))
+
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
         slots["sem"] = asyncio.Semaphore(workers)
         if preload:
             await run_in_threadpool(_preload, store)
-        if learner is not None and store.default_name() is not None:
-            learner.request(store.default_name(), delay=0)  # redo an adaptation a model update made stale
+        # corrections no adaptation of the current models has seen (a model update, the app or the CLI taught
+        # them): adapt now, in the background, so that every model reads with them
+        if learner is not None and store.default_name() is not None and await run_in_threadpool(stale, ENSEMBLE):
+            learner.request(ENSEMBLE, delay=0)
         yield
         if learner is not None:
             learner.stop()
