@@ -38,11 +38,19 @@ pytestmark = [
 
 
 @pytest.fixture(scope="module")
-def server():
-    """serve.py as a subprocess on a free loopback port; yields its base URL and its log lines."""
+def profile_dir(tmp_path_factory):
+    """The server's profile: a folder of this test module's own, never the user's."""
+    return tmp_path_factory.mktemp("profile")
+
+
+@pytest.fixture(scope="module")
+def server(profile_dir):
+    """serve.py --learn as a subprocess on a free loopback port; yields its base URL and its log lines."""
     port = free_port()
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, str(ROOT / "serve.py"), "--port", str(port), "--models-dir", str(MODELS)],
+    env.pop("DIGITS_PROFILE", None)
+    proc = subprocess.Popen([sys.executable, str(ROOT / "serve.py"), "--port", str(port), "--models-dir", str(MODELS),
+                             "--profile", str(profile_dir), "--learn"],
                             cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, bufsize=1)
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(line.rstrip() for line in proc.stderr), daemon=True)
@@ -307,6 +315,96 @@ def test_upload_shows_the_image_with_its_boxes(page, tmp_path):
     pg.wait_for_function("() => !document.getElementById('pad').hidden")
     assert pg.locator("#photo").is_hidden() and pg.locator("#overlay .box").count() == 0
     assert not pg.errors
+
+
+def test_correct_a_digit_with_a_key_and_the_probability_list(page, profile_dir):
+    """Click a digit, type the right one: shown at once, stored in the profile; the status line says what the
+    profile did; a pick from the probability list does the same; clearing counts the reading; Forget resets."""
+    from recognizer.corrections import CorrectionStore
+
+    pg = page
+    db = CorrectionStore(profile_dir / "profile.sqlite")
+    pg.keyboard.press("Escape")
+    pg.wait_for_function("() => document.getElementById('number').dataset.text === ''")
+    n = reads(pg)
+    draw_number(pg, "147")
+    assert wait_reading(pg, n, "147") == "147"
+    assert pg.locator("#learn-hint").is_hidden() and pg.locator("#forget").is_enabled()
+    pg.locator("#chips .chip").nth(1).click()  # the 4 ...
+    pg.keyboard.press("9")                      # ... is a 9 (this writer's style)
+    assert pg.locator("#number").inner_text() == "197"  # at once, before the server answers
+    assert "corrected" in pg.locator("#chips .chip").nth(1).get_attribute("class")
+    assert pg.locator("#overlay .box").nth(1).locator(".tag").inner_text().startswith("9")
+    pg.wait_for_function("() => document.body.dataset.corrections === '1'")
+    (row,) = db.corrections()
+    assert (row.label, row.read, row.source) == (9, 4, "web") and row.crop_png
+    # with one correction the profile cannot judge an adaptation yet: the status line says why
+    pg.wait_for_function("() => document.getElementById('status').textContent.includes('needs at least 3')",
+                         timeout=60_000)
+    # the probability list: the 7 is a 1
+    pg.locator("#chips .chip").nth(2).click()
+    pg.locator("#bars-rows .bar-row[data-digit='1']").click()
+    assert pg.locator("#number").inner_text() == "191"
+    pg.wait_for_function("() => document.body.dataset.corrections === '2'")
+    assert [(c.label, c.read) for c in db.corrections()] == [(9, 4), (1, 7)]
+    # the figures: the panel shows the corrections and the writer's confusions
+    pg.locator("#profile summary").click()
+    pg.wait_for_function("() => document.getElementById('profile-figures').dataset.corrections === '2'")
+    assert "your 9 read as 4" in pg.locator("#profile-confusions").inner_text()
+    # clearing the finished drawing counts its reading (three digits; the earlier tests' drawings were counted
+    # as they were cleared too); nothing of the drawing is kept
+    def total(key):
+        return sum(u[key] for u in db.usage())
+
+    counted, digits = total("readings"), total("digits")
+    assert counted >= 1 and total("corrected") == 2
+    pg.keyboard.press("Escape")
+    deadline = time.monotonic() + 20
+    while total("readings") == counted and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert total("readings") == counted + 1 and total("digits") == digits + 3
+    # Forget my handwriting (confirmed): the corrections go, a copy stays beside the profile
+    pg.once("dialog", lambda d: d.accept())
+    pg.locator("#forget").click()
+    pg.wait_for_function("() => document.getElementById('status').textContent.startsWith('Forgot 2 corrections')")
+    assert db.count() == 0 and len(list(profile_dir.glob("corrections-before-reset-*.json"))) == 1
+    pg.wait_for_function("() => document.getElementById('profile-figures').dataset.corrections === '0'")
+    pg.locator("#profile summary").click()
+    assert not pg.errors
+
+
+def test_without_learn_corrections_are_off_with_a_hint(server, page, profile_dir):
+    """A server without --learn (its GET /api/profile answer, as such a server gives it): typing a digit stores
+    nothing and the page says how to turn corrections on."""
+    import json
+
+    from recognizer.corrections import CorrectionStore
+
+    url, _ = server
+    pg = page.context.new_page()
+    errors: list[str] = []
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    off = {"profile": str(profile_dir), "learn": False, "adapting": False, "model": "cnn", "corrections": 0,
+           "corrected_digits": 0, "confirmed_digits": 0, "confusions": [], "adaptations": {},
+           "before_adaptation": {"readings": 0, "digits": 0, "corrected": 0, "error_rate": None},
+           "with_adaptation": {"readings": 0, "digits": 0, "corrected": 0, "error_rate": None},
+           "status": "reading with your adaptation when there is one; start the server with --learn"}
+    pg.route("**/api/profile*", lambda route: route.fulfill(status=200, content_type="application/json",
+                                                            body=json.dumps(off)))
+    pg.goto(url + "/")
+    pg.wait_for_function("() => document.getElementById('model').options.length >= 6")
+    pg.wait_for_function("() => !document.getElementById('learn-hint').hidden")
+    assert "--learn" in pg.locator("#learn-hint").inner_text() and pg.locator("#forget").is_disabled()
+    before = CorrectionStore(profile_dir / "profile.sqlite").count()
+    n = reads(pg)
+    draw_number(pg, "1")
+    wait_reading(pg, n, "1")
+    pg.keyboard.press("7")
+    pg.wait_for_function("() => document.getElementById('status').classList.contains('error')")
+    assert "--learn" in pg.locator("#status").inner_text() and pg.locator("#number").inner_text() == "1"
+    assert CorrectionStore(profile_dir / "profile.sqlite").count() == before
+    assert not errors
+    pg.close()
 
 
 def test_requests_were_logged(server, page):

@@ -9,7 +9,11 @@ which also bounds the memory that decoded images can take.
 Errors are JSON ``{"error": message, "status": code}``: 400 for a body that is not a readable image, 413
 for too many bytes or pixels, 422 for a bad parameter (unknown model, threshold outside [0, 1], no field
 ``image``), 503 when a model is missing or broken (with the command that trains it). The server never opens
-a path a client names and writes nothing a client sends to disk (see web/upload.py).
+a path a client names and writes nothing a client sends to disk (see web/upload.py), but for the digits a
+user corrects, which go into their profile (recognizer/profile.py) when the server was started with
+``learn=True`` (``serve.py --learn``); without it the endpoints that change a profile answer 403. Those
+endpoints also refuse cross-site requests and DNS rebinding (web/guard.py), and adaptation runs in a
+background thread (web/learning.py), never on the event loop.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import json
 import logging
 import math
 import os
@@ -31,9 +36,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from common.names import BASE_MODELS, DEFAULT_MODELS_DIR, ENSEMBLE, MODEL_NAMES, train_hint
 from recognizer import DEFAULT_THRESHOLD, ModelStore, Recognizer, RecognizerError
+from recognizer.profile import Profile, members, stats_lines
 
-from . import upload
+from . import guard, upload
 from .errors import ApiError
+from .learning import DELAY_S, Learner
 
 log = logging.getLogger("web")
 access_log = logging.getLogger("web.access")
@@ -66,6 +73,28 @@ QUERY_PARAMS = [
     {"name": "probabilities", "in": "query", "required": False, "schema": {"type": "boolean"},
      "description": "also answer every digit's 10 probabilities (the page's bars); off: exactly recognize.py --json"},
 ]
+TEXT_HELP = ("the right text: one character per digit read, in reading order (line breaks and spaces ignored), "
+             "a digit 0-9 to teach or '?' to skip that digit; e.g. '?7?' says the 2nd of three digits is a 7")
+CORRECTION_BODY = copy.deepcopy(IMAGE_BODY)
+CORRECTION_BODY["content"]["multipart/form-data"]["schema"] = {"type": "object", "required": ["image", "text"],
+                                                              "properties": {
+    "image": {"type": "string", "format": "binary", "description": "the image that was read (PNG, JPEG, BMP, WebP)"},
+    "text": {"type": "string", "description": TEXT_HELP},
+    "model": {"type": "string", "enum": list(MODEL_NAMES), "description": "the model that read it (default: the "
+                                                                         "server's default)"}}}
+CORRECTION_PARAMS = [{"name": "text", "in": "query", "required": False, "schema": {"type": "string"},
+                      "description": TEXT_HELP + " (here or as a form field)"}, QUERY_PARAMS[0]]
+READINGS_BODY = {"required": True, "content": {"application/json": {"schema": {
+    "type": "object", "required": ["digits"], "properties": {
+        "digits": {"type": "integer", "minimum": 1, "maximum": 1000, "description": "digits in the finished reading"},
+        "adapted": {"type": "boolean", "description": "read with the writer's adaptation (the reading's 'adapted')"}}},
+    "example": {"digits": 3, "adapted": False}}}}
+LEARN_HINT = "start the server with --learn (python serve.py --learn) to correct digits and teach it your handwriting"
+MAX_READING_DIGITS = 1000
+FORBIDDEN = {403: {"description": "the server was started without --learn, or the request comes from another "
+                                  "site or names another host",
+                   "content": {"application/json": {"example": {
+                       "error": "this server does not accept corrections: " + LEARN_HINT, "status": 403}}}}}
 ERRORS = {code: {"description": text, "content": {"application/json": {"example": {"error": text, "status": code}}}}
           for code, text in ((400, "not an image, or a truncated one"),
                              (413, "body over the byte limit or image over the pixel limit"),
@@ -118,21 +147,84 @@ def _flag(raw) -> bool:
     return str(raw).strip().lower() in ("1", "true", "yes", "on")
 
 
+def _check_text(raw) -> str:
+    """The `text` of a correction, checked before anything is read: 422 with what to send."""
+    if raw is None or not str(raw).strip():
+        raise ApiError(422, "no text: send the right text as 'text', one character per digit read (a digit "
+                            "0-9, or '?' to skip one), e.g. -F text=7 or text=?4?; nothing stored")
+    text = str(raw)
+    if len(text) > 4 * MAX_READING_DIGITS:
+        raise ApiError(422, f"text is {len(text)} characters long; a reading has at most "
+                            f"{MAX_READING_DIGITS} digits; nothing stored")
+    bad = [c for c in text if not c.isspace() and c not in "?_" and not (c.isascii() and c.isdigit())]
+    if bad:
+        raise ApiError(422, f"text {text!r} holds {bad[0]!r}: the right text may hold only digits 0-9 and '?' "
+                            "for a digit to skip; nothing stored")
+    return text
+
+
+def _parse_count(body: bytes) -> tuple[int, bool]:
+    example = 'send JSON like {"digits": 3, "adapted": false}'
+    try:
+        data = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise ApiError(422, f"the body is not JSON; {example}") from None
+    if not isinstance(data, dict) or "digits" not in data:
+        raise ApiError(422, f"no 'digits' in the body; {example}")
+    digits, adapted = data["digits"], data.get("adapted", False)
+    if isinstance(digits, bool) or not isinstance(digits, int) or not 1 <= digits <= MAX_READING_DIGITS:
+        raise ApiError(422, f"'digits' must be a whole number from 1 to {MAX_READING_DIGITS}, got {digits!r}")
+    if not isinstance(adapted, bool):
+        raise ApiError(422, f"'adapted' must be true or false, got {adapted!r}")
+    return digits, adapted
+
+
+def _parse_keep(raw) -> bool:
+    if raw is None or raw == "":
+        return True
+    v = str(raw).strip().lower()
+    if v in ("1", "true", "yes", "on"):
+        return True
+    if v in ("0", "false", "no", "off"):
+        return False
+    raise ApiError(422, f"keep={raw!r}: give true (export the corrections first, the default) or false")
+
+
 def create_app(models_dir: str | os.PathLike = DEFAULT_MODELS_DIR, store: ModelStore | None = None, *,
                max_body: int = upload.MAX_BODY, max_pixels: int = upload.MAX_PIXELS, workers: int | None = None,
-               preload: bool = True) -> FastAPI:
+               preload: bool = True, profile: Profile | None = None, learn: bool = False, host: str | None = None,
+               adapt_delay: float = DELAY_S) -> FastAPI:
     """The app. `store` replaces the ModelStore of `models_dir` (tests inject one); `preload` loads every
-    present model at start-up; `workers` caps simultaneous readings (default: the CPU count, at least 2)."""
+    present model at start-up; `workers` caps simultaneous readings (default: the CPU count, at least 2).
+    `profile` (over the same store) reads with the writer's accepted adaptation; `learn` lets clients add
+    corrections and reset it; `host` is the address the server listens on (a request that changes the
+    profile must name it or a loopback name); `adapt_delay`: seconds after the last correction to adapt."""
     store = store if store is not None else ModelStore(models_dir)
+    if profile is not None and profile.store is not store:
+        raise ValueError("the profile must be over the app's ModelStore")
+    if learn and profile is None:
+        raise ValueError("learn=True needs a profile")
     workers = workers or max(2, os.cpu_count() or 2)
     slots = {"sem": None}
+    learner = Learner(profile, adapt_delay) if profile is not None else None
+    hosts = guard.allowed_names(host)
+
+    def stale(name: str) -> bool:
+        return any(store.status()[m] == "ok" and profile.can_adapt(m) is None and profile.stale(m)
+                   for m in members(name))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
         slots["sem"] = asyncio.Semaphore(workers)
         if preload:
             await run_in_threadpool(_preload, store)
+        # corrections no adaptation of the current models has seen (a model update, the app or the CLI taught
+        # them): adapt now, in the background, so that every model reads with them
+        if learner is not None and store.default_name() is not None and await run_in_threadpool(stale, ENSEMBLE):
+            learner.request(ENSEMBLE, delay=0)
         yield
+        if learner is not None:
+            learner.stop()
 
     app = FastAPI(title="Handwritten digit recognizer", version="1.0",
                   description="Read handwritten digits (one or a whole number, several lines) from a drawing or "
@@ -140,6 +232,8 @@ def create_app(models_dir: str | os.PathLike = DEFAULT_MODELS_DIR, store: ModelS
                               "`POST /api/read` answers exactly what `recognize.py --json` prints.",
                   docs_url=None, redoc_url=None, lifespan=lifespan)
     app.state.store = store
+    app.state.profile = profile
+    app.state.learner = learner
     app.add_middleware(AccessLog)
 
     # ------------------------------------------------------------------------------------ errors
@@ -215,7 +309,7 @@ def create_app(models_dir: str | os.PathLike = DEFAULT_MODELS_DIR, store: ModelS
         up, params = await take_image(request)
         threshold = _parse_threshold(params.get("threshold"))
         name = await run_in_threadpool(check_model, params.get("model"))  # a first load must not block the loop
-        rec = Recognizer(store, threshold=threshold)
+        rec = Recognizer(store, threshold=threshold, profile=profile)
         reading = await run_reading(decode_and, up, lambda im: rec.read(im, model=name))
         request.state.text = reading.text
         out = reading.to_dict()
@@ -237,7 +331,7 @@ def create_app(models_dir: str | os.PathLike = DEFAULT_MODELS_DIR, store: ModelS
         names = [n for n in MODEL_NAMES if status[n] == "ok"]
         if not names:
             raise ApiError(503, f"no trained model in {store.models_dir}/; {train_hint()}")
-        rec = Recognizer(store, threshold=threshold)
+        rec = Recognizer(store, threshold=threshold, profile=profile)
         readings = await run_reading(decode_and, up, lambda im: rec.read_models(im, names))
         out = {}
         for n, r in readings.items():
@@ -246,6 +340,124 @@ def create_app(models_dir: str | os.PathLike = DEFAULT_MODELS_DIR, store: ModelS
                 dd["probabilities"] = [round(float(p), 6) for p in d.probabilities]
         request.state.text = " ".join(f"{n}:{r.text}" for n, r in readings.items())
         return {"readings": out, "unavailable": {n: s for n, s in status.items() if s != "ok"}}
+
+    # ------------------------------------------------------------------------------------ profile
+    async def may_change(request: Request, what: str) -> None:
+        """403 (the body dropped unread) unless the request comes from this server's page or no page, and the
+        server learns."""
+        try:
+            guard.check(request, hosts, what)
+            if not learn:
+                raise ApiError(403, f"this server does not accept changes to a profile: {LEARN_HINT}",
+                               hint="python serve.py --learn")
+        except ApiError:
+            await upload.discard(request, max_body)
+            raise
+
+    def status_line(stats: dict) -> str:
+        """One line for the page's status bar: what the profile does now."""
+        if learner.busy:
+            return "learning from your corrections..."
+        if learner.error:
+            return learner.error
+        ad = stats["adaptations"]
+        refused = [a["last"]["reason"] for a in ad.values() if a["last"] and not a["last"]["accepted"]]
+        in_use = [a["corrections"] for a in ad.values() if a["in_use"]]
+        if in_use:
+            return f"learned from {max(in_use)} corrections" + (
+                f" (the newest attempt was not kept: {refused[0]})" if refused else "")
+        if not stats["corrections"]:
+            return ("no corrections yet: click a digit, then type the right one" if learn else
+                    f"reading with your adaptation when there is one; {LEARN_HINT}")
+        for name in ad:
+            why = profile.can_adapt(name)
+            if why is not None:
+                return f"cannot learn with {name}: {why}"
+        if refused:
+            return f"not adapted: {refused[0]}"
+        return f"{stats['corrections']} corrections stored; not adapted yet"
+
+    @app.get("/api/profile", summary="The writer's profile: counts, error rate before/after adaptation, state",
+             description="Readings counted, corrections stored, the error rate on corrected digits in use without "
+                         "and with the writer's adaptation (`before_adaptation`, `with_adaptation`, `by_day`), "
+                         "the most frequent confusions, each base model's adaptation (`in_use`, and the `last` "
+                         "decision with its reason), whether an adaptation is running (`adapting`), and `status`: "
+                         "one line for the user. Read-only; works without --learn (`learn` says which). "
+                         "`profile` is null when the server reads with the shipped models alone.",
+             responses={200: {"description": "the profile's figures"}, **FORBIDDEN})
+    def profile_get(request: Request, model: str | None = None):
+        guard.check(request, hosts, "read the profile")
+        if profile is None:
+            return {"profile": None, "learn": False, "adapting": False, "model": None,
+                    "status": "no profile: reading with the shipped models alone (serve.py --profile DIR)"}
+        if model not in (None, "") or store.default_name() is not None:
+            model = check_model(model)
+        stats = profile.stats(model or None)
+        return {**stats, "learn": learn, "model": model or None, "adapting": learner.busy,
+                "status": status_line(stats), "lines": stats_lines(stats)}
+
+    @app.post("/api/corrections", status_code=201, summary="Correct a reading: store the right digits, then adapt",
+              description="Send the image that was read (multipart field `image` or the raw body, as for "
+                          "/api/read), `text` (the right text, one character per digit read, '?' to skip a "
+                          "digit) and optionally `model`. The image is read again, the digits named are stored in "
+                          "the profile, and the reader adapts to them in the background a moment later (poll GET "
+                          "/api/profile: `adapting`, `status`). Answers 201 {stored: [ids], reading, adapting}; "
+                          "422 when `text` does not match the digits read (nothing stored). Needs `serve.py "
+                          "--learn` and a request from this server's page or from no page (curl).",
+              openapi_extra={"requestBody": CORRECTION_BODY, "parameters": CORRECTION_PARAMS},
+              responses={201: {"description": "stored; an adaptation follows", "content": {"application/json": {
+                  "example": {"stored": [12], "reading": READING_EXAMPLE, "adapting": True}}}},
+                  **FORBIDDEN, **ERRORS})
+    async def corrections(request: Request):
+        await may_change(request, "add corrections")
+        up, params = await take_image(request)
+        text = _check_text(params.get("text"))
+        name = await run_in_threadpool(check_model, params.get("model"))
+        rec = Recognizer(store, profile=profile)
+
+        def read_and_store(image):
+            reading = rec.read(image, model=name)
+            try:
+                ids = profile.correct_reading(reading, text, source="web", image=image)
+            except RecognizerError as exc:
+                raise ApiError(422, str(exc), reading=reading.to_dict()) from None
+            return reading, ids
+
+        reading, ids = await run_reading(decode_and, up, read_and_store)
+        request.state.text = f"{reading.text} -> {text}"
+        learner.request(name)
+        return JSONResponse({"stored": ids, "reading": reading.to_dict(), "adapting": True}, status_code=201)
+
+    @app.post("/api/profile/readings", summary="Count a finished reading (counts only: nothing drawn is stored)",
+              description="The page sends this when the user clears a drawing it read: how many digits the last "
+                          "reading had and whether the writer's adaptation read them. With the corrections this "
+                          "gives the error rate in use. Needs --learn, like every change to the profile.",
+              openapi_extra={"requestBody": READINGS_BODY},
+              responses={200: {"description": "counted"}, **FORBIDDEN,
+                         422: {"description": "not JSON {\"digits\": n, \"adapted\": bool}"}})
+    async def profile_readings(request: Request):
+        await may_change(request, "count readings")
+        digits, adapted = _parse_count(await upload.read_body(request, 4096))
+        await run_in_threadpool(profile.count_reading, digits, adapted)
+        return {"counted": True, "digits": digits, "adapted": adapted}
+
+    @app.delete("/api/profile", summary="Forget my handwriting: reset the profile (its corrections exported first)",
+                description="Deletes every correction, count and adaptation of the profile. Unless `keep=false`, "
+                            "the corrections are first exported beside the database; `export` says where "
+                            "(null when there was nothing to keep). Needs --learn.",
+                openapi_extra={"parameters": [{"name": "keep", "in": "query", "required": False,
+                                               "schema": {"type": "boolean", "default": True},
+                                               "description": "export the corrections before forgetting them"}]},
+                responses={200: {"description": "reset", "content": {"application/json": {"example": {
+                    "reset": True, "forgotten": 23, "export": "/home/me/.local/share/digit-recognizer/profile/"
+                    "corrections-before-reset-20260101-120000.json"}}}}, **FORBIDDEN})
+    async def profile_delete(request: Request):
+        await may_change(request, "reset the profile")
+        keep = _parse_keep(request.query_params.get("keep"))
+        before = await run_in_threadpool(profile.db.count)
+        export = await run_in_threadpool(learner.reset, keep)
+        return {"reset": True, "forgotten": before, "export": str(export) if export else None,
+                "profile": str(profile.folder)}
 
     @app.get("/api/models", summary="Which models are loaded, missing or broken, and the default")
     def models():

@@ -210,3 +210,8 @@ def _looks_like_text(head: bytes) -> bool:
     except UnicodeDecodeError:
         return False
     return all(c >= 32 or c in (9, 10, 13) for c in head)
+
+
+async def discard(request, limit: int = MAX_BODY) -> None:
+    """Drop a request's body unread (a refused request): the client gets its answer, not a reset connection."""
+    await _drain(request, min(limit, DRAIN_LIMIT))

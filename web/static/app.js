@@ -5,6 +5,12 @@
 // times as many pixels, so lines stay sharp on HiDPI screens. What is sent is that backing store as a
 // PNG (canvas.toBlob: the canvas's own pixels, never a screen grab); the boxes that come back are in
 // those pixels and are divided by the same scale to sit over the drawing.
+//
+// Corrections (server started with --learn): click a digit, then type the right digit or click it in the
+// probability list. The page shows it at once and sends POST /api/corrections with the image it read and the
+// text with that digit set and the others '?'; the server stores it and adapts in the background, and the
+// page polls GET /api/profile for the status line. When a drawing is cleared, its last reading's digit count
+// goes to POST /api/profile/readings (counts only): with the corrections, the error rate in use.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -24,6 +30,13 @@ const state = {
   shown: null,          // the model whose reading is shown
   selected: 0,          // index of the digit whose probabilities are shown
   models: null,
+  sentBlob: null,       // the image of the last reading (a correction sends it again)
+  corrections: {},      // {digit index: right digit} of the reading shown
+  countable: null,      // {digits, adapted} of the finished drawing's last reading, counted when it is cleared
+  learn: false,         // the server takes corrections (serve.py --learn)
+  learnHint: "",
+  profile: null,        // the last GET /api/profile
+  poll: null,
 };
 
 // ------------------------------------------------------------------------------------ canvas
@@ -113,6 +126,7 @@ function undo() {
   if (state.mode === "photo") { leavePhoto(); scheduleRead(0); return; }
   if (state.drawing || !state.strokes.length) return;
   state.strokes.pop();
+  if (!state.strokes.length) state.countable = null;
   redraw();
   changed();
   if (state.strokes.length) scheduleRead(0); else setStatus("Nothing drawn.");
@@ -120,6 +134,7 @@ function undo() {
 
 function clearAll() {
   if (state.drawing) return;
+  countFinished();
   state.strokes = [];
   if (state.mode === "photo") leavePhoto();
   redraw();
@@ -162,11 +177,13 @@ async function readNow() {
   if (version !== state.version) return;    // the drawing changed meanwhile: a newer reading will come
   if (!ok) { showReadings(null); setStatus(answer.error || "error", true); return; }
   state.sentScale = scale;
+  state.sentBlob = blob;
   const readings = all ? answer.readings : { [answer.model]: answer };
   const shown = all ? (state.models && readings[state.models.default] ? state.models.default : Object.keys(readings)[0])
                     : answer.model;
   showReadings(readings, shown);
   const r = readings[shown];
+  state.countable = r && r.digits.length ? { digits: r.digits.length, adapted: !!r.adapted } : null;
   setStatus(r ? `${r.digits.length} digit${r.digits.length === 1 ? "" : "s"} read by ${shown}` : "no model available");
   document.body.dataset.reads = String(Number(document.body.dataset.reads) + 1);
 }
@@ -176,16 +193,35 @@ function showReadings(readings, shown) {
   state.readings = readings;
   state.shown = readings ? shown : null;
   state.selected = 0;
+  state.corrections = {};
   render();
+}
+
+function current() {
+  return state.readings && state.readings[state.shown];
+}
+
+// what a digit shows: the user's correction, else the digit read ('?' when uncertain)
+function shownLabel(d, i) {
+  if (i in state.corrections) return String(state.corrections[i]);
+  return d.uncertain ? "?" : String(d.digit);
+}
+
+function shownText(r) {
+  const lines = {};
+  r.digits.forEach((d, i) => { (lines[d.line] = lines[d.line] || []).push(shownLabel(d, i)); });
+  return Object.keys(lines).sort((a, b) => a - b).map((k) => lines[k].join("")).join("\n");
 }
 
 function render() {
   const r = state.readings && state.readings[state.shown];
   const num = $("number");
-  num.textContent = r && r.text ? r.text : "—";
-  num.dataset.text = r ? r.text : "";
+  const text = r ? (Object.keys(state.corrections).length ? shownText(r) : r.text) : "";
+  num.textContent = text || "—";
+  num.dataset.text = text;
+  num.dataset.read = r ? r.text : "";
   num.classList.toggle("empty", !(r && r.text));
-  $("meta").textContent = r ? `${r.model} · ${r.ms.toFixed(1)} ms` : "";
+  $("meta").textContent = r ? `${r.model} · ${r.ms.toFixed(1)} ms` + (r.adapted ? " · your handwriting" : "") : "";
   renderBoxes(r);
   renderChips(r);
   renderBars(r);
@@ -200,7 +236,9 @@ function renderBoxes(r) {
   r.digits.forEach((d, i) => {
     const [x, y, w, h] = d.box;
     const box = document.createElement("div");
-    box.className = "box" + (d.uncertain ? " uncertain" : "") + (i === state.selected ? " selected" : "");
+    const fixed = i in state.corrections;
+    box.className = "box" + (d.uncertain && !fixed ? " uncertain" : "") + (fixed ? " corrected" : "") +
+                    (i === state.selected ? " selected" : "");
     box.style.left = `${ox + x * s}px`;
     box.style.top = `${oy + y * s}px`;
     box.style.width = `${w * s}px`;
@@ -208,8 +246,9 @@ function renderBoxes(r) {
     if (oy + y * s < 22) box.classList.add("low");   // no room above: label below the box
     const tag = document.createElement("span");
     tag.className = "tag";
-    tag.textContent = `${d.uncertain ? "?" : d.digit} ${(100 * d.confidence).toFixed(0)}%`;
-    tag.title = "show the probabilities of this digit";
+    tag.textContent = fixed ? `${shownLabel(d, i)} ✓` : `${shownLabel(d, i)} ${(100 * d.confidence).toFixed(0)}%`;
+    tag.title = fixed ? `you corrected this ${d.digit} to ${state.corrections[i]}`
+                      : "show the probabilities of this digit" + (state.learn ? ", then type the right digit" : "");
     tag.addEventListener("click", () => select(i));
     box.appendChild(tag);
     overlay.appendChild(box);
@@ -223,10 +262,12 @@ function renderChips(r) {
   r.digits.forEach((d, i) => {
     const b = document.createElement("button");
     b.type = "button";
-    b.className = "chip" + (d.uncertain ? " uncertain" : "") + (i === state.selected ? " selected" : "");
-    b.textContent = d.uncertain ? "?" : String(d.digit);
+    const fixed = i in state.corrections;
+    b.className = "chip" + (d.uncertain && !fixed ? " uncertain" : "") + (fixed ? " corrected" : "") +
+                  (i === state.selected ? " selected" : "");
+    b.textContent = shownLabel(d, i);
     const small = document.createElement("small");
-    small.textContent = `${(100 * d.confidence).toFixed(1)}%`;
+    small.textContent = fixed ? "✓ corrected" : `${(100 * d.confidence).toFixed(1)}%`;
     b.appendChild(small);
     b.title = `digit ${i + 1}: top 3 ` + d.top3.map(([k, p]) => `${k} ${(100 * p).toFixed(1)}%`).join(", ");
     b.addEventListener("click", () => select(i));
@@ -239,6 +280,8 @@ function renderBars(r) {
   $("bars").hidden = !d;
   if (!d) return;
   $("bars-title").textContent = `Digit ${state.selected + 1} of ${r.digits.length}: probabilities (${r.model})`;
+  $("bars").classList.toggle("learn", state.learn);
+  const chosen = state.corrections[state.selected];
   const rows = $("bars-rows");
   rows.replaceChildren();
   const probs = d.probabilities || (() => {           // answers without probabilities carry the top 3
@@ -248,8 +291,10 @@ function renderBars(r) {
   })();
   probs.forEach((p, k) => {
     const row = document.createElement("div");
-    row.className = "bar-row" + (k === d.digit ? " top" : "");
+    row.className = "bar-row" + (k === d.digit ? " top" : "") + (k === chosen ? " chosen" : "");
     row.dataset.digit = String(k);
+    row.title = state.learn ? `it is a ${k}: correct this digit` : state.learnHint;
+    row.addEventListener("click", () => correct(state.selected, k));
     const label = document.createElement("span");
     label.textContent = String(k);
     const bar = document.createElement("div");
@@ -293,6 +338,123 @@ function select(i) {
   render();
 }
 
+// ------------------------------------------------------------------------------------ corrections
+async function correct(i, k) {
+  const r = current();
+  if (!r || !r.digits[i] || !state.sentBlob) return;
+  if (!state.learn) { setStatus(state.learnHint || "corrections are off", true); return; }
+  if (state.corrections[i] === k) return;
+  const version = state.version;
+  state.corrections[i] = k;
+  state.selected = i;
+  render();
+  const form = new FormData();
+  form.append("image", state.sentBlob, state.mode === "photo" ? (state.file.name || "upload") : "drawing.png");
+  form.append("text", r.digits.map((_, j) => (j === i ? String(k) : "?")).join(""));
+  form.append("model", r.model);
+  setStatus(`Storing: digit ${i + 1} is a ${k}…`);
+  let answer, ok;
+  try {
+    const resp = await fetch("/api/corrections", { method: "POST", body: form });
+    ok = resp.ok;
+    answer = await resp.json().catch(() => ({ error: `server answered ${resp.status} without JSON` }));
+  } catch (err) {
+    ok = false;
+    answer = { error: "cannot reach the server (" + err.message + ")" };
+  }
+  if (!ok) {
+    if (version === state.version && state.corrections[i] === k) { delete state.corrections[i]; render(); }
+    setStatus("Correction not stored: " + (answer.error || "error"), true);
+    return;
+  }
+  document.body.dataset.corrections = String(Number(document.body.dataset.corrections) + answer.stored.length);
+  setStatus(`Stored: digit ${i + 1} is a ${k}. Learning from your corrections…`);
+  pollProfile();
+}
+
+function pollProfile() {
+  clearTimeout(state.poll);
+  let tries = 0;
+  const tick = async () => {
+    const info = await loadProfile();
+    tries++;
+    if (info && !info.adapting) { setStatus(info.status); return; }
+    if (tries < 90) state.poll = setTimeout(tick, 700);
+  };
+  state.poll = setTimeout(tick, 400);
+}
+
+function countFinished() {
+  const c = state.countable;
+  state.countable = null;
+  if (!c || !state.learn) return;
+  fetch("/api/profile/readings", { method: "POST", headers: { "Content-Type": "application/json" },
+                                   body: JSON.stringify(c), keepalive: true }).catch(() => {});
+}
+
+async function loadProfile() {
+  let info;
+  try {
+    const r = await fetch("/api/profile" + (state.shown ? "?model=" + encodeURIComponent(state.shown) : ""));
+    info = await r.json();
+    if (!r.ok) info = { profile: null, learn: false, status: info.error || `server answered ${r.status}` };
+  } catch (err) {
+    return null;
+  }
+  state.profile = info;
+  state.learn = !!info.learn;
+  state.learnHint = info.learn ? "" : (info.profile === null
+    ? "Corrections are off: " + info.status
+    : "Corrections are off: start the server with --learn (python serve.py --learn) to teach it your handwriting.");
+  renderProfile(info);
+  return info;
+}
+
+function renderProfile(info) {
+  $("learn-hint").hidden = state.learn;
+  $("learn-hint").textContent = state.learnHint;
+  $("profile-status").textContent = info.status || "";
+  $("forget").disabled = !state.learn;
+  $("forget").title = state.learn ? "Delete the corrections it learned from (a copy is exported first)" : state.learnHint;
+  const body = $("profile-figures").tBodies[0];
+  body.replaceChildren();
+  const pct = (x) => (x === null || x === undefined ? "—" : `${(100 * x).toFixed(1)}%`);
+  const rows = info.profile === null ? [] : [
+    ["corrections", `${info.corrections} (${info.corrected_digits} misread)`],
+    ["error rate before", `${pct(info.before_adaptation.error_rate)} of ${info.before_adaptation.digits} digits`],
+    ["with adaptation", `${pct(info.with_adaptation.error_rate)} of ${info.with_adaptation.digits} digits`],
+  ];
+  for (const [k, v] of rows) {
+    const tr = document.createElement("tr");
+    const th = document.createElement("th");
+    th.textContent = k;
+    const td = document.createElement("td");
+    td.textContent = v;
+    tr.append(th, td);
+    body.appendChild(tr);
+  }
+  body.parentElement.dataset.corrections = info.profile === null ? "" : String(info.corrections);
+  const conf = info.confusions || [];
+  $("profile-confusions").textContent = conf.length
+    ? "Most often misread: " + conf.map((c) => `your ${c.label} read as ${c.read} (${c.count}×)`).join(", ") : "";
+}
+
+async function forget() {
+  if (!state.learn) { setStatus(state.learnHint, true); return; }
+  if (!window.confirm("Forget my handwriting?\n\nThe corrections it learned from are deleted (a copy is exported " +
+                      "beside the profile first) and it reads with the shipped models again.")) return;
+  try {
+    const r = await fetch("/api/profile", { method: "DELETE" });
+    const a = await r.json();
+    if (!r.ok) { setStatus("Not reset: " + a.error, true); return; }
+    setStatus(`Forgot ${a.forgotten} correction${a.forgotten === 1 ? "" : "s"}` +
+              (a.export ? `; a copy is in ${a.export}` : "."));
+  } catch (err) {
+    setStatus("cannot reach the server (" + err.message + ")", true);
+  }
+  await loadProfile();
+}
+
 function setStatus(text, error = false) {
   const s = $("status");
   s.textContent = text;
@@ -301,6 +463,7 @@ function setStatus(text, error = false) {
 
 // ------------------------------------------------------------------------------------ upload
 function enterPhoto(file) {
+  countFinished();
   state.mode = "photo";
   state.file = file;
   if (photo.src) URL.revokeObjectURL(photo.src);
@@ -380,12 +543,24 @@ $("model").addEventListener("change", () => {
   if (state.mode === "photo" || state.strokes.length) { changed(); scheduleRead(0); }
 });
 $("brush").addEventListener("input", () => { $("brush-out").textContent = $("brush").value; });
+$("forget").addEventListener("click", forget);
+$("profile").addEventListener("toggle", () => { if ($("profile").open) loadProfile(); });
+window.addEventListener("pagehide", countFinished);
 document.addEventListener("keydown", (e) => {
   const tag = e.target && e.target.tagName;
+  const r = current();
   if (e.key === "Escape") { e.preventDefault(); clearAll(); }
+  else if (/^[0-9]$/.test(e.key) && !e.ctrlKey && !e.metaKey && !e.altKey && r && r.digits.length &&
+           tag !== "INPUT" && tag !== "SELECT") { e.preventDefault(); correct(state.selected, Number(e.key)); }
+  else if ((e.key === "ArrowLeft" || e.key === "ArrowRight") && r && r.digits.length && tag !== "INPUT" &&
+           tag !== "SELECT") {
+    e.preventDefault();
+    select((state.selected + (e.key === "ArrowLeft" ? r.digits.length - 1 : 1)) % r.digits.length);
+  }
   else if ((e.ctrlKey || e.metaKey) && !e.shiftKey && e.key.toLowerCase() === "z") { e.preventDefault(); undo(); }
   else if (e.key === "Enter" && tag !== "BUTTON" && tag !== "SELECT" && tag !== "INPUT") { e.preventDefault(); readNow(); }
 });
 new ResizeObserver(resizeCanvas).observe(board);
 resizeCanvas();
 loadModels();
+loadProfile();
