@@ -123,11 +123,6 @@ def write(models_dir: str | os.PathLike, entries: dict, keep_others: bool = True
     return path
 
 
-def reliability_values(p_before: np.ndarray, p_after: np.ndarray, y: np.ndarray) -> dict:
-    return {"before": reliability(p_before, y), "after": reliability(p_after, y),
-            "ece_before": ece(p_before, y), "ece_after": ece(p_after, y)}
-
-
 def plot_reliability(p_before: np.ndarray, p_after: np.ndarray, y: np.ndarray, name: str, path, t: float,
                      what: str = "validation") -> None:
     """Reliability diagram (accuracy against confidence per bin, bin sizes below) before and after."""
@@ -143,7 +138,9 @@ def plot_reliability(p_before: np.ndarray, p_after: np.ndarray, y: np.ndarray, n
         ax.plot([0, 1], [0, 1], color="0.6", lw=1, ls="--", label="perfect")
         ax.bar(edges[:-1][used], r["accuracy"][used], width=1 / N_BINS, align="edge", color="#4c72b0",
                edgecolor="white", label="accuracy")
-        ax.plot(r["confidence"][used], r["accuracy"][used], "o", color="#dd8452", ms=4, label="mean confidence")
+        # the gap between a bar and its dot is the bin's miscalibration (bar below the dot: overconfident)
+        ax.plot((edges[:-1] + 0.5 / N_BINS)[used], r["confidence"][used], "o", color="#dd8452", ms=4,
+                label="mean confidence")
         ax.set_title(f"{name} {label}: ECE {100 * ece(p, y):.2f}%", fontsize=10)
         ax.set_ylim(0, 1.02)
         ax.set_ylabel("accuracy")
