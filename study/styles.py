@@ -227,9 +227,11 @@ def edit(strokes: Strokes, label: int, rng: np.random.Generator, convention: str
 
 # ------------------------------------------------------------------------------------------ training images
 def _code_version() -> str:
+    """Hash of this module and of every file the handwriting preparation's cache key covers."""
+    from study.handwriting import _CODE_FILES
+
     h = hashlib.sha256(str(STYLE_SEED).encode())
-    for rel in ("study/styles.py", "study/handwriting_render.py", "common/brush.py", "recognizer/normalize.py",
-                "recognizer/segment.py", "recognizer/images.py", "recognizer/skeleton.py", "recognizer/raster.py"):
+    for rel in ("study/styles.py", *_CODE_FILES):
         h.update(code_digest(_ROOT / rel).encode())
     return h.hexdigest()[:16]
 

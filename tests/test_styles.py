@@ -128,3 +128,49 @@ def test_the_nine_stem_becomes_straight_and_the_two_gets_a_loop_at_its_foot():
     loop = added(two(), out)
     assert len(loop) >= 10
     assert loop[:, 1].min() > 100 and loop[:, 0].max() < 100  # at the foot, on the left
+
+
+# ------------------------------------------------------------------------------------------ training images
+def test_edited_copies_come_from_training_writers_only_and_are_cached(tmp_path):
+    """A fake pendigits file (tests/test_handwriting.py's writer): edited copies of a share of the training
+    writers' digits of the labels with conventions, never of a validation writer; the same on a second call
+    (from the cache)."""
+    from test_handwriting import write_pendigits
+
+    from study import handwriting as hw
+    from study.handwriting_formats import FILES, load_pendigits
+
+    root = tmp_path / "hand"
+    write_pendigits(root / FILES["pendigits"])
+    cache = tmp_path / "cache"
+    made = styles.styled_training_set(root, 1.0, cache)
+    samples = load_pendigits(root / FILES["pendigits"])
+    sides = hw.split_sides("pendigits", samples)
+    train_writers = {s.writer for s, side in zip(samples, sides) if side == "train"}
+    assert len(made["y"]) > 0 and set(made["writer"]) <= train_writers
+    assert set(made["y"].tolist()) <= set(styles.CONVENTIONS)
+    assert made["x"].shape == (len(made["y"]), 28, 28) and made["x"].max() > 0
+    assert sum(made["counts"].values()) == len(made["y"])
+    assert list(cache.glob("styles-pendigits-*.npz"))
+    again = styles.styled_training_set(root, 1.0, cache)
+    np.testing.assert_array_equal(made["x"], again["x"])
+    half = styles.styled_training_set(root, 0.5, cache)
+    assert 0 < len(half["y"]) < len(made["y"])
+
+
+def test_with_styles_adds_to_train_and_leaves_validation_alone(tmp_path):
+    from test_handwriting import write_pendigits
+
+    from study import handwriting as hw
+    from study.handwriting_formats import FILES
+
+    root = tmp_path / "hand"
+    write_pendigits(root / FILES["pendigits"])
+    hand = hw.load_handwriting(root, cache=tmp_path / "cache")
+    same, record = styles.with_styles(hand, root, 0.0, tmp_path / "cache")
+    assert same is hand and record is None
+    more, record = styles.with_styles(hand, root, 1.0, tmp_path / "cache")
+    assert len(more.train) == len(hand.train) + record["images"] and record["images"] > 0
+    assert (more.train.set[len(hand.train):] == "styles").all()
+    assert more.val is hand.val and more.test is hand.test
+    np.testing.assert_array_equal(more.train.x[:len(hand.train)], hand.train.x)
