@@ -71,28 +71,37 @@ class Calibration:
         self._entries: dict | None = None
         self._temperature: dict[str, float] = {}
         self._sha: dict[str, str | None] = {}
+        self._warned: set[str] = set()  # names whose stale entry was reported (once per store)
 
     def clear(self) -> None:
         with self._lock:
-            self._entries, self._temperature, self._sha = None, {}, {}
+            self._entries, self._temperature, self._sha, self._warned = None, {}, {}, set()
 
     def _keras_sha(self, name: str) -> str | None:
-        if name not in self._sha:
-            path = self.models_dir / model_file(name)
-            self._sha[name] = file_sha256(path) if path.is_file() else None
-        return self._sha[name]
+        """sha256 of the model's .keras file, hashed once and outside the lock (the ensemble's members load in
+        parallel threads, VGG16's file is ~60 MB)."""
+        with self._lock:
+            if name in self._sha:
+                return self._sha[name]
+        path = self.models_dir / model_file(name)
+        sha = file_sha256(path) if path.is_file() else None
+        with self._lock:
+            return self._sha.setdefault(name, sha)
 
     def temperature(self, name: str) -> float:
         """The temperature to apply for `name` (1.0: none recorded, or recorded for another file)."""
         with self._lock:
-            if name not in self._temperature:
-                if self._entries is None:
-                    self._entries = read_file(self.models_dir)
-                self._temperature[name] = self._resolve(name)
-            return self._temperature[name]
+            if name in self._temperature:
+                return self._temperature[name]
+            if self._entries is None:
+                self._entries = read_file(self.models_dir)
+            entries = self._entries
+        t = self._resolve(name, entries)
+        with self._lock:
+            return self._temperature.setdefault(name, t)
 
-    def _resolve(self, name: str) -> float:
-        entry = self._entries.get(name)
+    def _resolve(self, name: str, entries: dict) -> float:
+        entry = entries.get(name)
         if not isinstance(entry, dict) or not isinstance(entry.get("temperature"), (int, float)) \
                 or not entry["temperature"] > 0:
             return 1.0
@@ -102,9 +111,13 @@ class Calibration:
         else:
             stale = [name] if entry.get("keras_sha256") != self._keras_sha(name) else []
         if stale:
-            log.warning("%s: the %s temperature was fitted for another %s (retrained since?): %s reads "
-                        "uncalibrated; refit with: python scripts/calibrate.py", self.models_dir / CALIBRATION_FILE,
-                        name, ", ".join(model_file(m) for m in stale), name)
+            with self._lock:
+                first = name not in self._warned
+                self._warned.add(name)
+            if first:
+                log.warning("%s: the %s temperature was fitted for another %s (retrained since?): %s reads "
+                            "uncalibrated; refit with: python scripts/calibrate.py",
+                            self.models_dir / CALIBRATION_FILE, name, ", ".join(model_file(m) for m in stale), name)
             return 1.0
         return float(entry["temperature"])
 
