@@ -78,7 +78,8 @@ def main(argv=None) -> int:
         except RecognizerError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
-        logging.info("%s read %d validation digits in %.0f s", n, len(x), time.perf_counter() - t0)
+        logging.getLogger("calibrate").info("%s read %d validation digits in %.0f s", n, len(x),
+                                            time.perf_counter() - t0)
     entries = cal.calibrate(probs, y, args.models_dir, data.val_checksum)
     cal.write(args.models_dir, entries)
     calibrated = {n: apply_temperature(probs[n], entries[n]["temperature"]) for n in names}

@@ -23,6 +23,7 @@ import hashlib
 import logging
 import time
 import zlib
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -59,7 +60,7 @@ def _crossings(strokes: Strokes, y: float) -> list[tuple[float, float]]:
     upright the crossing segment is (1: vertical)."""
     out = []
     for s in strokes:
-        for p, q in zip(s[:-1], s[1:]):
+        for p, q in pairwise(s):
             if (p[1] - y) * (q[1] - y) <= 0 and p[1] != q[1]:
                 t = (y - p[1]) / (q[1] - p[1])
                 d = q - p
@@ -267,7 +268,7 @@ def styled_training_set(root: Path, rate: float, cache: Path | None = None) -> d
             made = edit(s.strokes, s.label, rng)
             if made is None:
                 continue
-            x, n = render.prepare(render.pen_canvas(made[0], rng))
+            x, _ = render.prepare(render.pen_canvas(made[0], rng))
             if x is None:
                 continue
             xs.append(np.rint(x * 255.0).astype(np.uint8))
