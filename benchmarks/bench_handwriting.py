@@ -12,7 +12,9 @@ Per model, and for the default model (the one recognize.py picks): single-digit 
 found), exact number text (with '?' counting as wrong, as the user sees it), per-digit accuracy inside numbers
 (numbers whose digit count came out right), how many right answers the '?' threshold hides, the worst
 confusion pairs, median ms per canvas. --grid writes a PNG of the misread digits, --out the results as JSON,
---choose-threshold the '?' threshold that maximises exact number text on these validation writers.
+--choose-threshold the '?' threshold that maximises exact number text on these validation writers,
+--per-class the errors per true digit and the confusion pairs each writing convention touches (with --before, an
+earlier --out beside them). Confidences are the calibrated ones (models/calibration.json), as the app shows them.
 Seeded and deterministic.
 """
 
@@ -49,6 +51,7 @@ EPILOG = f"""examples:
   python benchmarks/bench_handwriting.py --n 1000 --numbers 300 --cvl-test     every model, the BEFORE/AFTER table
   python benchmarks/bench_handwriting.py --models cnn --grid out/misread.png --out out/hand.json
   python benchmarks/bench_handwriting.py --choose-threshold      the '?' threshold best for exact numbers
+  python benchmarks/bench_handwriting.py --models cnn --per-class --before out/hand_before.json   per digit, before/after
 
 data: --handwriting DIR, else ${ENV_VAR}, else {SHARED} when it exists.
 """
