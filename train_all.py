@@ -68,6 +68,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--handwriting-repeat", type=int, default=1, metavar="K",
                    help="show the handwriting training writers' digits K times per epoch: the MNIST / real "
                    "handwriting mix (default 1)")
+    p.add_argument("--styles", type=float, default=None, metavar="RATE",
+                   help="add an edited copy (a generated writing convention: slashed 0, European 1, crossed 7, ..., "
+                   "study/styles.py) of this share of the handwriting training writers' pen digits of those labels "
+                   "(default study.styles.DEFAULT_RATE; validation writers are never edited)")
     p.add_argument("--limit", type=int, metavar="N", help="use only the first N images of each split (quick runs)")
     p.add_argument("--models-dir", type=Path, default=Path(DEFAULT_MODELS_DIR),
                    help="the shipped models that the app reads, and where better models are promoted (default: models)")
@@ -95,6 +99,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         value = getattr(args, flag)
         if value is not None and not value > 0:
             p.error(f"--{flag.replace('_', '-')} must be positive, got {value}")
+    if args.styles is not None and not 0.0 <= args.styles <= 1.0:
+        p.error(f"--styles must be between 0 and 1, got {args.styles}")
     if args.budget_minutes is not None and args.budget_minutes < 0:
         p.error(f"--budget-minutes must be >= 0 (0 = no budget), got {args.budget_minutes}")
     if args.learning_rate is not None and not args.learning_rate > 0:
@@ -155,7 +161,14 @@ def load_data(args):
     if hand is None:
         log.warning("no real handwriting given: training on MNIST alone (pass --handwriting DIR or set %s)",
                     ENV_VAR)
-    return with_handwriting(data, hand, args.limit, args.handwriting_repeat)
+        return data
+    from dataclasses import replace
+
+    from study.styles import DEFAULT_RATE, with_styles
+
+    hand, styles = with_styles(hand, Path(hand.path), DEFAULT_RATE if args.styles is None else args.styles)
+    data = with_handwriting(data, hand, args.limit, args.handwriting_repeat)
+    return replace(data, handwriting={**data.handwriting, "styles": styles}) if styles else data
 
 
 def warm_start(model, folder: Path, name: str) -> None:
@@ -283,6 +296,15 @@ def decide_and_promote(name: str, entry: dict, args, data, kept: dict) -> bool:
     log.info("promoted %s into %s (%s%s); the one it replaced is in %s", name, args.models_dir, how,
              "" if better else ", --replace", args.models_dir / "previous")
     return True
+
+
+def calibrate_models(folder: Path, val_probabilities: dict, data) -> None:
+    """Fit the models' temperatures on this run's validation data (the fit scripts/calibrate.py runs) and store
+    them beside the models (calibration.json), so that a trained or promoted model reads calibrated."""
+    from study import calibration
+
+    if val_probabilities:
+        calibration.write(folder, calibration.calibrate(val_probabilities, data.val.y, folder, data.val_checksum))
 
 
 def val_parts_accuracy(probabilities, data) -> dict:
@@ -460,6 +482,7 @@ def main(argv=None) -> int:
                 budget.spent(name, results[name]["steps"], results[name]["train_seconds"], time.perf_counter() - t0)
                 metrics["budget"] = budget.record
         write_comparison(results, args.run_dir / "plots")
+        calibrate_models(args.run_dir / "models", {n: probabilities[n]["val"] for n in results}, data)
         shipped = read_metrics(args.models_dir)
         refreshed = refresh_kept(shipped.get("models", {}), kept_val, data, args.run_dir)
         if promoted:
@@ -470,6 +493,7 @@ def main(argv=None) -> int:
             shipped = {"models": shipped.get("models", {}), "reference_study": REFERENCE}
             if len(probs) > 1:
                 shipped["ensemble"] = ensemble_summary(probs, data)
+            calibrate_models(args.models_dir, {n: p["val"] for n, p in probs.items()}, data)
             atomic.write_json(args.models_dir / METRICS_FILE, shipped)
             write_comparison({n: e for n, e in shipped.get("models", {}).items() if n in MODEL_NAMES},
                              args.plots_dir)

@@ -12,7 +12,9 @@ Per model, and for the default model (the one recognize.py picks): single-digit 
 found), exact number text (with '?' counting as wrong, as the user sees it), per-digit accuracy inside numbers
 (numbers whose digit count came out right), how many right answers the '?' threshold hides, the worst
 confusion pairs, median ms per canvas. --grid writes a PNG of the misread digits, --out the results as JSON,
---choose-threshold the '?' threshold that maximises exact number text on these validation writers.
+--choose-threshold the '?' threshold that maximises exact number text on these validation writers,
+--per-class the errors per true digit and the confusion pairs each writing convention touches (with --before, an
+earlier --out beside them). Confidences are the calibrated ones (models/calibration.json), as the app shows them.
 Seeded and deterministic.
 """
 
@@ -38,10 +40,18 @@ from study.handwriting_render import number_canvas, pen_canvas, scan_image  # no
 
 SHARED = ROOT.parent / "shared/data/handwriting"
 THRESHOLDS = tuple(round(t, 2) for t in np.arange(0.0, 0.96, 0.05))
+# the confusions each writing convention stands for (issue 30; study/styles.py generates them for training), and
+# the ones a generated convention could cost (an 8 is not a slashed 0, a 2 not a crossed 7)
+CONVENTION_PAIRS = {
+    "slashed 0": ("0->8",), "European 1": ("1->7", "1->4"), "crossed / hooked 7": ("7->2", "7->1", "7->3"),
+    "9 straight stem / small loop": ("9->7", "9->1", "9->3", "9->4"), "2 with a loop / L-shaped": ("2->1", "2->3", "2->6"),
+    "costs": ("8->0", "4->1", "2->7", "3->7", "1->2", "4->9"),
+}
 EPILOG = f"""examples:
   python benchmarks/bench_handwriting.py --n 1000 --numbers 300 --cvl-test     every model, the BEFORE/AFTER table
   python benchmarks/bench_handwriting.py --models cnn --grid out/misread.png --out out/hand.json
   python benchmarks/bench_handwriting.py --choose-threshold      the '?' threshold best for exact numbers
+  python benchmarks/bench_handwriting.py --models cnn --per-class --before out/hand_before.json   per digit, before/after
 
 data: --handwriting DIR, else ${ENV_VAR}, else {SHARED} when it exists.
 """
@@ -151,7 +161,18 @@ class Tally:
             "worst_confusions": [[f"{t}->{p}", c] for (t, p), c in self.confusions.most_common() if t != p][:8],
             "confusion_matrix": [[self.confusions[(t, p)] for p in range(10)] for t in range(10)],
             "single_by_set": per_set,
+            "per_class": self.per_class(),
         }
+
+    def per_class(self) -> dict:
+        """Per true digit (singles with one digit found and digits of numbers whose count came out right): how
+        many were read, how many wrong, and the error rate."""
+        out = {}
+        for t in range(10):
+            n = sum(self.confusions[(t, p)] for p in range(10))
+            wrong = n - self.confusions[(t, t)]
+            out[str(t)] = {"n": n, "wrong": wrong, "error": _share(wrong, n)}
+        return out
 
     def best_threshold(self, current: float = 0.5) -> dict:
         """The '?' threshold that maximises exact number text; ties go to the better single-digit text, then
@@ -277,6 +298,11 @@ def main(argv=None) -> int:
     ap.add_argument("--grid-max", type=int, default=100, help="at most this many tiles in the grid (default 100)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", metavar="FILE", default=None, help="also write the results as JSON here")
+    ap.add_argument("--per-class", action="store_true",
+                    help="also print per true digit error rates and the confusion pairs the writing conventions touch")
+    ap.add_argument("--before", metavar="JSON", default=None,
+                    help="an earlier --out of this benchmark (other models, same --n/--numbers/--seed): the "
+                    "per-class view shows its figures beside these (implies --per-class)")
     args = ap.parse_args(argv)
     if not 0.0 <= args.threshold <= 1.0:
         ap.error("--threshold must be between 0 and 1")
@@ -333,6 +359,12 @@ def main(argv=None) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 1
     report(results, names, default, args)
+    if args.per_class or args.before:
+        import json
+
+        before = json.loads(Path(args.before).read_text()) if args.before else None
+        for n in names:
+            report_per_class(n, results["models"][n], (before or {}).get("models", {}).get(n))
     if args.grid:
         k = write_grid(args.grid, tallies[grid_model].failures)
         print(f"wrote {args.grid}: {k} misread single digits of {grid_model}")
@@ -377,6 +409,21 @@ def report(results, names, default, args) -> None:
             t = results["models"][n]["threshold_choice"]
             print(f"threshold for {n}: {t['threshold']:.2f} -> numbers exact text {_pct(t['numbers_exact_text']).strip()}%"
                   f", single text {_pct(t['single_text_accuracy']).strip()}%")
+
+
+def report_per_class(name: str, r: dict, before: dict | None = None) -> None:
+    """Per true digit: digits read, error rate (and the earlier run's), then the convention pairs' counts."""
+    print(f"\n{name}: per true digit (singles + digits of numbers), errors" + (" now / before" if before else ""))
+    cells = []
+    for d, c in r["per_class"].items():
+        was = f" / {before['per_class'][d]['wrong']}" if before and "per_class" in before else ""
+        cells.append(f"{d}: {c['wrong']}{was} of {c['n']} ({_pct(c['error']).strip()}%)")
+    print("  " + "; ".join(cells))
+    now = {f"{t}->{p}": r["confusion_matrix"][t][p] for t in range(10) for p in range(10)}
+    old = {f"{t}->{p}": before["confusion_matrix"][t][p] for t in range(10) for p in range(10)} if before else {}
+    for convention, pairs in CONVENTION_PAIRS.items():
+        text = ", ".join(f"{p} {now[p]}" + (f" (was {old[p]})" if old else "") for p in pairs)
+        print(f"  {convention:<30} {text}")
 
 
 if __name__ == "__main__":

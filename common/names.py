@@ -7,6 +7,7 @@ ENSEMBLE = "ensemble"  # the mean of the base models' probabilities
 MODEL_NAMES = BASE_MODELS + (ENSEMBLE,)  # everything a reader can ask for
 DEFAULT_MODELS_DIR = "models"
 METRICS_FILE = "metrics.json"  # beside the models: what each one scored, and on which data
+CALIBRATION_FILE = "calibration.json"  # beside the models: each one's temperature (recognizer/calibration.py)
 
 
 def model_file(name: str) -> str:

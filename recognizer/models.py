@@ -24,6 +24,7 @@ from common.checksum import file_sha256
 from common.names import (BASE_MODELS, DEFAULT_MODELS_DIR, ENSEMBLE, FEATURES_OUTPUT, METRICS_FILE, MODEL_NAMES,
                           ONNX_KERAS_SHA256, adapt_file, export_hint, model_file, onnx_file, train_hint)
 
+from .calibration import Calibration
 from .errors import RecognizerError
 
 log = logging.getLogger(__name__)
@@ -83,9 +84,12 @@ class ModelStore:
     """Loads `models_dir/{ann,cnn,vgg16}.onnx` (or `.keras`) on first use and keeps them; safe to share
     between threads (one ONNX Runtime session per model, whose `run` is thread-safe)."""
 
-    def __init__(self, models_dir: str | os.PathLike = "models", threads: int | None = None):
+    def __init__(self, models_dir: str | os.PathLike = "models", threads: int | None = None,
+                 calibrated: bool = True):
         self.models_dir = Path(models_dir)
         self.threads = threads or default_threads()
+        # calibration.json's temperatures (recognizer/calibration.py); calibrated=False: the models' raw output
+        self.calibration = Calibration(self.models_dir) if calibrated else None
         self._lock = threading.Lock()
         self._load_locks = {name: threading.Lock() for name in BASE_MODELS}
         self._loaded: dict[str, LoadedModel] = {}
@@ -205,6 +209,8 @@ class ModelStore:
                 if name in self._loaded:
                     return self._loaded[name]
             loaded = self._load_file(name)
+            if self.calibration:  # its temperature checked now (a hash of the .keras file): loading, not reading
+                self.calibration.temperature(name)
             with self._lock:
                 self._loaded[name] = loaded
                 self._errors.pop(name, None)
@@ -351,6 +357,8 @@ class ModelStore:
             for n in ([name] if name else list(BASE_MODELS)):
                 self._loaded.pop(n, None)
                 self._errors.pop(n, None)
+        if self.calibration:
+            self.calibration.clear()
 
     def adapt_path(self, name: str) -> Path:
         """What adapting a base model to a writer needs (its head's weights and feature statistics)."""
@@ -380,14 +388,16 @@ class ModelStore:
 
     # -------------------------------------------------------------------------- inference
     def predict(self, name: str, batch: np.ndarray) -> np.ndarray:
-        """(N, 28, 28, 1) float32 in [0, 1] -> (N, 10) probabilities; 'ensemble' = mean of the three."""
+        """(N, 28, 28, 1) float32 in [0, 1] -> (N, 10) probabilities, calibrated where calibration.json has the
+        model's temperature; 'ensemble' = mean of the three (calibrated), then its own temperature."""
         self._check_name(name)
         batch = self._checked(batch)
         if name == ENSEMBLE:
             self.load(name)
-            return np.mean([self.predict(n, batch) for n in BASE_MODELS], axis=0)
+            mean = np.mean([self.predict(n, batch) for n in BASE_MODELS], axis=0)
+            return self.calibration.apply(name, mean) if self.calibration else mean
         model = self.load(name)
         if len(batch) == 0:
             return np.zeros((0, 10), np.float32)
-        out = model.run(np.ascontiguousarray(batch))
-        return np.asarray(out, dtype=np.float32).reshape(len(batch), 10)
+        out = np.asarray(model.run(np.ascontiguousarray(batch)), dtype=np.float32).reshape(len(batch), 10)
+        return self.calibration.apply(name, out) if self.calibration else out

@@ -177,15 +177,21 @@ class Profile:
     def predict(self, name: str, batch: np.ndarray) -> tuple[np.ndarray, bool]:
         """(probabilities (N, 10), whether an adaptation read them) for model `name` (the ensemble averages its
         members, each adapted where it has an adaptation)."""
-        probs, used = [], False
+        if not any(self.adapted(m) for m in members(name)) or len(batch) == 0:
+            return self.store.predict(name, batch), False
+        calibration = self.store.calibration
+        probs = []
         for member in members(name):
             adapted = self.adapted(member)
-            if adapted is None or len(batch) == 0:
+            if adapted is None:
                 probs.append(self.store.predict(member, batch))
-            else:
-                probs.append(adapted.head.probabilities(self.store.features(member, batch)))
-                used = True
-        return np.mean(probs, axis=0).astype(np.float32), used
+            else:  # the shipped model's temperature applies to its adapted head too (calibrated like the rest)
+                p = adapted.head.probabilities(self.store.features(member, batch))
+                probs.append(calibration.apply(member, p) if calibration else p)
+        mean = np.mean(probs, axis=0).astype(np.float32)
+        if name == ENSEMBLE and calibration:
+            mean = calibration.apply(ENSEMBLE, mean)
+        return mean, True
 
     def count_reading(self, digits: int, adapted: bool) -> None:
         self.db.count_reading(digits, adapted)

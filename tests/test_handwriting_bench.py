@@ -98,6 +98,15 @@ def test_figures_of_a_model_that_always_answers_3(setup, tmp_path, capsys):
     assert img is not None and img.shape[0] == 96 * int(np.ceil(len(wrong) / 10)) and img.shape[1] == 960
     text = capsys.readouterr().out
     assert "real-handwriting benchmark: 12 single digits and 5 numbers" in text and "CVL test: 20 scans" in text
+    # the per-class view: every digit not a 3 is wrong; against an earlier run (itself) the figures repeat
+    per = row["per_class"]
+    assert per["3"]["wrong"] == 0 and per["3"]["n"] == cm[3].sum()
+    assert all(per[str(t)]["wrong"] == per[str(t)]["n"] == cm[t].sum() for t in range(10) if t != 3)
+    assert bench.main(["--handwriting", str(root), "--models-dir", str(models), "--models", "cnn", "--n", "12",
+                       "--numbers", "5", "--before", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert f"0: {per['0']['wrong']} / {per['0']['wrong']} of {per['0']['n']}" in text
+    assert "slashed 0" in text and "8->0 0 (was 0)" in text
 
 
 def test_threshold_hides_right_answers_and_the_sweep_finds_it():

@@ -43,7 +43,7 @@ def keras_predict(model, x: np.ndarray, batch: int = 500) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def store() -> ModelStore:
-    return ModelStore(MODELS)
+    return ModelStore(MODELS, calibrated=False)  # the twin against Keras: both uncalibrated
 
 
 @pytest.mark.parametrize("name", COMMITTED)

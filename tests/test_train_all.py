@@ -71,6 +71,14 @@ def test_end_to_end_on_fake_data_learns_and_writes_everything(tmp_path, fake_npz
     shipped = json.loads((out_m / "metrics.json").read_text())
     assert list(shipped["models"]) == ["ann", "cnn"]  # tables list the models in one order, whatever --models says
     assert (out_p / "ann_curves.png").exists() and (out_p / "comparison.png").exists()
+    # the promoted models come calibrated: their temperatures fitted on this run's validation data, each tied to
+    # the file it was fitted for (the run's own folder holds its models' temperatures too)
+    from common.checksum import file_sha256
+
+    cal = json.loads((out_m / "calibration.json").read_text())
+    assert set(cal) == {"ann", "cnn"} and cal["ann"]["n"] == metrics["split"]["val"]
+    assert cal["cnn"]["keras_sha256"] == file_sha256(out_m / "cnn.keras") and cal["cnn"]["temperature"] > 0
+    assert set(json.loads((tmp_path / "run1" / "models" / "calibration.json").read_text())) == {"ann", "cnn"}
     # Retraining one model with --replace keeps the other's entry, and the shipped ensemble still averages both
     # (trained in bfloat16 this time: what is saved must still be a float32 model)
     rc = train_all.main(["--models", "ann", "--epochs", "1", "--precision", "bfloat16", "--replace",
@@ -117,6 +125,8 @@ def test_cli_help_and_errors(tmp_path):
     assert bad.returncode == 2 and "--epochs must be positive" in bad.stderr
     mix = _cli("--handwriting-repeat", "0")
     assert mix.returncode == 2 and "--handwriting-repeat must be positive" in mix.stderr
+    styles = _cli("--styles", "1.5")
+    assert styles.returncode == 2 and "--styles must be between 0 and 1" in styles.stderr
     missing = _cli("--data", str(tmp_path / "nowhere.npz"), "--models-dir", str(tmp_path / "m"))
     assert missing.returncode == 2 and "does not exist" in missing.stderr and "MNIST_PATH" in missing.stderr
     assert not (tmp_path / "m").exists()  # nothing written when the data is missing
