@@ -4,15 +4,12 @@ folder of the test's own, driven with real X pointer and key events (gui_driver.
 A European 1 with a long flag (gui_driver.EU1) is read as 7 by the shipped CNN: the writer clicks its box and
 types 1, sees it at once, takes it back with Ctrl+Z, corrects it again in the probability panel; with a few more
 corrections of that style (seeded through the profile API, as if made earlier) the app adapts by itself and reads
-the same style right. "Forget my handwriting" empties the profile and keeps an export beside it.
+the same style right. ("My handwriting" and "Forget my handwriting" with the real profile are in test_gui_window.py:
+Tk in this process must stay on that module's X server.)
 """
 
 from __future__ import annotations
 
-import gc
-import logging
-import time
-import tkinter as tk
 from pathlib import Path
 
 import pytest
@@ -27,6 +24,10 @@ pytestmark = pytest.mark.skipif(bool(gui_driver.missing_tools()),
 
 @pytest.fixture(scope="module")
 def models_dir(tmp_path_factory) -> Path:
+    return adapt_models_dir(tmp_path_factory)
+
+
+def adapt_models_dir(tmp_path_factory) -> Path:
     """The CNN with what adapting needs: .keras (its checksum), .onnx (features) and .adapt.npz (head, stats)."""
     src = _models_source()
     if src is None or not (src / "cnn.adapt.npz").is_file() or not (src / "cnn.onnx").is_file():
@@ -123,52 +124,3 @@ def test_correct_undo_learn_and_read_the_writers_style(models_dir, tmp_path):
     stats = Profile(folder, ModelStore(models_dir)).stats("cnn")
     assert stats["corrections"] == 7 and stats["adaptations"]["cnn"]["in_use"]
     assert stats["before_adaptation"]["readings"] + stats["with_adaptation"]["readings"] == 2
-
-
-# --- in-process: "My handwriting" and "Forget my handwriting" with the real profile ---------------------
-
-def _pump_until(root, cond, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        root.update()
-        time.sleep(0.005)
-
-
-def test_my_handwriting_shows_the_figures_and_forget_keeps_an_export(models_dir, tmp_path, caplog, monkeypatch):
-    from gui import app as app_module
-    from recognizer import ModelStore
-    from recognizer.profile import Profile
-
-    caplog.set_level(logging.INFO, logger="gui")
-    folder = tmp_path / "profile"
-    seed_eu1(Profile(folder, ModelStore(models_dir)), ModelStore(models_dir), 2)
-    said = lambda text: any(text in r.getMessage() for r in caplog.records)  # noqa: E731
-    with Xvfb() as xvfb:
-        root = tk.Tk(screenName=xvfb.display)
-        a = app_module.DigitApp(root, str(models_dir), model="cnn", profile=str(folder))
-        try:
-            _pump_until(root, lambda: a._kept() and a.picker.get() == "cnn")
-            a.show_handwriting()
-            _pump_until(root, lambda: said("profile stats: "))
-            text = a._handwriting_text["text"]
-            assert "corrections stored: 2 (2 misread" in text and "1 read as 7 (2x)" in text
-            asked = []
-            monkeypatch.setattr(app_module.messagebox, "askyesno", lambda *args, **k: asked.append(args) or False)
-            a.forget_handwriting()  # "No": nothing forgotten
-            assert asked and not said("forgetting handwriting")
-            monkeypatch.setattr(app_module.messagebox, "askyesno", lambda *args, **k: True)
-            a._forget_button.invoke()
-            _pump_until(root, lambda: said("profile reset, corrections kept in "))
-            export = Path(next(r.getMessage() for r in caplog.records if "profile reset" in r.getMessage())
-                          .rsplit(" ", 1)[1])
-            assert export.parent == folder and export.is_file() and "kept in" in a.statusbar.learning["text"]
-            assert Profile(folder, ModelStore(models_dir)).db.count() == 0
-            _pump_until(root, lambda: "corrections stored: 0" in a._handwriting_text["text"])
-            assert "Forgot your handwriting" in a._handwriting_note["text"]
-        finally:
-            a.worker.stop(5)
-            root.destroy()
-            a.__dict__.clear()
-            gc.collect()

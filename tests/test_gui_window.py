@@ -16,6 +16,7 @@ import pytest
 from PIL import Image
 
 import gui_driver
+from test_gui_learning import adapt_models_dir, seed_eu1
 from gui import app as app_module
 from gui.motion import keep_all_motion_events
 from gui.worker import RecognitionDone, Request
@@ -412,3 +413,49 @@ def test_without_a_profile_a_correction_is_shown_and_not_kept(win, caplog):
     assert win.number["text"] == "1?" and "not kept" in win.statusbar.learning["text"]
     win.undo()
     assert win.number["text"] == "4?"
+
+
+@pytest.fixture(scope="module")
+def learn_models(tmp_path_factory):
+    return adapt_models_dir(tmp_path_factory)
+
+
+def test_my_handwriting_shows_the_figures_and_forget_keeps_an_export(display, learn_models, tmp_path, caplog,
+                                                                     monkeypatch):
+    """The real profile and CNN (ONNX, no TensorFlow): figures, "No" keeps everything, "Yes" empties it and
+    keeps an export beside it."""
+    from pathlib import Path
+
+    from recognizer import ModelStore
+    from recognizer.profile import Profile
+
+    caplog.set_level(logging.INFO, logger="gui")
+    folder = tmp_path / "profile"
+    seed_eu1(Profile(folder, ModelStore(learn_models)), ModelStore(learn_models), 2)
+    said = lambda text: any(text in r.getMessage() for r in caplog.records)  # noqa: E731
+    root = tk.Tk(screenName=display)
+    a = app_module.DigitApp(root, str(learn_models), model="cnn", profile=str(folder))
+    try:
+        pump_until(root, lambda: a._kept() and a.picker.get() == "cnn")
+        a.show_handwriting()
+        pump_until(root, lambda: said("profile stats: "))
+        text = a._handwriting_text["text"]
+        assert "corrections stored: 2 (2 misread" in text and "1 read as 7 (2x)" in text
+        asked = []
+        monkeypatch.setattr(app_module.messagebox, "askyesno", lambda *args, **k: asked.append(args) or False)
+        a.forget_handwriting()  # "No": nothing forgotten
+        assert asked and not said("forgetting handwriting")
+        monkeypatch.setattr(app_module.messagebox, "askyesno", lambda *args, **k: True)
+        a._forget_button.invoke()
+        pump_until(root, lambda: said("profile reset, corrections kept in "))
+        export = Path(next(r.getMessage() for r in caplog.records if "profile reset" in r.getMessage())
+                      .rsplit(" ", 1)[1])
+        assert export.parent == folder and export.is_file() and "kept in" in a.statusbar.learning["text"]
+        assert Profile(folder, ModelStore(learn_models)).db.count() == 0
+        pump_until(root, lambda: "corrections stored: 0" in a._handwriting_text["text"])
+        assert "Forgot your handwriting" in a._handwriting_note["text"]
+    finally:
+        a.worker.stop(5)
+        root.destroy()
+        a.__dict__.clear()
+        gc.collect()
