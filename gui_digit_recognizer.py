@@ -27,6 +27,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         f"(default: the repository's {DEFAULT_MODELS_DIR}/)")
     p.add_argument("--model", choices=MODELS, default=None,
                    help="model to start with (default: the most accurate one present); 'all' = the three side by side")
+    p.add_argument("--profile", default=None, metavar="DIR|none",
+                   help="the writer's profile folder: corrections and what was learned from them (default: "
+                        "$DIGITS_PROFILE, else one per user in the platform's user data folder); 'none' reads "
+                        "with the shipped models alone and keeps no correction")
     p.add_argument("--brush", type=int, default=18, help="brush width in pixels (default: 18)")
     p.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"),
                    help="log level on stderr (default: INFO); each recognition is one INFO line")
@@ -47,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from gui.app import run
 
-    run(args.models_dir, model=args.model, brush=args.brush, started=STARTED)
+    run(args.models_dir, model=args.model, brush=args.brush, started=STARTED, profile=args.profile)
     return 0
 
 

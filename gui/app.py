@@ -14,10 +14,18 @@ Start-up is logged too (the tests and benchmarks/bench_startup.py wait for these
     window ready ms=310                  the window is mapped and takes input
     model ensemble ready ms=1250         the model the picker shows can answer (ms since launch)
     waiting for model cnn to load        a drawing was sent before its model could answer; it is read after
+Learning the writer's hand (gui/learning.py) logs too:
+    profile /home/u/.local/share/digit-recognizer/profile      (or "profile none: <why>")
+    correction digit=1 read=7 label=1 shown=1                   the writer typed or clicked the right digit
+    correction stored id=12 / undo: correction of digit 1 (id=12)
+    adaptation accepted=True model=cnn: CNN learned from 23 corrections of your handwriting
+    profile stats: <line> | <line> ...  /  profile reset, corrections kept in <path>
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import logging
 import queue
 import time
@@ -28,13 +36,17 @@ from typing import Any, Callable
 from . import overlay
 from .drawing import Drawing
 from .files import OPEN_TYPES, SAVE_TYPES, save_png
+from .learning import (Adapt, AdaptationDone, Correct, CorrectionStored, CorrectionUndone, Corrections, CountReading,
+                       Fix, Mark, ProfileFailed, ProfileOpened, ProfileReset, ProfileStats, Reset, Stats, Undo,
+                       digit_key)
 from .motion import keep_all_motion_events
 from .photo import Photo
 from .picker import CHOICES, TRAIN_HINT, ModelPicker
 from .probabilities import ProbabilityPanel
 from .session import choose_model, ready_models
 from .statusbar import NAMES, StatusBar, describe
-from .worker import ALL_MODELS, RecognitionDone, RecognitionFailed, RecognitionWorker, Request, StatusUpdate
+from .worker import (ALL_MODELS, RecognitionDone, RecognitionFailed, RecognitionWorker, Request, StatusUpdate,
+                     default_factory)
 
 log = logging.getLogger("gui")
 
@@ -42,6 +54,10 @@ TITLE = "Digit Recognizer"
 LIVE_DELAY_MS = 400  # after a stroke ends: long enough to start the next stroke of a "4" or "7"
 POLL_MS = 40
 DEFAULT_BRUSH = 18
+ADAPT_DELAY_MS = 1000  # after the last correction: adapt once the writer pauses, not on every key
+STROKE = "stroke"  # an undo history entry; a correction's entry is its Fix
+LEARNING = (ProfileOpened, CorrectionStored, CorrectionUndone, AdaptationDone, ProfileStats, ProfileReset,
+            ProfileFailed)
 
 
 def log_text(text: str) -> str:
@@ -51,14 +67,25 @@ def log_text(text: str) -> str:
 
 class DigitApp:
     def __init__(self, root: tk.Tk, models_dir: str, model: str | None = None, brush: int = DEFAULT_BRUSH,
-                 worker_factory: Callable | None = None, started: float | None = None) -> None:
+                 worker_factory: Callable | None = None, started: float | None = None,
+                 profile: str | None = None) -> None:
         self.root = root
         self.started = started if started is not None else time.perf_counter()
         self.requested_model = model
         self.initial_brush = brush
         self.results: queue.Queue[Any] = queue.Queue()
-        kwargs = {"factory": worker_factory} if worker_factory else {}
-        self.worker = RecognitionWorker(models_dir, self.results, **kwargs)
+        factory = worker_factory or functools.partial(default_factory, profile=profile)
+        self.worker = RecognitionWorker(models_dir, self.results, factory=factory)
+        self.learner = self.worker.learner
+        self.profile: ProfileOpened | None = None  # the writer's profile, once the worker has opened it
+        self.corrections = Corrections()  # the writer's labels for the digits on screen
+        self._history: list[Any] = []  # one undo history: STROKE or a correction's Mark, newest last
+        self._next_token = 0
+        self._adapt_job: str | None = None
+        self._adapt_checked: set[str] = set()  # models whose adaptation was checked against a model update
+        self._unfinished: tuple[int, bool] | None = None  # (digits, adapted) of the reading on screen, not counted
+        self._handwriting: tk.Toplevel | None = None
+        self._handwriting_text: tk.Label | None = None
         self.drawing = Drawing(1, 1)
         self.status: dict[str, str] = {}
         self.loaded: tuple[str, ...] = ()  # models that can answer now (the worker says when)
@@ -71,6 +98,7 @@ class DigitApp:
         self._primary: str | None = None
         self._selected: int | None = None
         self._photo: Photo | None = None
+        self._read_image: Any = None
         self._ready_logged = False
         self._default_ready_logged = False
         self._press_box: int | None = None  # result box under the last button press
@@ -97,6 +125,7 @@ class DigitApp:
         tk.Button(bar, text="Clear", command=self.clear).pack(side="left", padx=2)
         tk.Button(bar, text="Open image...", command=self.open_image).pack(side="left", padx=(12, 2))
         tk.Button(bar, text="Save drawing...", command=self.save_drawing).pack(side="left", padx=2)
+        tk.Button(bar, text="My handwriting...", command=self.show_handwriting).pack(side="left", padx=(12, 2))
         self.brush = tk.Scale(bar, from_=2, to=80, orient="horizontal", label="Brush", length=140)
         self.brush.set(self.initial_brush)
         self.brush.pack(side="right")
@@ -112,10 +141,11 @@ class DigitApp:
         self.number.pack(anchor="w", fill="x")
         self.per_model = tk.Label(side, text="", font=("Courier", 12), anchor="w", justify="left", wraplength=230)
         self.per_model.pack(anchor="w", fill="x", pady=(0, 8))
-        self.probs = ProbabilityPanel(side)
+        self.probs = ProbabilityPanel(side, on_pick=self.correct)
         self.probs.pack(anchor="w")
-        tk.Label(side, text="Click a box to see its probabilities.\nReturn: recognize  Esc: clear\n"
-                            "Ctrl+Z: undo  Ctrl+1..5: model", fg="grey", justify="left").pack(anchor="w", pady=8)
+        tk.Label(side, text="Click a box to see its probabilities;\ntype 0-9 or click a row if it is wrong.\n"
+                            "Return: recognize  Esc: clear\nCtrl+Z: undo  Ctrl+1..5: model\n"
+                            "Ctrl+H: my handwriting", fg="grey", justify="left").pack(anchor="w", pady=8)
 
         self.canvas = tk.Canvas(root, background="white", highlightthickness=0, borderwidth=0, cursor="pencil")
         self.canvas.pack(side="left", fill="both", expand=True, padx=(6, 0), pady=4)
@@ -135,6 +165,10 @@ class DigitApp:
         r.bind("<Control-o>", lambda e: self.open_image())
         r.bind("<Control-s>", lambda e: self.save_drawing())
         r.bind("<Control-q>", lambda e: self.quit())
+        r.bind("<Control-h>", lambda e: self.show_handwriting())
+        for d in range(10):  # the selected digit is this one (Ctrl+1..5 stay the model shortcuts)
+            r.bind(f"<Key-{d}>", lambda e, d=d: self._typed(d, e))
+            r.bind(f"<KP_{d}>", lambda e, d=d: self._typed(d, e))
         for i, (value, _text) in enumerate(CHOICES, start=1):
             r.bind(f"<Control-Key-{i}>", lambda e, v=value: self.select_model(v))
 
@@ -161,6 +195,10 @@ class DigitApp:
         c = self.canvas
         log.debug("canvas geometry x=%d y=%d w=%d h=%d", c.winfo_rootx(), c.winfo_rooty(),
                   c.winfo_width(), c.winfo_height())
+        self._log_panel()
+
+    def _log_panel(self) -> None:
+        log.debug("probabilities geometry x=%d y=%d", self.probs.winfo_rootx(), self.probs.winfo_rooty())
 
     # --- drawing -----------------------------------------------------------------------------------
 
@@ -179,6 +217,7 @@ class DigitApp:
         self._supersede()
         width = int(self.brush.get())
         self.drawing.begin(x, y, width)
+        self._history.append(STROKE)
         item = self.canvas.create_line(x, y, x, y, width=width, fill="black", capstyle=tk.ROUND,
                                        joinstyle=tk.ROUND, smooth=True, tags=("stroke",))
         self._stroke_items.append(item)
@@ -218,20 +257,29 @@ class DigitApp:
         return None
 
     def undo(self) -> None:
+        """One history: the last correction if it was the last thing done, else the last stroke (or the image)."""
+        if self._history and isinstance(self._history[-1], Fix):
+            self._undo_correction(self._history.pop())
+            return
         if self._photo is not None:
             self._close_photo()
             log.info("undo: closed image")
         elif self.drawing.undo():
             self.canvas.delete(self._stroke_items.pop())
+            if self._history:
+                self._history.pop()
             log.info("undo: %d strokes left", len(self.drawing.strokes))
         self._supersede()
         self._schedule_live()
 
     def clear(self) -> None:
         self._close_photo()
+        self._finish_reading()
         self.drawing.clear()
         self.canvas.delete("stroke")
         self._stroke_items.clear()
+        self._history.clear()
+        self.corrections.clear()
         log.info("cleared")
         self.recognize()
 
@@ -285,6 +333,7 @@ class DigitApp:
 
     def _show_empty(self) -> None:
         self._readings, self._selected = None, None
+        self._unfinished = None
         self.canvas.delete(overlay.TAG)
         self.number.configure(text="", fg="black")
         self.per_model.configure(text="")
@@ -297,6 +346,8 @@ class DigitApp:
                 msg = self.results.get_nowait()
                 if isinstance(msg, StatusUpdate):
                     self._on_status(msg)
+                elif isinstance(msg, LEARNING):
+                    self._on_learning(msg)
                 elif isinstance(msg, (RecognitionDone, RecognitionFailed)):
                     if msg.request.id != self._wanted_id:
                         log.debug("dropping stale answer to request %d", msg.request.id)
@@ -326,6 +377,7 @@ class DigitApp:
             log.warning("%s", choice.warning)
         if choice.model:
             self.picker.set(choice.model)
+        self._check_adaptation()
         first = self.picker.get() or msg.default
         if first and first in ready_models(msg.loaded) and not self._default_ready_logged:
             self._default_ready_logged = True
@@ -340,16 +392,18 @@ class DigitApp:
             text, name = log_text(readings[primary].text), primary
         log.info("recognized text=%s model=%s ms=%.0f", text, name, msg.ms)
         self._readings, self._primary = readings, primary
+        self._read_image = msg.request.image
         digits = readings[primary].digits
+        self._unfinished = (len(digits), bool(getattr(readings[primary], "adapted", False))) if digits else None
         self._selected = 0 if digits else None
-        self.number.configure(text=readings[primary].text or "—",
-                              fg=overlay.UNSURE_COLOUR if any(d.uncertain for d in digits) else "black")
+        self._show_number()
         self.per_model.configure(text="\n".join(f"{NAMES.get(k, k):<8} {r.text.replace(chr(10), ' / ') or '—'}"
                                                  for k, r in readings.items()), fg="black")
         self.statusbar.set_timing(f"last: {msg.ms:.0f} ms ({name})")
         self._draw_overlay()
         self._show_probabilities()
         self.root.update_idletasks()  # paint now, so "results drawn" means they are on screen
+        self._log_panel()
         log.debug("results drawn request=%d", msg.request.id)
 
     def _on_failed(self, msg: RecognitionFailed) -> None:
@@ -366,12 +420,22 @@ class DigitApp:
         self._draw_overlay()
         self._show_probabilities()
 
+    def _show_number(self) -> None:
+        digits = self._readings[self._primary].digits if self._readings else []
+        fixed = self.corrections.labels(digits)
+        unsure = any(d.uncertain for i, d in enumerate(digits) if i not in fixed)
+        self.number.configure(text=self.corrections.text(digits) or "—",
+                              fg=overlay.UNSURE_COLOUR if unsure else "black")
+
     def _draw_overlay(self) -> None:
         if not self._readings:
             self.canvas.delete(overlay.TAG)
             return
         placement = self._photo.placement if self._photo else overlay.Placement()
-        overlay.draw(self.canvas, self._readings[self._primary].digits, placement, self._selected)
+        digits = self._readings[self._primary].digits
+        boxes = overlay.draw(self.canvas, digits, placement, self._selected, self.corrections.labels(digits))
+        for i, (x0, y0, x1, y1) in enumerate(boxes):
+            log.debug("overlay box=%d x0=%.0f y0=%.0f x1=%.0f y1=%.0f", i, x0, y0, x1, y1)
 
     def _show_probabilities(self) -> None:
         digits = self._readings[self._primary].digits if self._readings else []
@@ -379,8 +443,11 @@ class DigitApp:
             self.probs.show(None, "")
             return
         d = digits[self._selected]
+        mark = self.corrections.get(d)
         title = f"Digit {self._selected + 1}/{len(digits)}: {d.label} ({float(d.confidence):.0%}, {self._primary})"
-        self.probs.show(d.probabilities, title)
+        if mark is not None:
+            title += f" - yours: {mark.label}"
+        self.probs.show(d.probabilities, title, chosen=mark.label if mark else None)
         if len(self._readings) > 1:  # "All three": what each model says about the selected digit
             lines = []
             for name, r in self._readings.items():
@@ -389,11 +456,222 @@ class DigitApp:
                 lines.append(f"{NAMES.get(name, name):<6} {r.text.replace(chr(10), ' / ') or '—'}{extra}")
             self.per_model.configure(text="\n".join(lines), fg="black")
 
+    # --- corrections and the writer's profile ---------------------------------------------------------
+
+    def _typed(self, digit: int, event=None) -> None:
+        if not self.correct(digit):
+            log.debug("digit key %d: no digit selected", digit)
+
+    def _kept(self) -> bool:
+        return self.profile is not None and self.profile.folder is not None
+
+    def _token(self) -> int:
+        self._next_token += 1
+        return self._next_token
+
+    def correct(self, label: int) -> bool:
+        """The selected digit is `label` (typed, or picked in the probability panel): show it at once, keep it in
+        the profile (the same digit as read: a confirmation), adapt a moment later. False: nothing selected."""
+        digits = self._readings[self._primary].digits if self._readings else []
+        if self._selected is None or self._selected >= len(digits):
+            return False
+        reading, d = self._readings[self._primary], digits[self._selected]
+        key = digit_key(d)
+        prev = self.corrections.marks.get(key)
+        if prev is not None and prev.label == label:
+            return True
+        job = None
+        if self._kept() and getattr(d, "input", None) is not None:
+            job = Correct(self._token(), int(label), d.input, reading.model, int(d.digit), d.probabilities,
+                          bool(getattr(reading, "adapted", False)), self._crop(d))
+        mark = Mark(int(label), int(d.digit), job)
+        self.corrections.set(key, mark)
+        self._history.append(Fix(key, mark, prev))
+        if prev is not None and prev.job is not None:
+            self.learner.submit(Undo(prev.job.token))  # the writer changed their mind about this digit
+        if job is not None:
+            self.learner.submit(job)
+            self.statusbar.set_learning("correction kept; learning from it in a moment...")
+        else:
+            self.statusbar.set_learning(self._not_kept_reason())
+        log.info("correction digit=%d read=%d label=%d shown=%s", self._selected + 1, d.digit, label,
+                 log_text(self.corrections.text(digits)))
+        self._show_corrections()
+        return True
+
+    def _undo_correction(self, fix: Fix) -> None:
+        if fix.mark.job is not None:
+            self.learner.submit(Undo(fix.mark.job.token))
+        restored = None
+        if fix.prev is not None:
+            job = fix.prev.job
+            if job is not None:
+                job = dataclasses.replace(job, token=self._token())
+                self.learner.submit(job)
+            restored = Mark(fix.prev.label, fix.prev.read, job)
+        self.corrections.set(fix.key, restored)
+        digits = self._readings[self._primary].digits if self._readings else []
+        log.info("undo: correction label=%d (read %s) shown=%s", fix.mark.label, fix.mark.read,
+                 log_text(self.corrections.text(digits)))
+        self._show_corrections()
+
+    def _show_corrections(self) -> None:
+        self._show_number()
+        self._draw_overlay()
+        self._show_probabilities()
+        self.root.update_idletasks()
+
+    def _not_kept_reason(self) -> str:
+        if self.profile is None:
+            return "corrections are not kept yet: the profile is still opening"
+        if self.profile.error:
+            return f"corrections are not kept: {self.profile.error}"
+        return "corrections are not kept: started with --profile none"
+
+    def _crop(self, digit: Any):
+        """The digit's pixels (uint8) from the image that was read, kept as PNG with the correction."""
+        import numpy as np  # loaded by the worker long before anything can be corrected
+
+        image = self._read_image
+        if isinstance(image, str):
+            image = np.asarray(self._photo.image.convert("L")) if self._photo is not None else None
+        if not isinstance(image, np.ndarray):
+            return None
+        x, y, w, h = (int(v) for v in digit.box)
+        return image[max(0, y):y + h, max(0, x):x + w].copy()
+
+    def _finish_reading(self) -> None:
+        """The drawing or image on screen is done with: count its reading in the profile (counts only)."""
+        if self._unfinished is not None and self._kept():
+            self.learner.submit(CountReading(*self._unfinished))
+        self._unfinished = None
+
+    def _adapt_model(self) -> str | None:
+        return self._model_choice() or self.default_model
+
+    def _check_adaptation(self) -> None:
+        """Once per model: redo its adaptation if corrections are unseen (e.g. the shipped model was updated)."""
+        model = self._adapt_model()
+        if model and self._kept() and model not in self._adapt_checked:
+            self._adapt_checked.add(model)
+            self.learner.submit(Adapt(model, only_if_stale=True))
+
+    def _schedule_adapt(self) -> None:
+        if self._adapt_job is not None:
+            self.root.after_cancel(self._adapt_job)
+        self._adapt_job = self.root.after(ADAPT_DELAY_MS, self._adapt_now)
+
+    def _adapt_now(self) -> None:
+        self._adapt_job = None
+        model = self._adapt_model()
+        if model and self._kept():
+            log.info("adapting model=%s", model)
+            self.statusbar.set_learning("learning your handwriting...")
+            self.learner.submit(Adapt(model))
+
+    def _reread(self) -> None:
+        if self._readings is not None or self._photo is not None or not self.drawing.empty:
+            self.recognize()
+
+    def _on_learning(self, msg: Any) -> None:
+        if isinstance(msg, ProfileOpened):
+            self.profile = msg
+            if msg.folder:
+                log.info("profile %s", msg.folder)
+            else:
+                log.info("profile none: %s", msg.error or "reading with the shipped models alone")
+            if msg.moved_aside:
+                log.warning("profile database unreadable; moved to %s", msg.moved_aside)
+                self.statusbar.set_learning(f"Your profile database could not be read: it was moved to "
+                                            f"{msg.moved_aside} and a new one started")
+            elif msg.error:
+                self.statusbar.set_learning(f"corrections are not kept: {msg.error}")
+            self._check_adaptation()
+        elif isinstance(msg, CorrectionStored):
+            log.info("correction stored id=%s", msg.id)
+            self._schedule_adapt()
+        elif isinstance(msg, CorrectionUndone):
+            log.info("correction undone id=%s deleted=%s", msg.id, msg.deleted)
+            if msg.deleted:
+                self.statusbar.set_learning("correction forgotten")
+                self._reread()  # the adaptation fitted on it is gone: read with what is left
+                self._schedule_adapt()
+        elif isinstance(msg, AdaptationDone):
+            log.info("adaptation accepted=%s model=%s: %s", msg.accepted, msg.model, msg.text)
+            self.statusbar.set_learning(msg.text)
+            if msg.accepted:
+                self._reread()
+            self._refresh_handwriting()
+        elif isinstance(msg, ProfileStats):
+            log.info("profile stats: %s", " | ".join(msg.lines))
+            if self._handwriting_text is not None:
+                self._handwriting_text.configure(text="\n".join(msg.lines))
+        elif isinstance(msg, ProfileReset):
+            where = f"; your corrections were kept in {msg.export}" if msg.export else ""
+            log.info("profile reset, corrections kept in %s", msg.export)
+            self.statusbar.set_learning(f"forgot your handwriting{where}")
+            self.corrections.clear()
+            self._history = [h for h in self._history if h == STROKE]
+            self._reread()
+            self._refresh_handwriting(f"Forgot your handwriting{where}.")
+        elif isinstance(msg, ProfileFailed):
+            log.warning("profile %s failed: %s", msg.action, msg.message)
+            self.statusbar.set_learning(f"{msg.action} failed: {msg.message}")
+
+    # --- My handwriting ---------------------------------------------------------------------------------
+
+    def show_handwriting(self) -> None:
+        """A small window with what the profile holds and how reading went, and "Forget my handwriting"."""
+        if self._handwriting is None or not self._handwriting.winfo_exists():
+            top = tk.Toplevel(self.root)
+            top.title("My handwriting")
+            top.geometry("+40+60")
+            self._handwriting = top
+            self._handwriting_text = tk.Label(top, text="", justify="left", anchor="w", font=("Courier", 10))
+            self._handwriting_text.pack(fill="both", expand=True, padx=10, pady=(10, 4))
+            self._handwriting_note = tk.Label(top, text="", justify="left", anchor="w", fg="#1c4fd8",
+                                              wraplength=560)
+            self._handwriting_note.pack(fill="x", padx=10)
+            buttons = tk.Frame(top)
+            buttons.pack(fill="x", padx=10, pady=8)
+            self._forget_button = tk.Button(buttons, text="Forget my handwriting...", command=self.forget_handwriting)
+            self._forget_button.pack(side="left")
+            tk.Button(buttons, text="Close", command=top.destroy).pack(side="right")
+            top.bind("<Escape>", lambda e: top.destroy())
+        self._handwriting.deiconify()
+        self._handwriting.lift()
+        self._refresh_handwriting()
+
+    def _refresh_handwriting(self, note: str | None = None) -> None:
+        if self._handwriting is None or not self._handwriting.winfo_exists():
+            return
+        if note is not None:
+            self._handwriting_note.configure(text=note)
+        if self._kept():
+            self._forget_button.configure(state="normal")
+            self.learner.submit(Stats(self._adapt_model()))
+        else:
+            self._forget_button.configure(state="disabled")
+            self._handwriting_text.configure(text=self._not_kept_reason())
+
+    def forget_handwriting(self, confirm: bool = True) -> None:
+        if not self._kept():
+            return
+        if confirm and not messagebox.askyesno(
+                "Forget my handwriting",
+                "Forget every correction and what was learned from them?\n\nThe corrections are first exported "
+                f"beside the profile in {self.profile.folder}\n(recognize.py --corrections import FILE brings "
+                "them back).", parent=self._handwriting or self.root):
+            return
+        log.info("forgetting handwriting")
+        self.learner.submit(Reset())
+
     # --- models ------------------------------------------------------------------------------------
 
     def _on_model_picked(self, value: str) -> None:
         log.info("model selected: %s", value)
         self.worker.preload(value)
+        self._check_adaptation()
         self.recognize()
 
     def select_model(self, value: str) -> None:
@@ -420,6 +698,7 @@ class DigitApp:
             messagebox.showerror(TITLE, f"Cannot open {path}:\n{exc}", parent=self.root)
             return
         self._close_photo()
+        self._finish_reading()
         self._photo = photo
         self.canvas.itemconfigure("stroke", state="hidden")
         photo.place(self.canvas)
@@ -429,10 +708,13 @@ class DigitApp:
     def _close_photo(self) -> None:
         if self._photo is None:
             return
+        self._finish_reading()
         self._photo = None
         Photo.remove(self.canvas)
         self.canvas.delete(overlay.TAG)
         self._readings = None
+        self._history = [h for h in self._history if h == STROKE]  # the image's corrections stay stored
+        self.corrections.clear()
         self.canvas.itemconfigure("stroke", state="normal")
 
     def save_drawing(self) -> None:
@@ -454,12 +736,14 @@ class DigitApp:
 
     def quit(self) -> None:
         log.info("quit")
-        self.worker.stop()
+        self._finish_reading()
+        self.worker.stop(3.0)  # lets the profile write what is queued (an adaptation in progress is dropped)
         self.root.destroy()
 
 
-def run(models_dir: str, model: str | None = None, brush: int = DEFAULT_BRUSH, started: float | None = None) -> None:
+def run(models_dir: str, model: str | None = None, brush: int = DEFAULT_BRUSH, started: float | None = None,
+        profile: str | None = None) -> None:
     """Create the window and run the Tk main loop until it is closed."""
     root = tk.Tk()
-    DigitApp(root, models_dir, model=model, brush=brush, started=started)
+    DigitApp(root, models_dir, model=model, brush=brush, started=started, profile=profile)
     root.mainloop()

@@ -10,6 +10,8 @@ from typing import Any, Sequence
 
 SURE_COLOUR = "#1a7f37"  # green: the model is confident
 UNSURE_COLOUR = "#d9480f"  # orange: below the recognizer's threshold, shown as "?"
+CORRECTED_COLOUR = "#1c4fd8"  # blue: the writer said which digit it is
+CORRECTED_MARK = "\u270e"  # a pencil after the writer's label: "1 ✎"
 TAG = "overlay"
 
 
@@ -44,15 +46,26 @@ def colour(digit: Any) -> str:
     return UNSURE_COLOUR if digit.uncertain else SURE_COLOUR
 
 
-def draw(canvas: Any, digits: Sequence[Any], placement: Placement, selected: int | None) -> None:
-    """Replace the overlay on `canvas`; the selected box is drawn solid and thicker."""
+def corrected_label(label: int, read: int | None) -> str:
+    """"1 ✎ (read 7)" for a correction, "7 ✎" for a confirmation: the writer's label, marked as theirs."""
+    return f"{label} {CORRECTED_MARK}" + (f" (read {read})" if read is not None and read != label else "")
+
+
+def draw(canvas: Any, digits: Sequence[Any], placement: Placement, selected: int | None,
+         corrected: dict[int, int] | None = None) -> list[tuple[float, float, float, float]]:
+    """Replace the overlay on `canvas`; the selected box is drawn solid and thicker; a digit the writer corrected
+    (`corrected`: {index: label}) shows their label in blue. Returns the boxes drawn (canvas pixels)."""
     canvas.delete(TAG)
+    corrected = corrected or {}
+    drawn = []
     for i, digit in enumerate(digits):
         x0, y0, x1, y1 = placement.box(digit.box)
+        drawn.append((x0, y0, x1, y1))
         tags = (TAG, f"{TAG}-{i}")
-        col = colour(digit)
+        col = CORRECTED_COLOUR if i in corrected else colour(digit)
+        text = corrected_label(corrected[i], digit.digit) if i in corrected else label(digit)
         canvas.create_rectangle(x0 - 3, y0 - 3, x1 + 3, y1 + 3, outline=col,
                                 width=4 if i == selected else 2, dash=() if i == selected else (6, 3), tags=tags)
         ty = y0 - 6 if y0 > 26 else y1 + 22
-        canvas.create_text(x0, ty, anchor="sw", text=label(digit), fill=col, font=("Helvetica", 14, "bold"),
-                           tags=tags)
+        canvas.create_text(x0, ty, anchor="sw", text=text, fill=col, font=("Helvetica", 14, "bold"), tags=tags)
+    return drawn

@@ -30,8 +30,12 @@ def describe(status: dict[str, str], loaded: tuple[str, ...] = ()) -> str:
 
 
 class StatusBar(tk.Frame):
+    """Two lines: the models and the last timing; below, what the app learned of the writer's hand."""
+
     def __init__(self, master: tk.Misc) -> None:
         super().__init__(master, relief="sunken", borderwidth=1)
+        self.learning = tk.Label(self, text="", anchor="w", fg="#1c4fd8")
+        self.learning.pack(side="bottom", fill="x")
         self.models = tk.Label(self, text="Loading models...", anchor="w")
         self.models.pack(side="left", fill="x", expand=True)
         self.timing = tk.Label(self, text="", anchor="e", width=28)
@@ -42,3 +46,6 @@ class StatusBar(tk.Frame):
 
     def set_timing(self, text: str) -> None:
         self.timing.configure(text=text)
+
+    def set_learning(self, text: str) -> None:
+        self.learning.configure(text=text)

@@ -18,6 +18,7 @@ from typing import Any, Callable
 
 from common.names import train_hint
 
+from .learning import Learner, ProfileOpened
 from .session import ready_models
 
 log = logging.getLogger("gui.worker")
@@ -56,12 +57,25 @@ class RecognitionFailed:
     message: str
 
 
-def default_factory(models_dir: str):
-    """Import the recognizer here, in the worker thread, so the UI thread never imports TensorFlow."""
-    from recognizer import ModelStore, Recognizer
+def default_factory(models_dir: str, profile: str | None = None):
+    """Import the recognizer here, in the worker thread, so the UI thread never imports TensorFlow.
+
+    `profile`: the --profile value (a folder, "none", or None for $DIGITS_PROFILE / the per-user default).
+    Returns (store, recognizer, ProfileOpened); a profile that cannot be opened is said, and reading goes on
+    with the shipped models alone."""
+    from recognizer import ModelStore, Recognizer, RecognizerError
+    from recognizer.profile import Profile, resolve_profile_dir
 
     store = ModelStore(models_dir)
-    return store, Recognizer(store)
+    folder = None
+    try:
+        folder = resolve_profile_dir(profile)
+        opened = Profile(folder, store) if folder is not None else None
+    except RecognizerError as exc:
+        log.warning("profile not used: %s", exc)
+        return store, Recognizer(store), ProfileOpened(None, None, str(exc))
+    moved = str(opened.moved_aside) if opened is not None and opened.moved_aside else None
+    return store, Recognizer(store, profile=opened), ProfileOpened(str(folder) if folder else None, moved)
 
 
 @dataclass
@@ -86,6 +100,7 @@ class RecognitionWorker:
         self._store = None
         self._rec = None
         self._thread = threading.Thread(target=self._run, name="recognition-worker", daemon=True)
+        self.learner = Learner(results)  # the writer's profile, in its own thread (attached once it is open)
 
     def start(self, first_model: str | None = None) -> None:
         """Start the thread; it loads `first_model` (or the store's default) before anything else."""
@@ -114,6 +129,7 @@ class RecognitionWorker:
         with self._cond:
             self._state.stop = True
             self._cond.notify()
+        self.learner.stop(timeout)
         if self._thread.is_alive() and timeout:
             self._thread.join(timeout)
 
@@ -121,13 +137,20 @@ class RecognitionWorker:
 
     def _run(self) -> None:
         try:
-            self._store, self._rec = self._factory(self.models_dir)
+            made = self._factory(self.models_dir)
+            self._store, self._rec = made[0], made[1]
         except Exception as exc:  # the window must stay usable and say why
             log.exception("could not create the recognizer")
             reason = f"error: recognizer unavailable: {exc}"
             self.results.put(StatusUpdate({n: reason for n in (*SINGLE_MODELS, "ensemble")}, None))
+            self.results.put(ProfileOpened(None, None, f"recognizer unavailable: {exc}"))
+            self.learner.attach(None)
             self._serve_without_recognizer(str(exc))
             return
+        profile = getattr(self._rec, "profile", None)
+        opened = made[2] if len(made) > 2 else ProfileOpened(str(getattr(profile, "folder", "")) or None)
+        self.results.put(opened)
+        self.learner.attach(profile)
         status = self._post_status()
         default = self._default()
         with self._cond:

@@ -250,10 +250,17 @@ class CorrectionStore:
     def delete(self, correction_id: int) -> bool:
         """Remove one correction (and the adaptations fitted on it, which are redone); False if there is none."""
         with self._transaction() as con:
-            gone = con.execute("DELETE FROM corrections WHERE id=?", (int(correction_id),)).rowcount
-            if gone:
-                con.execute("DELETE FROM adaptations")
-        return bool(gone)
+            row = con.execute("SELECT created, label, read, adapted, source FROM corrections WHERE id=?",
+                              (int(correction_id),)).fetchone()
+            if row is None:
+                return False
+            con.execute("DELETE FROM corrections WHERE id=?", (int(correction_id),))
+            con.execute("DELETE FROM adaptations")
+            created, label, read, adapted, source = row
+            if read is not None and read != label and source != "import":  # an undone correction is not counted
+                con.execute("UPDATE usage SET corrected=corrected-1 WHERE day=? AND adapted=? AND corrected>0",
+                            (dt.date.fromtimestamp(created).isoformat(), adapted))
+        return True
 
     # ------------------------------------------------------------------------- usage
     @staticmethod

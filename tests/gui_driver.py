@@ -23,6 +23,8 @@ ENTRY = REPO / "gui_digit_recognizer.py"
 TITLE = "Digit Recognizer"
 RECOGNIZED = re.compile(r"recognized text=(?P<text>\S*) model=(?P<model>\S+) ms=(?P<ms>\d+)")
 GEOMETRY = re.compile(r"canvas geometry x=(-?\d+) y=(-?\d+) w=(\d+) h=(\d+)")
+PANEL = re.compile(r"probabilities geometry x=(-?\d+) y=(-?\d+)")
+BOX = re.compile(r"overlay box=(\d+) x0=(-?\d+) y0=(-?\d+) x1=(-?\d+) y1=(-?\d+)")
 
 log = logging.getLogger("gui_driver")
 
@@ -34,6 +36,9 @@ STROKES: dict[str, list[list[tuple[float, float]]]] = {
     "0": [[(0.5 + 0.45 * math.sin(2 * math.pi * i / 32), 0.5 - 0.5 * math.cos(2 * math.pi * i / 32))
            for i in range(33)]],
 }
+# A writer's own style: a European 1 with a long flag, which the shipped CNN reads as 7 (a correction's test case).
+EU1 = [[(0.0, 0.15), (0.7, 0.0), (0.6, 1.0)]]
+STROKES["1eu"] = EU1
 
 
 def missing_tools() -> list[str]:
@@ -104,6 +109,8 @@ class GuiApp:
         self.started = time.monotonic()
         env = xvfb.env()
         env["PYTHONUNBUFFERED"] = "1"
+        if "--profile" not in args:  # never the tester's own profile
+            args = (*args, "--profile", "none")
         self.proc = subprocess.Popen(
             [sys.executable, str(ENTRY), "--models-dir", str(models_dir), "--log-level", log_level, *args],
             cwd=REPO, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
@@ -168,6 +175,33 @@ class GuiApp:
 
     def key(self, *keys: str) -> None:
         self.xdotool("key", "--clearmodifiers", *keys)
+
+    def _latest(self, rx: re.Pattern, timeout: float, since: int = 0, first: str | None = None) -> tuple[int, ...]:
+        self.wait_for(rx, timeout, since)
+        with self._cond:
+            for line in reversed(self.lines[since:]):
+                m = rx.search(line)
+                if m and (first is None or m.group(1) == first):
+                    return tuple(int(v) for v in m.groups())
+        raise AssertionError(f"no {rx.pattern!r} logged")
+
+    def click(self, x: float, y: float) -> None:
+        self.xdotool("mousemove", str(round(x)), str(round(y)), "click", "1")
+
+    def click_box(self, index: int = 0, timeout: float = 10.0) -> None:
+        """Click the middle of result box `index` as last drawn (from the DEBUG overlay log): selects it."""
+        _i, x0, y0, x1, y1 = self._latest(BOX, timeout, first=str(index))
+        cx, cy, _w, _h = self.canvas()
+        since = self.mark()
+        self.click(cx + (x0 + x1) / 2, cy + (y0 + y1) / 2)
+        self.wait_for(rf"box {index} selected", timeout, since)
+
+    def click_probability(self, digit: int, timeout: float = 10.0) -> None:
+        """Click the row of `digit` in the probability panel (a correction of the selected digit)."""
+        from gui.probabilities import ROW, TOP_Y
+
+        px, py = self._latest(PANEL, timeout)
+        self.click(px + 100, py + TOP_Y + digit * ROW + ROW / 2)
 
     def stroke(self, points: list[tuple[float, float]], step: float = 8.0, pace_s: float = 0.006) -> None:
         """Press, drag through `points` (screen pixels, interpolated every `step` px), release.

@@ -207,7 +207,7 @@ def test_the_checker_sees_the_project(project):
                    "recognize", "train_all", "gui.app"):
         assert module in files, module
     targets = {(i.source, i.target) for i in imports}
-    assert ("recognizer.pipeline", "recognizer.segment") in targets  # `from .segment import segment`
+    assert ("recognizer.prepare", "recognizer.segment") in targets  # `from .segment import segment`
     assert ("recognizer.pipeline", "common.names") in targets
     assert not any(str(p).startswith(str(ROOT / "tests")) for p in files.values())
 

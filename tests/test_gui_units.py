@@ -286,3 +286,106 @@ def test_is_user_error_compares_the_class():
     assert _is_user_error(RecognizerError("bad file")) and _is_user_error(OSError("x"))
     assert not _is_user_error(lookalike("not the recognizer's"))
     assert not _is_user_error(RuntimeError("bug"))
+
+
+# --- learning the writer's hand: view logic and the Learner thread (gui/learning.py) -------------------
+
+def test_corrections_follow_their_box_and_make_the_shown_text():
+    from gui.learning import Corrections, Mark, digit_key
+
+    digits = [FakeDigit(digit=7, box=(0, 0, 10, 10), line=0), FakeDigit(digit=1, label="1", box=(20, 0, 10, 10), line=0),
+              FakeDigit(digit=3, box=(0, 30, 10, 10), line=1, uncertain=True, label="?")]
+    c = Corrections()
+    assert c.text(digits) == "71\n?" and c.labels(digits) == {}
+    assert c.set(digit_key(digits[1]), Mark(4, 1, None)) is None
+    assert c.set(digit_key(digits[2]), Mark(8, 3, None)) is None
+    assert c.text(digits) == "74\n8" and c.labels(digits) == {1: 4, 2: 8}
+    assert c.set(digit_key(digits[1]), None).label == 4  # removed, the old mark returned
+    moved = [FakeDigit(digit=7, box=(0, 0, 10, 10)), FakeDigit(digit=1, label="1", box=(20, 0, 12, 10))]  # the 1 was redrawn
+    c.set(digit_key(digits[1]), Mark(4, 1, None))
+    assert c.text(moved) == "71"
+
+
+def test_adaptation_line_says_what_was_learned_or_why_not():
+    from gui.learning import adaptation_text, profile_model
+
+    ok = {"accepted": True, "reason": "learned from 23 corrections", "corrections": 23}
+    no = {"accepted": False, "reason": "needs at least 3 corrections to judge, has 1", "corrections": 1}
+    assert adaptation_text({"cnn": ok}) == (True, "CNN learned from 23 corrections of your handwriting")
+    assert adaptation_text({"ann": no, "cnn": ok})[0] is True
+    assert adaptation_text({"cnn": no}) == (False, "CNN not adapted: needs at least 3 corrections to judge, has 1")
+    assert adaptation_text({}) == (False, "")
+    assert profile_model("all") == "ensemble" and profile_model("cnn") == "cnn"
+
+
+def test_probability_rows_and_corrected_labels():
+    from gui.probabilities import ROW, TOP_Y, row_at
+
+    assert row_at(TOP_Y - 1) is None and row_at(TOP_Y) == 0 and row_at(TOP_Y + 9 * ROW + ROW - 1) == 9
+    assert row_at(TOP_Y + 10 * ROW) is None
+    assert overlay.corrected_label(1, 7) == "1 \u270e (read 7)"
+    assert overlay.corrected_label(7, 7) == "7 \u270e"  # a confirmation
+
+
+class RecordingProfile:
+    def __init__(self):
+        self.calls = []
+
+    def add_correction(self, **kw):
+        self.calls.append(("add", kw["label"]))
+        return 41
+
+    def delete(self, cid):
+        self.calls.append(("delete", cid))
+        return True
+
+    def count_reading(self, digits, adapted):
+        self.calls.append(("count", digits))
+
+    def adapt(self, model):
+        self.calls.append(("adapt", model))
+        return {}
+
+
+def test_learner_drops_an_undone_correction_before_it_is_written_and_drains_on_stop():
+    from gui.learning import (Adapt, Correct, CorrectionStored, CorrectionUndone, CountReading, Learner, ProfileFailed,
+                              Undo)
+
+    results: queue.Queue = queue.Queue()
+    learner = Learner(results)
+    job = lambda token, label: Correct(token, label, np.zeros((28, 28)), "cnn", 7)  # noqa: E731
+    learner.submit(job(1, 1))
+    learner.submit(Undo(1))  # not attached yet: the correction was never written
+    assert results.get_nowait() == CorrectionUndone(1, None, False)
+    learner.submit(Adapt("cnn"))
+    learner.submit(Adapt("all"))  # only the latest adaptation request is kept
+    learner.submit(CountReading(3, False))
+    profile = RecordingProfile()
+    learner.attach(profile)
+    learner.submit(job(2, 1))
+    assert _collect(results, CorrectionStored)[0] == CorrectionStored(2, 41)
+    learner.submit(Undo(2))  # written: deleted from the profile
+    assert _collect(results, CorrectionUndone)[0] == CorrectionUndone(2, 41, True)
+    learner.stop(5)
+    assert profile.calls == [("adapt", "ensemble"), ("count", 3), ("add", 1), ("delete", 41)]
+
+    quitting = Learner(results)
+    later = RecordingProfile()
+    quitting.submit(Adapt("cnn"))
+    quitting.submit(CountReading(2, True))
+    quitting.attach(later)
+    quitting.stop(5)
+    assert ("count", 2) in later.calls  # a quitting app still counts its last reading
+
+    none = Learner(results)
+    none.attach(None)
+    none.submit(job(3, 5))
+    assert _collect(results, ProfileFailed)[0].message == "no profile: corrections are not kept"
+    none.stop(5)
+
+
+def test_entry_point_profile_argument():
+    import gui_digit_recognizer as entry
+
+    assert entry.parse_args([]).profile is None  # $DIGITS_PROFILE, else the per-user folder
+    assert entry.parse_args(["--profile", "none"]).profile == "none"

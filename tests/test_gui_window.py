@@ -16,6 +16,7 @@ import pytest
 from PIL import Image
 
 import gui_driver
+from test_gui_learning import adapt_models_dir, seed_eu1
 from gui import app as app_module
 from gui.motion import keep_all_motion_events
 from gui.worker import RecognitionDone, Request
@@ -266,6 +267,194 @@ def test_drawing_sent_while_the_model_loads_is_read_once_it_is_ready(display, ca
         assert any(r.getMessage().startswith("model cnn ready ms=") for r in caplog.records)
     finally:
         gate.set()
+        a.worker.stop(5)
+        root.destroy()
+        a.__dict__.clear()
+        gc.collect()
+
+
+# --- corrections and learning (gui/learning.py) with a fake profile ----------------------------------
+
+@dataclass
+class InputDigit(Digit):
+    input: np.ndarray = field(default_factory=lambda: np.zeros((28, 28), np.float32))
+
+
+class FakeDecision:
+    def __init__(self, n):
+        self.n = n
+
+    def summary(self):
+        return {"accepted": True, "reason": f"learned from {self.n} corrections", "corrections": self.n}
+
+
+class FakeProfile:
+    folder = "fake-profile"
+
+    def __init__(self):
+        self.added, self.deleted, self.adapted, self.counted = [], [], [], []
+
+    def add_correction(self, **kw):
+        self.added.append(kw)
+        return len(self.added)
+
+    def delete(self, cid):
+        self.deleted.append(cid)
+        return True
+
+    def adapt(self, model):
+        self.adapted.append(model)
+        return {"cnn": FakeDecision(len(self.added) - len(self.deleted))}
+
+    def adapt_if_stale(self, model):
+        return {}
+
+    def count_reading(self, digits, adapted):
+        self.counted.append((digits, adapted))
+
+
+class LearningRec(Rec):
+    def __init__(self, profile):
+        super().__init__()
+        self.profile = profile
+
+    def _reading(self, image, model):
+        self.requests.append((image if isinstance(image, str) else image.shape, model))
+        return Reading([InputDigit(4, 0.97, (10, 10, 40, 60)), InputDigit(2, 0.41, (60, 10, 40, 60), uncertain=True)],
+                       model)
+
+
+@pytest.fixture
+def learning(display, monkeypatch):
+    monkeypatch.setattr(app_module, "ADAPT_DELAY_MS", 60)
+    root = tk.Tk(screenName=display)
+    profile = FakeProfile()
+    rec = LearningRec(profile)
+    a = app_module.DigitApp(root, "unused", worker_factory=lambda _d: (Store(), rec))
+    a.rec, a.fake_profile = rec, profile
+    pump_until(root, lambda: a.status and a.picker.get() == "cnn" and a._kept())
+    yield a
+    a.worker.stop(5)
+    root.destroy()
+    a.__dict__.clear()
+    gc.collect()
+
+
+def _stroke(a, x0, y0, x1, y1):
+    a._on_press(Event(x0, y0))
+    a._on_drag(Event(x1, y1))
+    a._on_release(Event(x1, y1))
+
+
+def _label(a, i):
+    item = a.canvas.find_withtag(f"overlay-{i}")[-1]
+    return a.canvas.itemcget(item, "text"), a.canvas.itemcget(item, "fill")
+
+
+def test_typed_digit_corrects_the_selected_box_and_one_undo_history(learning, caplog):
+    from gui import overlay
+
+    a, profile = learning, learning.fake_profile
+    caplog.set_level(logging.INFO, logger="gui")
+    _stroke(a, 200, 200, 220, 260)
+    recognize_and_wait(a, caplog)
+    a._on_press(Event(80, 40))  # click the second box ("?", read as 2)
+    a._on_release(Event(80, 40))
+    requests = len(a.rec.requests)
+    a._typed(7)
+    assert a.number["text"] == "47"  # at once, before anything is stored
+    assert _label(a, 1) == ("7 \u270e (read 2)", overlay.CORRECTED_COLOUR)
+    assert a.probs.find_withtag("chosen") and "yours: 7" in a.probs.itemcget(a.probs.find_all()[0], "text")
+    pump_until(a.root, lambda: profile.added)
+    kw = profile.added[0]
+    assert (kw["label"], kw["read"], kw["model"], kw["source"]) == (7, 2, "cnn", "app")
+    assert kw["input"].shape == (28, 28) and kw["crop"].shape == (60, 40)  # the box's pixels of the drawing
+    pump_until(a.root, lambda: "learned from 1 correction of" in a.statusbar.learning["text"])
+    pump_until(a.root, lambda: len(a.rec.requests) > requests)  # accepted: the drawing is read again
+    assert a.number["text"] == "47"  # the same box: the writer's label follows the re-reading
+
+    _stroke(a, 300, 200, 320, 260)
+    strokes = len(a.drawing.strokes)
+    a.undo()  # the stroke was the last thing done
+    assert len(a.drawing.strokes) == strokes - 1 and a.number["text"] == "47"
+    a.undo()  # now the correction: gone from the screen and from the profile
+    assert a.number["text"] == "4?" and _label(a, 1)[0] == "? 41%"
+    pump_until(a.root, lambda: profile.deleted == [1])
+    a.undo()
+    assert len(a.drawing.strokes) == strokes - 2
+
+
+def test_probability_row_click_corrects_and_adaptation_waits_for_a_pause(learning, caplog):
+    from gui.probabilities import ROW, TOP_Y
+
+    a, profile = learning, learning.fake_profile
+    caplog.set_level(logging.INFO, logger="gui")
+    _stroke(a, 200, 200, 220, 260)
+    recognize_and_wait(a, caplog)
+    assert a._selected == 0
+    a.probs._click(Event(50, TOP_Y + 9 * ROW + 5))  # row "9"
+    a._typed(8)  # changed their mind: the 9 is taken back, the 8 kept
+    assert a.number["text"] == "8?"
+    pump_until(a.root, lambda: profile.adapted)
+    assert [k["label"] for k in profile.added] == [9, 8] and profile.deleted == [1]
+    assert profile.adapted == ["cnn"]  # one adaptation for both corrections
+    a._typed(8)  # the same label again: nothing new
+    a.clear()  # a finished drawing is counted once
+    pump_until(a.root, lambda: profile.counted)
+    assert profile.counted == [(2, False)] and len(profile.added) == 2
+
+
+def test_without_a_profile_a_correction_is_shown_and_not_kept(win, caplog):
+    caplog.set_level(logging.INFO, logger="gui")
+    pump_until(win.root, lambda: win.profile is not None)
+    win.drawing.begin(20, 20, 10)
+    recognize_and_wait(win, caplog)
+    assert win.correct(1)
+    assert win.number["text"] == "1?" and "not kept" in win.statusbar.learning["text"]
+    win.undo()
+    assert win.number["text"] == "4?"
+
+
+@pytest.fixture(scope="module")
+def learn_models(tmp_path_factory):
+    return adapt_models_dir(tmp_path_factory)
+
+
+def test_my_handwriting_shows_the_figures_and_forget_keeps_an_export(display, learn_models, tmp_path, caplog,
+                                                                     monkeypatch):
+    """The real profile and CNN (ONNX, no TensorFlow): figures, "No" keeps everything, "Yes" empties it and
+    keeps an export beside it."""
+    from pathlib import Path
+
+    from recognizer import ModelStore
+    from recognizer.profile import Profile
+
+    caplog.set_level(logging.INFO, logger="gui")
+    folder = tmp_path / "profile"
+    seed_eu1(Profile(folder, ModelStore(learn_models)), ModelStore(learn_models), 2)
+    said = lambda text: any(text in r.getMessage() for r in caplog.records)  # noqa: E731
+    root = tk.Tk(screenName=display)
+    a = app_module.DigitApp(root, str(learn_models), model="cnn", profile=str(folder))
+    try:
+        pump_until(root, lambda: a._kept() and a.picker.get() == "cnn")
+        a.show_handwriting()
+        pump_until(root, lambda: said("profile stats: "))
+        text = a._handwriting_text["text"]
+        assert "corrections stored: 2 (2 misread" in text and "1 read as 7 (2x)" in text
+        asked = []
+        monkeypatch.setattr(app_module.messagebox, "askyesno", lambda *args, **k: asked.append(args) or False)
+        a.forget_handwriting()  # "No": nothing forgotten
+        assert asked and not said("forgetting handwriting")
+        monkeypatch.setattr(app_module.messagebox, "askyesno", lambda *args, **k: True)
+        a._forget_button.invoke()
+        pump_until(root, lambda: said("profile reset, corrections kept in "))
+        export = Path(next(r.getMessage() for r in caplog.records if "profile reset" in r.getMessage())
+                      .rsplit(" ", 1)[1])
+        assert export.parent == folder and export.is_file() and "kept in" in a.statusbar.learning["text"]
+        assert Profile(folder, ModelStore(learn_models)).db.count() == 0
+        pump_until(root, lambda: "corrections stored: 0" in a._handwriting_text["text"])
+        assert "Forgot your handwriting" in a._handwriting_note["text"]
+    finally:
         a.worker.stop(5)
         root.destroy()
         a.__dict__.clear()

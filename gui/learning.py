@@ -1,0 +1,288 @@
+"""Learning the writer's hand in the app: corrections, their undo, adaptation and the profile's figures.
+
+Everything that touches the profile (recognizer/profile.py: an SQLite database, and a NumPy refit that takes up
+to a couple of seconds) runs in one background thread, the `Learner`, beside the recognition worker: the window
+never waits for it, and drawings keep being read while it adapts. The UI submits jobs; the Learner answers
+through the same queue the recognition worker uses, with the frozen messages below. The Learner never touches Tk.
+
+The rest of this module is the view logic kept apart from Tk so it can be tested alone: which digits of a
+reading the writer corrected (`Corrections`, keyed by the digit's box: the same strokes give the same box, so a
+correction follows its digit through re-readings and is dropped once the digit is redrawn), the text shown with
+them, and the one line the status bar says about an adaptation.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+log = logging.getLogger("gui.learning")
+
+ALL_MODELS = "all"  # the picker's "All three" (same value as gui.worker.ALL_MODELS)
+
+
+# --- messages to the UI ------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ProfileOpened:
+    folder: str | None  # None: no profile (--profile none, or it could not be opened: see error)
+    moved_aside: str | None = None  # an unreadable database was moved here and a fresh one started
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class CorrectionStored:
+    token: int
+    id: int | None  # None: this very correction was already stored
+
+
+@dataclass(frozen=True)
+class CorrectionUndone:
+    token: int
+    id: int | None
+    deleted: bool  # False: it was never stored (undone before it was written) or already gone
+
+
+@dataclass(frozen=True)
+class AdaptationDone:
+    model: str
+    accepted: bool  # some base model now reads with a new adaptation
+    text: str  # one line for the status bar
+    decisions: dict = field(default_factory=dict)  # base model -> Decision.summary()
+
+
+@dataclass(frozen=True)
+class ProfileStats:
+    lines: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ProfileReset:
+    export: str | None  # where the corrections were kept before they were forgotten
+
+
+@dataclass(frozen=True)
+class ProfileFailed:
+    action: str
+    message: str
+
+
+# --- jobs from the UI --------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Correct:
+    token: int  # the UI's name for this correction until the database gives it an id
+    label: int
+    input: Any  # (28, 28) float32: what the model saw
+    model: str
+    read: int | None
+    probabilities: Any = None
+    adapted: bool = False
+    crop: Any = None  # uint8 crop of the digit, kept as PNG beside the correction
+
+
+@dataclass(frozen=True)
+class Undo:
+    token: int
+
+
+@dataclass(frozen=True)
+class Adapt:
+    model: str
+    only_if_stale: bool = False  # at start and on a model change: only when corrections are unseen
+
+
+@dataclass(frozen=True)
+class CountReading:
+    digits: int
+    adapted: bool
+
+
+@dataclass(frozen=True)
+class Stats:
+    model: str | None
+
+
+@dataclass(frozen=True)
+class Reset:
+    pass
+
+
+QUICK = (Correct, Undo, CountReading, Reset)  # still done when the app quits; Adapt and Stats are not
+
+
+def profile_model(model: str | None) -> str | None:
+    """The profile's name for the picker's model: "All three" adapts the three members like the ensemble."""
+    return "ensemble" if model == ALL_MODELS else model
+
+
+def adaptation_text(decisions: dict[str, dict]) -> tuple[bool, str]:
+    """(accepted, one status line) from {base model: Decision.summary()}."""
+    if not decisions:
+        return False, ""
+    accepted = {n: d for n, d in decisions.items() if d["accepted"]}
+    if accepted:
+        n = max(d["corrections"] for d in accepted.values())
+        names = ", ".join(m.upper() for m in accepted)
+        return True, f"{names} learned from {n} correction{'s' if n != 1 else ''} of your handwriting"
+    name, d = next(iter(decisions.items()))
+    return False, f"{name.upper()} not adapted: {d['reason']}"
+
+
+# --- the thread --------------------------------------------------------------------------------------
+
+class Learner:
+    """One daemon thread owning the writer's Profile (or None when there is none)."""
+
+    def __init__(self, results) -> None:
+        self.results = results
+        self._cond = threading.Condition()
+        self._jobs: list[Any] = []
+        self._attached = False
+        self._stop = False
+        self._profile = None
+        self._ids: dict[int, int | None] = {}  # token -> database id
+        self._thread = threading.Thread(target=self._run, name="profile-learner", daemon=True)
+
+    def attach(self, profile) -> None:
+        """Start serving jobs with `profile` (None: jobs that need one answer ProfileFailed)."""
+        with self._cond:
+            self._profile, self._attached = profile, True
+            self._cond.notify()
+        if not self._thread.is_alive():
+            self._thread.start()
+
+    def submit(self, job) -> None:
+        with self._cond:
+            if isinstance(job, Undo):
+                for queued in self._jobs:  # not written yet: drop it, nothing to delete
+                    if isinstance(queued, Correct) and queued.token == job.token:
+                        self._jobs.remove(queued)
+                        self.results.put(CorrectionUndone(job.token, None, False))
+                        return
+            if isinstance(job, (Adapt, Stats)):  # only the latest of these matters
+                self._jobs = [j for j in self._jobs if type(j) is not type(job)]
+            self._jobs.append(job)
+            self._cond.notify()
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Finish the quick jobs still queued (corrections, counts), skip the rest, end the thread."""
+        with self._cond:
+            self._stop = True
+            self._cond.notify()
+        if self._thread.is_alive() and timeout:
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not (self._stop or (self._attached and self._jobs)):
+                    self._cond.wait()
+                if self._stop:
+                    self._jobs = [j for j in self._jobs if isinstance(j, QUICK)]
+                    if not self._jobs or not self._attached:
+                        return
+                job = self._jobs.pop(0)
+            try:
+                self._do(job)
+            except Exception as exc:  # the window must keep working and say why
+                if not _is_user_error(exc):
+                    log.exception("profile job %s failed", type(job).__name__)
+                self.results.put(ProfileFailed(type(job).__name__.lower(), str(exc) or type(exc).__name__))
+
+    def _do(self, job) -> None:
+        p = self._profile
+        if p is None:
+            if isinstance(job, (Correct, Undo, Reset)):
+                self.results.put(ProfileFailed(type(job).__name__.lower(), "no profile: corrections are not kept"))
+            return
+        if isinstance(job, Correct):
+            cid = p.add_correction(label=int(job.label), input=job.input, model=job.model, source="app",
+                                   read=job.read, probabilities=job.probabilities, adapted=job.adapted,
+                                   crop=job.crop)
+            self._ids[job.token] = cid
+            self.results.put(CorrectionStored(job.token, cid))
+        elif isinstance(job, Undo):
+            cid = self._ids.pop(job.token, None)
+            self.results.put(CorrectionUndone(job.token, cid, bool(cid is not None and p.delete(cid))))
+        elif isinstance(job, Adapt):
+            model = profile_model(job.model)
+            decisions = p.adapt_if_stale(model) if job.only_if_stale else p.adapt(model)
+            if decisions:
+                summaries = {n: d.summary() for n, d in decisions.items()}
+                accepted, text = adaptation_text(summaries)
+                self.results.put(AdaptationDone(model, accepted, text, summaries))
+        elif isinstance(job, CountReading):
+            p.count_reading(job.digits, job.adapted)
+        elif isinstance(job, Stats):
+            from recognizer.profile import stats_lines
+
+            self.results.put(ProfileStats(tuple(stats_lines(p.stats(profile_model(job.model))))))
+        elif isinstance(job, Reset):
+            kept = p.reset(keep_export=True)
+            self._ids.clear()
+            self.results.put(ProfileReset(str(kept) if kept else None))
+
+
+def _is_user_error(exc: Exception) -> bool:
+    from recognizer.errors import RecognizerError
+
+    return isinstance(exc, (RecognizerError, OSError, ValueError))
+
+
+# --- view logic --------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Mark:
+    """The writer's word on one digit: its right label, what the model read, the job that stored it."""
+
+    label: int
+    read: int | None
+    job: Correct | None  # None: not kept (no profile)
+
+
+@dataclass(frozen=True)
+class Fix:
+    """One correction in the undo history: which digit, the mark given, the mark it replaced."""
+
+    key: tuple
+    mark: Mark
+    prev: Mark | None = None
+
+
+def digit_key(digit: Any) -> tuple:
+    return tuple(int(v) for v in digit.box)
+
+
+class Corrections:
+    """The corrections of the drawing (or photo) on screen, by digit box."""
+
+    def __init__(self) -> None:
+        self.marks: dict[tuple, Mark] = {}
+
+    def clear(self) -> None:
+        self.marks.clear()
+
+    def get(self, digit: Any) -> Mark | None:
+        return self.marks.get(digit_key(digit))
+
+    def set(self, key: tuple, mark: Mark | None) -> Mark | None:
+        """Set (or remove, with None) the mark of the digit with box `key`; returns the one it replaces."""
+        prev = self.marks.pop(key, None)
+        if mark is not None:
+            self.marks[key] = mark
+        return prev
+
+    def labels(self, digits: Sequence[Any]) -> dict[int, int]:
+        """{index in digits: the writer's label} for the digits they corrected or confirmed."""
+        return {i: m.label for i, d in enumerate(digits) if (m := self.get(d)) is not None}
+
+    def text(self, digits: Sequence[Any]) -> str:
+        """The reading's text with the writer's labels (lines joined with newlines, like Reading.text)."""
+        labels = self.labels(digits)
+        lines: dict[int, list[str]] = {}
+        for i, d in enumerate(digits):
+            lines.setdefault(d.line, []).append(str(labels[i]) if i in labels else d.label)
+        return "\n".join("".join(lines[k]) for k in sorted(lines))
