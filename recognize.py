@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from common.atomic import atomic_path
-from common.names import BASE_MODELS, DEFAULT_MODELS_DIR, MODEL_NAMES
+from common.names import BASE_MODELS, DEFAULT_MODELS_DIR, MODEL_NAMES, NO_PROFILE, PROFILE_ENV
 from recognizer import DEFAULT_THRESHOLD, ModelStore, Recognizer, RecognizerError
 from recognizer.images import IMAGE_SUFFIXES, load_gray
 
@@ -21,6 +21,14 @@ EPILOG = """examples:
   python recognize.py a.png b.png --json             one JSON object per image per line
   python recognize.py a.png --annotate out/          also write a.png with boxes and labels into out/
   python recognize.py a.png --threshold 0.8          show digits below 80% confidence as '?'
+
+teach it your handwriting (a profile: one SQLite database in your user data folder, or --profile DIR):
+  python recognize.py --correct seven.png 1 num.png 1?7   store the right digits ('?' skips one), then adapt
+  python recognize.py --adapt                        adapt now; prints before/after and whether it was accepted
+  python recognize.py --profile-stats                readings, corrections, error rate before/after, confusions
+  python recognize.py --corrections list | export FILE | import FILE | delete ID
+  python recognize.py --profile-reset [--discard]    forget it (the corrections are exported beside it first)
+  python recognize.py a.png --profile none           read with the shipped models alone
 
 JSON fields (image, then those of the Python API's Reading.to_dict()): text, digits[{digit, confidence,
 box [x, y, w, h], top3 [[digit, p], ...], uncertain (below --threshold, shown as '?'), line (0 = top)}],
@@ -36,7 +44,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         description="Read handwritten digits in images: several digits in a row, several lines, any stroke\n"
                     "width, dark-on-light or light-on-dark, canvas drawings or photos of paper.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("paths", nargs="+", metavar="PATH", help="image files, or folders (every PNG/JPEG/BMP inside)")
+    p.add_argument("paths", nargs="*", metavar="PATH", help="image files, or folders (every PNG/JPEG/BMP inside)")
     p.add_argument("--model", choices=MODEL_NAMES, default=None,
                    help="model to use (default: the most accurate one available; on a tie the faster one)")
     p.add_argument("--json", action="store_true", help="print one JSON object per image per line")
@@ -47,7 +55,43 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--annotate", metavar="DIR", default=None,
                    help="write each image with boxes and labels drawn into DIR")
     p.add_argument("-v", "--verbose", action="store_true", help="log what happens")
+    t = p.add_argument_group("your handwriting (a profile)")
+    t.add_argument("--profile", metavar="DIR|none", default=None,
+                   help=f"profile folder (default: ${PROFILE_ENV}, else one per user in the platform's data folder); "
+                        "'none' reads with the shipped models alone")
+    t.add_argument("--correct", nargs="+", metavar="IMAGE TEXT",
+                   help="store the right text of images (one character per digit, '?' skips one), then adapt")
+    t.add_argument("--adapt", action="store_true", help="adapt to the stored corrections now and say how it went")
+    t.add_argument("--profile-stats", action="store_true", help="what the profile holds and how reading went")
+    t.add_argument("--profile-reset", action="store_true",
+                   help="forget the profile's corrections and adaptations (exported beside it first)")
+    t.add_argument("--discard", action="store_true", help="with --profile-reset: do not keep an export")
+    t.add_argument("--corrections", nargs="+", metavar="ACTION",
+                   help="list | export FILE | import FILE | delete ID")
     args = p.parse_args(argv)
+    teach = [o for o in ("correct", "adapt", "profile_stats", "profile_reset", "corrections") if getattr(args, o)]
+    if len(teach) > 1:
+        p.error("give one of --correct, --adapt, --profile-stats, --profile-reset, --corrections at a time")
+    args.teach = teach[0] if teach else None
+    if args.teach and args.paths:
+        p.error(f"--{args.teach.replace('_', '-')} takes no image paths to read; read them in a separate call")
+    if args.discard and not args.profile_reset:
+        p.error("--discard goes with --profile-reset")
+    if not args.teach and not args.paths:
+        p.error("give image files or folders to read (or a profile command such as --profile-stats)")
+    if args.teach and args.profile is not None and args.profile.strip().lower() == NO_PROFILE:
+        p.error(f"--{args.teach.replace('_', '-')} needs a profile; --profile none has none")
+    if args.correct and len(args.correct) % 2:
+        p.error("--correct takes pairs: IMAGE TEXT [IMAGE TEXT ...]")
+    if args.corrections:
+        action, rest = args.corrections[0], args.corrections[1:]
+        want = {"list": 0, "export": 1, "import": 1, "delete": 1}
+        if action not in want:
+            p.error(f"--corrections {action}: choose list, export FILE, import FILE or delete ID")
+        if len(rest) != want[action]:
+            p.error(f"--corrections {action} takes {want[action] or 'no'} argument" + ("" if want[action] == 1 else "s"))
+        if action == "delete" and not rest[0].isdigit():
+            p.error(f"--corrections delete takes a correction's number (see --corrections list), got {rest[0]!r}")
     if not 0.0 <= args.threshold <= 1.0:
         p.error("--threshold must be between 0 and 1")
     if args.annotate and Path(args.annotate).exists() and not Path(args.annotate).is_dir():
@@ -122,7 +166,8 @@ def _label_font(size: int):
 
 def main(argv=None) -> int:
     try:
-        return _run(parse_args(argv))
+        args = parse_args(argv)
+        return _teach(args) if args.teach else _run(args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
@@ -133,11 +178,14 @@ def _run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     store = ModelStore(args.models_dir)
-    rec = Recognizer(store, threshold=args.threshold)
     failed = 0
     try:
+        profile = _open_profile(args, store, create=False)
+        rec = Recognizer(store, threshold=args.threshold, profile=profile)
         name = rec.resolve_model(args.model)
         store.load(name)
+        if profile is not None:
+            _say_decisions(profile.adapt_if_stale(name), file=sys.stderr)  # after new corrections or a model update
     except RecognizerError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -158,13 +206,114 @@ def _run(args: argparse.Namespace) -> int:
             msg = err if err.startswith(path) else f"{path}: {err}"
             print(f"error: {msg}", file=sys.stderr)
             continue
+        if profile is not None:
+            profile.count_reading(len(reading.digits), reading.adapted)
         if args.json:
             print(json.dumps({"image": path, **reading.to_dict()}), flush=True)
         else:
             confs = " ".join(f"{d.label}:{d.confidence:.2f}" for d in reading.digits)
             text = reading.text.replace("\n", " / ") if reading.digits else "(no digits)"
-            print(f"{path}: {text}   [{reading.model}, {reading.ms:.1f} ms] {confs}".rstrip(), flush=True)
+            mark = ", your hand" if reading.adapted else ""
+            print(f"{path}: {text}   [{reading.model}{mark}, {reading.ms:.1f} ms] {confs}".rstrip(), flush=True)
     return 1 if failed else 0
+
+
+# ------------------------------------------------------------------------------------ your handwriting
+def _open_profile(args, store, create: bool):
+    """The Profile to use (None: --profile none, or reading with no profile made yet); says where an unreadable
+    database was moved."""
+    from recognizer.profile import Profile, existing_profile_dir, resolve_profile_dir
+
+    folder = resolve_profile_dir(args.profile) if create else existing_profile_dir(args.profile)
+    if folder is None:
+        return None
+    profile = Profile(folder, store)
+    if profile.moved_aside is not None:
+        print(f"warning: the profile database could not be read; it was moved to {profile.moved_aside} and a new "
+              "one started", file=sys.stderr)
+    return profile
+
+
+def _say_decisions(decisions: dict, file=sys.stdout) -> None:
+    for base, d in decisions.items():
+        state = "accepted" if d.accepted else "not used"
+        print(f"{base}: {state}: {d.reason}", file=file)
+
+
+def _teach(args) -> int:
+    """--correct, --adapt, --profile-stats, --profile-reset, --corrections: the profile commands."""
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    from recognizer.profile import stats_lines
+
+    store = ModelStore(args.models_dir)
+    try:
+        profile = _open_profile(args, store, create=True)
+        rec = Recognizer(store, threshold=args.threshold, profile=profile)
+        name = rec.resolve_model(args.model)
+        if args.profile_stats:
+            stats = profile.stats(name)
+            print(json.dumps(stats) if args.json else "\n".join(stats_lines(stats)))
+            return 0
+        if args.profile_reset:
+            kept = profile.reset(keep_export=not args.discard)
+            print(f"forgot the handwriting of {profile.folder}" + (f"; corrections kept in {kept}" if kept else ""))
+            return 0
+        if args.corrections:
+            return _corrections(profile, args.corrections)
+        if args.adapt:
+            decisions = profile.adapt(name)
+            for base, d in decisions.items():
+                print(f"{base}: {d.corrections} corrections; judged on ones each fit did not see: shipped model "
+                      f"{d.held_out_errors_before} wrong, adapted {d.held_out_errors_after} wrong")
+            _say_decisions(decisions)
+            return 0 if any(d.accepted for d in decisions.values()) else 1
+        return _correct(profile, rec, name, args.correct)
+    except RecognizerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+def _correct(profile, rec, name: str, pairs: list[str]) -> int:
+    """Store the right text of each image whose segmentation gives as many digits; report the others."""
+    failed = stored = 0
+    for path, text in zip(pairs[::2], pairs[1::2]):
+        try:
+            reading = rec.read(path, model=name)
+            ids = profile.correct_reading(reading, text, source="cli", image=path)
+        except RecognizerError as exc:
+            failed += 1
+            msg = str(exc)
+            print(f"error: {msg if msg.startswith(path) else f'{path}: {msg}'}", file=sys.stderr)
+            continue
+        stored += len(ids)
+        print(f"{path}: read {reading.text!r}, stored {len(ids)} digit(s) as {text!r}")
+    if stored:
+        _say_decisions(profile.adapt(name))
+    return 1 if failed else 0
+
+
+def _corrections(profile, spec: list[str]) -> int:
+    action, arg = spec[0], (spec[1] if len(spec) > 1 else None)
+    if action == "list":
+        for c in profile.db.corrections():
+            s = c.summary()
+            print(f"{s['id']:>5}  {s['created']}  {s['label']} (read {s['read'] if s['read'] is not None else '-'})"
+                  f"  {s['model']}  {s['source']}")
+        return 0
+    if action == "export":
+        n = profile.db.export(arg)
+        print(f"exported {n} corrections to {arg}")
+        return 0
+    if action == "import":
+        added, known = profile.db.import_file(arg)
+        print(f"imported {added} corrections from {arg}" + (f" ({known} already there)" if known else ""))
+        return 0
+    if not profile.delete(int(arg)):
+        print(f"error: no correction {arg} in {profile.folder} (see --corrections list)", file=sys.stderr)
+        return 1
+    print(f"deleted correction {arg}; the adaptation is redone from the rest")
+    return 0
 
 
 if __name__ == "__main__":

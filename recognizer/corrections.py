@@ -243,6 +243,11 @@ class CorrectionStore:
         x = np.stack([_decode_input(r[2]) for r in rows])[..., None]
         return x, np.array([r[1] for r in rows], np.int64), int(rows[-1][0])
 
+    def newest_id(self) -> int:
+        """The id of the newest correction (0 when there is none)."""
+        with self._connect() as con:
+            return int(con.execute("SELECT COALESCE(MAX(id), 0) FROM corrections").fetchone()[0])
+
     def count(self) -> int:
         with self._connect() as con:
             return int(con.execute("SELECT COUNT(*) FROM corrections").fetchone()[0])

@@ -52,6 +52,12 @@ def resolve_profile_dir(spec: str | os.PathLike | None) -> Path | None:
     return path
 
 
+def existing_profile_dir(spec: str | os.PathLike | None) -> Path | None:
+    """The profile folder to read with when it already holds a database (reading alone never makes one)."""
+    folder = resolve_profile_dir(spec)
+    return folder if folder is not None and (folder / PROFILE_DB).is_file() else None
+
+
 def members(model: str) -> tuple[str, ...]:
     """The base models a reading with `model` runs (the ensemble: all three)."""
     return BASE_MODELS if model == ENSEMBLE else (model,)
@@ -129,15 +135,11 @@ class Profile:
         sha = self.store.load(name).sha256
         if not sha:
             return False
-        newest = self._newest_id()
+        newest = self.db.newest_id()
         if newest == 0:
             return False
         row = self.db.latest_adaptation(name, sha)
         return row is None or row["last_correction"] < newest
-
-    def _newest_id(self) -> int:
-        rows = self.db.corrections(limit=1)
-        return rows[-1].id if rows else 0
 
     def adapt(self, model: str, settings: adapt.AdaptSettings = adapt.DEFAULT_SETTINGS) -> dict[str, adapt.Decision]:
         """Adapt every base model of `model` to the stored corrections now; {base model: Decision}. An accepted

@@ -1,0 +1,332 @@
+"""A writer's profile: the corrections database, adaptation and its refusals, redo after a model update, the CLI."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import shutil
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from common.names import PROFILE_DB
+from recognizer import ModelStore, Recognizer, RecognizerError
+from recognizer.adapt import decide
+from recognizer.corrections import CorrectionStore
+from recognizer.head import load_base_head
+from recognizer.profile import Profile, resolve_profile_dir
+
+ROOT = Path(__file__).resolve().parents[1]
+MODELS = ROOT / "models"
+
+
+def _digit(seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (28, 28)).astype(np.float32) / 255.0
+
+
+def _add(db: CorrectionStore, label: int, seed: int, read: int | None = None, source: str = "cli"):
+    return db.add(label=label, input=_digit(seed), model="cnn", source=source, read=read,
+                  probabilities=np.full(10, 0.1), base_sha256="abc", crop_png=b"\x89PNG fake")
+
+
+# ------------------------------------------------------------------------------------------ database
+def test_a_correction_comes_back_bit_for_bit(tmp_path):
+    db = CorrectionStore(tmp_path / PROFILE_DB)
+    cid = _add(db, 7, seed=1, read=1)
+    [c] = db.corrections()
+    assert c.id == cid and c.label == 7 and c.read == 1 and c.model == "cnn" and c.source == "cli"
+    assert np.array_equal(c.input, _digit(1)) and c.crop_png == b"\x89PNG fake" and c.probabilities == [0.1] * 10
+    x, y, newest = db.training_set()
+    assert x.shape == (1, 28, 28, 1) and y.tolist() == [7] and newest == cid
+    assert db.confusions() == [{"read": 1, "label": 7, "count": 1}]
+    with sqlite3.connect(tmp_path / PROFILE_DB) as con:  # WAL: readers and one writer at once, across processes
+        assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+@pytest.mark.parametrize("label,source", [(10, "cli"), (-1, "cli"), ("7", "cli"), (3, "somewhere")])
+def test_bad_corrections_are_refused_and_nothing_is_stored(tmp_path, label, source):
+    db = CorrectionStore(tmp_path / PROFILE_DB)
+    with pytest.raises(RecognizerError):
+        _add(db, label, seed=0, source=source)
+    assert db.count() == 0
+
+
+def _writer(folder: str, first: int, n: int) -> None:
+    db = CorrectionStore(Path(folder) / PROFILE_DB)
+    for i in range(n):
+        _add(db, (first + i) % 10, seed=first + i)
+        db.count_reading(3, adapted=False)
+
+
+def test_two_processes_writing_at_once_lose_nothing(tmp_path):
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_writer, args=(str(tmp_path), k * 1000, 40)) for k in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+    db = CorrectionStore(tmp_path / PROFILE_DB)
+    assert db.count() == 80
+    assert sum(r["readings"] for r in db.usage()) == 80 and sum(r["digits"] for r in db.usage()) == 240
+
+
+def test_a_corrupt_database_is_moved_aside_never_replaced(tmp_path):
+    path = tmp_path / PROFILE_DB
+    path.write_bytes(b"this is not a database" * 100)
+    db = CorrectionStore(path)
+    assert db.moved_aside is not None and db.moved_aside.read_bytes() == b"this is not a database" * 100
+    assert db.moved_aside.name.startswith(f"{PROFILE_DB}.corrupt-") and db.count() == 0
+    _add(db, 3, seed=3)  # the fresh one works
+    assert db.count() == 1
+
+
+def test_export_import_round_trip_and_no_duplicates(tmp_path):
+    a = CorrectionStore(tmp_path / "a" / PROFILE_DB)
+    for i in range(5):
+        _add(a, i, seed=i, read=(i + 1) % 10)
+    assert a.export(tmp_path / "out.json") == 5
+    b = CorrectionStore(tmp_path / "b" / PROFILE_DB)
+    assert b.import_file(tmp_path / "out.json") == (5, 0)
+    assert b.import_file(tmp_path / "out.json") == (0, 5)  # importing twice adds nothing
+    got, want = b.corrections(), a.corrections()
+    assert [c.label for c in got] == [c.label for c in want]
+    assert all(np.array_equal(g.input, w.input) and g.crop_png == w.crop_png for g, w in zip(got, want))
+
+
+@pytest.mark.parametrize("content", ["not json", json.dumps({"format": "other"}), json.dumps(
+    {"format": "digit-recognizer corrections", "corrections": [{"label": 3, "input": "AAAA", "model": "cnn",
+                                                                "created": 1.0}]})])
+def test_a_bad_import_file_is_refused_whole(tmp_path, content):
+    db = CorrectionStore(tmp_path / PROFILE_DB)
+    _add(db, 1, seed=1)
+    (tmp_path / "bad.json").write_text(content)
+    with pytest.raises(RecognizerError, match="bad.json"):
+        db.import_file(tmp_path / "bad.json")
+    assert db.count() == 1
+
+
+def test_delete_removes_one_correction_and_its_count(tmp_path):
+    db = CorrectionStore(tmp_path / PROFILE_DB)
+    keep, gone = _add(db, 1, seed=1, read=7), _add(db, 2, seed=2, read=3)
+    assert sum(r["corrected"] for r in db.usage()) == 2
+    assert db.delete(gone) and not db.delete(gone) and not db.delete(12345)
+    assert [c.id for c in db.corrections()] == [keep] and sum(r["corrected"] for r in db.usage()) == 1
+
+
+# ------------------------------------------------------------------------------------------ adaptation
+@pytest.fixture(scope="module")
+def cnn_base():
+    return load_base_head(MODELS / "cnn.adapt.npz")
+
+
+def test_the_numpy_head_is_the_models_own(cnn_base):
+    store = ModelStore(MODELS)
+    batch = np.stack([_digit(i) for i in range(8)])[..., None]
+    raw = ModelStore(MODELS, calibrated=False).predict("cnn", batch)
+    assert np.abs(cnn_base.head.probabilities(store.features("cnn", batch)) - raw).max() < 1e-4
+
+
+@pytest.mark.parametrize("shown,truth", [(1, 7), (0, 8)])
+def test_a_deliberately_mislabelled_set_is_refused(cnn_base, shown, truth):
+    """Every 1 called a 7 (or every 0 an 8): consistent, so held-out corrections agree, but it would break how
+    everyone else's digits are read; the guard must refuse it."""
+    x, y = cnn_base.stats.sample(30, np.random.default_rng(0))
+    d = decide(cnn_base.head, cnn_base.stats, x[y == shown], np.full(30, truth))
+    assert not d.accepted and "forget" in d.reason and d.head is None
+
+
+def test_random_labels_are_refused(cnn_base):
+    x, y = cnn_base.stats.sample(5, np.random.default_rng(1))
+    d = decide(cnn_base.head, cnn_base.stats, x, np.random.default_rng(2).integers(0, 10, len(y)))
+    assert not d.accepted
+
+
+def test_a_real_style_is_learned_and_read(cnn_base):
+    """A writer whose 4s lie between the model's 4s and 9s and are read as 9: after adapting on 20 of them,
+    their other such digits read as 4, while the model's own 9s stay 9s."""
+    rng = np.random.default_rng(3)
+    x, y = cnn_base.stats.sample(200, rng)
+    fours, nines = x[y == 4], x[y == 9]
+    mixed = 0.35 * fours + 0.65 * nines
+    styled = mixed[cnn_base.head.logits(mixed).argmax(1) == 9]
+    assert len(styled) >= 60
+    taught, rest = styled[:20], styled[20:60]
+    d = decide(cnn_base.head, cnn_base.stats, taught, np.full(20, 4))
+    assert d.accepted, d.reason
+    assert d.held_out_errors_before == 20 and d.held_out_errors_after < 10
+    assert (d.head.logits(rest).argmax(1) == 4).mean() > 0.7
+    assert (d.head.logits(nines).argmax(1) == 9).mean() > 0.95
+
+
+def test_too_few_corrections_are_not_judged(cnn_base):
+    x, _ = cnn_base.stats.sample(1, np.random.default_rng(0))
+    d = decide(cnn_base.head, cnn_base.stats, x[:2], np.array([1, 2]))
+    assert not d.accepted and "at least" in d.reason
+
+
+# ------------------------------------------------------------------------------------------ profiles
+def _cnn_only(folder: Path) -> Path:
+    """A models folder with only the CNN's ONNX twin and adapt file (its checksum comes from the twin)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for f in ("cnn.onnx", "cnn.adapt.npz"):
+        shutil.copyfile(MODELS / f, folder / f)
+    return folder
+
+
+def _teach_nines_as_fours(profile: Profile, n: int = 20) -> np.ndarray:
+    """Inputs the CNN reads as 9, taught as 4: found among seeded noise blobs drawn as 9-ish shapes."""
+    store = profile.store
+    found = []
+    rng = np.random.default_rng(0)
+    while len(found) < n + 10:
+        x = np.zeros((64, 28, 28), np.float32)
+        for img in x:  # a loop on top and a stem: a 9 with variations
+            cy, cx, r = rng.integers(8, 12), rng.integers(11, 17), rng.integers(3, 6)
+            yy, xx = np.ogrid[:28, :28]
+            ring = np.abs(np.hypot(yy - cy, xx - cx) - r) < 1.5
+            img[ring] = 1.0
+            img[cy:24, cx + r - 2:cx + r] = 1.0
+        read = store.predict("cnn", x[..., None]).argmax(1)
+        found.extend(x[read == 9])
+    found = np.stack(found)
+    for img in found[:n]:
+        profile.add_correction(label=4, input=img, model="cnn", source="cli", read=9)
+    return found[n:]
+
+
+def test_profiles_are_isolated_and_adaptation_is_used_when_reading(tmp_path):
+    store = ModelStore(_cnn_only(tmp_path / "models"))
+    mine, theirs = Profile(tmp_path / "me", store), Profile(tmp_path / "you", store)
+    rest = _teach_nines_as_fours(mine)
+    [d] = mine.adapt("cnn").values()
+    assert d.accepted, d.reason
+    probs, adapted = mine.predict("cnn", rest[..., None])
+    assert adapted and (probs.argmax(1) == 4).mean() > 0.7
+    other, used = theirs.predict("cnn", rest[..., None])
+    assert not used and (other.argmax(1) == 9).all() and theirs.db.count() == 0
+    assert Profile(tmp_path / "me", store).adapted("cnn") is not None  # kept in the database
+    reading = Recognizer(store, profile=mine)._reading(
+        type("P", (), {"batch": rest[:3, ..., None], "boxes": [(0, 0, 1, 1)] * 3, "lines": [0] * 3, "ms": 0.0})(),
+        "cnn")
+    assert reading.adapted and reading.to_dict()["adapted"] is True
+
+
+def test_a_model_update_redoes_the_adaptation_from_the_stored_corrections(tmp_path):
+    onnx = pytest.importorskip("onnx")
+    models = _cnn_only(tmp_path / "models")
+    store = ModelStore(models)
+    profile = Profile(tmp_path / "me", store)
+    rest = _teach_nines_as_fours(profile)
+    assert profile.adapt("cnn")["cnn"].accepted and not profile.stale("cnn")
+    # "a new shipped CNN": same weights, another .keras checksum in its twin and adapt file
+    proto = onnx.load(str(models / "cnn.onnx"))
+    for entry in proto.metadata_props:
+        if entry.key == "keras_sha256":
+            entry.value = "0" * 64
+    onnx.save(proto, str(models / "cnn.onnx"))
+    with np.load(models / "cnn.adapt.npz") as z:
+        arrays = {k: z[k] for k in z.files}
+    np.savez(models / "cnn.adapt.npz", **{**arrays, "keras_sha256": np.array("0" * 64)})
+    updated = Profile(tmp_path / "me", ModelStore(models))
+    assert updated.adapted("cnn") is None and updated.stale("cnn")  # the old head belongs to the old model
+    redone = updated.adapt_if_stale("cnn")
+    assert redone["cnn"].accepted and updated.adapted("cnn").base_sha256 == "0" * 64
+    probs, used = updated.predict("cnn", rest[..., None])
+    assert used and (probs.argmax(1) == 4).mean() > 0.7
+
+
+def test_reset_keeps_an_export_unless_told_not_to(tmp_path):
+    store = ModelStore(_cnn_only(tmp_path / "models"))
+    profile = Profile(tmp_path / "me", store)
+    _teach_nines_as_fours(profile, n=5)
+    kept = profile.reset()
+    assert kept is not None and len(json.loads(kept.read_text())["corrections"]) == 5
+    assert profile.db.count() == 0 and profile.adapted("cnn") is None
+    _teach_nines_as_fours(profile, n=3)
+    assert profile.reset(keep_export=False) is None and profile.db.count() == 0
+
+
+def test_profile_folders_resolve(tmp_path, monkeypatch):
+    monkeypatch.setenv("DIGITS_PROFILE", str(tmp_path / "env"))
+    assert resolve_profile_dir(None) == tmp_path / "env"
+    assert resolve_profile_dir("none") is None and resolve_profile_dir("NONE") is None
+    assert resolve_profile_dir(str(tmp_path / "x")) == tmp_path / "x"
+    monkeypatch.delenv("DIGITS_PROFILE")
+    assert "digit-recognizer" in str(resolve_profile_dir(None))
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(RecognizerError, match="is a file"):
+        resolve_profile_dir(str(tmp_path / "file"))
+
+
+# ------------------------------------------------------------------------------------------ the CLI
+def _image(path: Path) -> Path:
+    from PIL import Image
+
+    img = np.full((120, 320), 255, np.uint8)
+    img[20:100, 50:60] = 0
+    img[20:100, 150:160] = 0
+    img[20:30, 230:290] = 0
+    img[20:100, 280:290] = 0
+    Image.fromarray(img).save(path)
+    return path
+
+
+def test_cli_corrects_lists_exports_imports_and_resets(tmp_path, capsys):
+    import recognize
+
+    img, prof = _image(tmp_path / "a.png"), ["--profile", str(tmp_path / "p")]
+    assert recognize.main(["--correct", str(img), "1?7", *prof]) == 0
+    assert "stored 2 digit(s)" in capsys.readouterr().out
+    assert recognize.main(["--correct", str(img), "117", str(img), "17", *prof]) == 1
+    out, err = capsys.readouterr()
+    assert "stored 3 digit(s)" in out and "reads as 3 digit(s)" in err and "nothing stored" in err
+    assert recognize.main(["--corrections", "list", *prof]) == 0
+    assert len(capsys.readouterr().out.strip().splitlines()) == 5
+    assert recognize.main(["--profile-stats", "--json", *prof]) == 0
+    assert json.loads(capsys.readouterr().out)["corrections"] == 5
+    assert recognize.main(["--corrections", "export", str(tmp_path / "e.json"), *prof]) == 0
+    assert recognize.main(["--profile-reset", "--discard", *prof]) == 0
+    assert recognize.main(["--corrections", "import", str(tmp_path / "e.json"), *prof]) == 0
+    assert "imported 5" in capsys.readouterr().out
+    assert recognize.main(["--corrections", "list", *prof]) == 0
+    first = capsys.readouterr().out.split()[0]
+    assert recognize.main(["--corrections", "delete", first, *prof]) == 0
+    assert recognize.main(["--corrections", "delete", first, *prof]) == 1
+    assert f"no correction {first}" in capsys.readouterr().err
+    assert recognize.main([str(img), *prof]) == 0
+    assert "117" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--correct", "a.png"], "pairs"),
+    (["--adapt", "x.png"], "no image paths"),
+    (["--adapt", "--profile-stats"], "one of"),
+    (["--corrections", "drop"], "choose list"),
+    (["--corrections", "delete", "abc"], "number"),
+    (["--corrections", "export"], "takes 1 argument"),
+    (["--adapt", "--profile", "none"], "needs a profile"),
+    (["--discard"], "goes with --profile-reset"),
+    ([], "give image files"),
+])
+def test_cli_usage_errors_say_what_to_do(argv, message, capsys):
+    import recognize
+
+    with pytest.raises(SystemExit) as exc:
+        recognize.parse_args(argv)
+    assert exc.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_cli_bad_files_store_nothing(tmp_path, capsys):
+    import recognize
+
+    prof = ["--profile", str(tmp_path / "p")]
+    (tmp_path / "junk.png").write_bytes(b"not an image")
+    assert recognize.main(["--correct", str(tmp_path / "junk.png"), "1", str(tmp_path / "missing.png"), "2",
+                           *prof]) == 1
+    err = capsys.readouterr().err
+    assert "junk.png" in err and "missing.png" in err
+    assert recognize.main(["--corrections", "import", str(tmp_path / "junk.png"), *prof]) == 1
+    assert CorrectionStore(tmp_path / "p" / PROFILE_DB).count() == 0
