@@ -26,6 +26,7 @@ from study.recipes import PRESET_NAMES
 BUDGET_MINUTES = 30.0  # the 'best' preset's whole run, on 2 CPU cores
 WARM_START_LR_SCALE = 0.25  # fine-tuning a trained model: a gentler peak than training from scratch
 REFERENCE = {"ann": 0.954, "cnn": 0.9878, "vgg16": 0.9907}  # published test accuracies of the reference study
+ADAPT_STATS_PER_CLASS = 1000  # training digits per class behind adapt.npz in a run (VGG16: ~20 s of the budget)
 log = logging.getLogger("train_all")
 
 
@@ -196,6 +197,17 @@ def export_twin(keras_path: Path) -> None:
         log.warning("ONNX export of %s failed (%s); re-export with: python scripts/export_onnx.py", keras_path, exc)
 
 
+def export_adaptation(model, keras_path: Path, data) -> None:
+    """What the reading side needs to learn a writer's hand (the head's weights, per-class feature statistics of
+    this run's training images); a failure is logged: the model itself is fine without it."""
+    try:
+        from study.adapt_export import write_adapt_file
+
+        write_adapt_file(model, keras_path, data.train.x, data.train.y, per_class=ADAPT_STATS_PER_CLASS)
+    except Exception as exc:  # noqa: BLE001  must not cost the trained model
+        log.warning("no adaptation file for %s (%s); make it with: python scripts/export_adapt.py", keras_path, exc)
+
+
 def train_one(name, recipe, args, data, steps=None, seconds=None, val_seconds=0.0):
     """Build, train, evaluate and save one model into this run's folder; returns (metrics entry, test
     probabilities per test set)."""
@@ -225,6 +237,7 @@ def train_one(name, recipe, args, data, steps=None, seconds=None, val_seconds=0.
     keras_path = args.run_dir / "models" / model_file(name)
     atomic.save_model(model, keras_path)
     export_twin(keras_path)
+    export_adaptation(model, keras_path, data)
     history = trained.history
     best_epoch = int(max(range(len(history["val_accuracy"])), key=history["val_accuracy"].__getitem__))
     entry = {

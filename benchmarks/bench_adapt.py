@@ -203,10 +203,10 @@ def session(args, hand_val, f_hand, y_hand, base) -> dict:
                 d = decide(base.head, base.stats, np.stack(taught_x), np.array(taught_y))
                 if d.accepted:
                     head = d.head
-        rows.append({"writer": w, "second_half": len(idx) - half, "errors_base": errs_base,
-                     "errors_adapted": errs_adapted, "corrections": len(taught_y)})
+        rows.append({"writer": w, "second_half": int(len(idx) - half), "errors_base": int(errs_base),
+                     "errors_adapted": int(errs_adapted), "corrections": len(taught_y)})
     b, a = sum(r["errors_base"] for r in rows), sum(r["errors_adapted"] for r in rows)
-    summary = {"writers": len(rows), "errors_base": b, "errors_adapted": a, "fewer": round(1 - a / b, 4) if b else None,
+    summary = {"digits": sum(r["second_half"] for r in rows), "writers": len(rows), "errors_base": b, "errors_adapted": a, "fewer": round(1 - a / b, 4) if b else None,
                "writers_worse": [r["writer"] for r in rows if r["errors_adapted"] - r["errors_base"] >
                                  max(1, r["second_half"] / 50)]}
     log.info("session: %s", json.dumps(summary))

@@ -79,11 +79,11 @@ def feature_statistics(features: np.ndarray, y: np.ndarray) -> dict[str, np.ndar
 
 
 def write_adapt_file(model, keras_path: str | os.PathLike, x: np.ndarray, y: np.ndarray,
-                     batch_size: int = 256) -> Path:
+                     batch_size: int = 256, per_class: int = PER_CLASS) -> Path:
     """Write `<name>.adapt.npz` beside `keras_path` from the saved `model` and its training images `x`, `y`."""
     keras_path = Path(keras_path)
     target = keras_path.with_name(adapt_file(keras_path.stem))
-    idx = sample_per_class(np.asarray(y))
+    idx = sample_per_class(np.asarray(y), per_class)
     features = np.asarray(feature_model(model).predict(x[idx], batch_size=batch_size, verbose=0), np.float32)
     features = features.reshape(len(idx), -1)
     arrays = {**head_weights(model), **feature_statistics(features, np.asarray(y)[idx])}

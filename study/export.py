@@ -75,8 +75,9 @@ def add_features_output(proto) -> None:
     if any(o.name == FEATURES_OUTPUT for o in proto.graph.output):
         return
     matmuls = [n for n in proto.graph.node if n.op_type in ("MatMul", "Gemm")]
-    if len(matmuls) < 2:
-        raise ExportError("the model has fewer than two dense layers: no classifier head to adapt")
+    if len(matmuls) < 2:  # no classifier head to adapt: the twin reads as before, without the output
+        log.info("%s: fewer than two dense layers, no '%s' output", proto.graph.name, FEATURES_OUTPUT)
+        return
     source = matmuls[-2].input[0]
     proto.graph.node.append(helper.make_node("Identity", [source], [FEATURES_OUTPUT], name="features_identity"))
     proto.graph.output.append(helper.make_tensor_value_info(FEATURES_OUTPUT, TensorProto.FLOAT, ["N", None]))
