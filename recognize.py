@@ -32,7 +32,7 @@ teach it your handwriting (a profile: one SQLite database in your user data fold
 
 JSON fields (image, then those of the Python API's Reading.to_dict()): text, digits[{digit, confidence,
 box [x, y, w, h], top3 [[digit, p], ...], uncertain (below --threshold, shown as '?'), line (0 = top)}],
-model, ms (segmentation + normalisation + inference, without model loading).
+model, ms (segmentation + normalisation + inference, without model loading), adapted (read with your profile).
 Exit status: 0 if every image was read, 1 if any failed (each failure is reported on stderr), 2 on usage errors,
 130 when interrupted (Ctrl-C).
 """
