@@ -36,6 +36,7 @@ class AdaptSettings:
     folds: int = 3                 # cross-validation folds over the corrections (fewer when there are fewer)
     guard_per_class: int = 200     # guard-set features per class (seeded, the same for every decision)
     guard_agreement: float = 0.955  # the adapted head must give the shipped head's answer on this share of it
+    guard_target: float = 0.97     # above the floor, short of this: the change is scaled back until it is met
     seed: int = 0
 
 
@@ -131,6 +132,12 @@ def fit(base: Head, rehearsal: Rehearsal, features: np.ndarray, labels: np.ndarr
     return Head(base.w1 + a @ b, b1, w2, b2)
 
 
+def blend(base: Head, adapted: Head, scale: float) -> Head:
+    """The shipped head moved `scale` of the way towards the adapted one (every weight)."""
+    return Head(*(b + np.float32(scale) * (a - b) for b, a in zip(
+        (base.w1, base.b1, base.w2, base.b2), (adapted.w1, adapted.b1, adapted.w2, adapted.b2))))
+
+
 def _nll(head: Head, features: np.ndarray, labels: np.ndarray) -> float:
     p = head.probabilities(features)
     return float(-np.log(np.maximum(p[np.arange(len(labels)), labels], 1e-12)).sum())
@@ -183,9 +190,23 @@ def decide(base: Head, stats: FeatureStats, features: np.ndarray, labels: np.nda
     # (its agreement there tracked the generic validation drop across writers, docs/DECISIONS.md; class
     # centres alone never changed their answer)
     guard = Rehearsal.draw(base, stats, settings.guard_per_class, settings.seed + 10_000, between=1.0)
-    agreement = float((head.logits(guard.features).argmax(1) == guard.targets.argmax(1)).mean())
+    base_answers = guard.targets.argmax(1)
+
+    def agreement_of(h: Head) -> float:
+        return float((h.logits(guard.features).argmax(1) == base_answers).mean())
+
+    agreement = agreement_of(head)
     if agreement < settings.guard_agreement:
         return refused(f"it would forget how others write (it changes {1 - agreement:.1%} of the model's answers "
                        "near the boundaries between digits)", before, after, agreement)
-    return Decision(True, f"learned from {n} corrections ({before} -> {after} wrong when held out)", n, before,
-                    after, agreement, time.perf_counter() - t0, head)
+    # a change that moves the shipped boundaries more than the target is scaled back towards the shipped head
+    scale = 1.0
+    while agreement < settings.guard_target and scale > 0.25:
+        scale -= 0.25
+        shrunk = blend(base, head, scale)
+        agreement = agreement_of(shrunk)
+    if scale < 1.0:
+        head = shrunk
+    held_back = f"; {scale:.0%} of the change kept, to keep others' digits read as before" if scale < 1.0 else ""
+    return Decision(True, f"learned from {n} corrections ({before} -> {after} wrong when held out{held_back})", n,
+                    before, after, agreement, time.perf_counter() - t0, head)
