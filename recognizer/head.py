@@ -51,18 +51,36 @@ class Head:
 
 @dataclass(frozen=True)
 class FeatureStats:
-    """Per-class mean and standard deviation (10, d) of the training images' features: what rehearsal draws
-    from, so that an adapted head keeps reading everyone else's digits."""
+    """Per class, a mixture of diagonal Gaussians of the training images' features: mean and std (10, m, d),
+    weight (10, m). What rehearsal draws from, so that an adapted head keeps reading everyone else's digits.
+
+    Why a mixture: a class holds several ways of writing it (a 7 with and without a bar, a 1 with and without
+    a flag); one Gaussian per class draws between them and misses the conventions that lie next to a writer's
+    own, which are what an adaptation forgets (docs/DECISIONS.md)."""
 
     mean: np.ndarray
     std: np.ndarray
+    weight: np.ndarray
+
+    @classmethod
+    def single(cls, mean: np.ndarray, std: np.ndarray) -> FeatureStats:
+        """One Gaussian per class (mean and std (10, d)): the statistics of adapt files of format 1."""
+        return cls(np.asarray(mean, np.float32)[:, None], np.asarray(std, np.float32)[:, None],
+                   np.ones((len(mean), 1)))
+
+    @property
+    def dim(self) -> int:
+        return self.mean.shape[2]
 
     def sample(self, per_class: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        """`per_class` features of every class from the diagonal Gaussians, clipped at 0 like the ReLU/max-pool
-        outputs they stand for; and their classes."""
+        """`per_class` features of every class (each from a component picked by its weight), clipped at 0 like
+        the ReLU/max-pool outputs they stand for; and their classes."""
         labels = np.repeat(np.arange(10), per_class)
-        noise = rng.standard_normal((len(labels), self.mean.shape[1]), dtype=np.float32)
-        return np.maximum(self.mean[labels] + self.std[labels] * noise, 0.0), labels
+        parts = len(self.weight[0])
+        comp = (np.zeros(len(labels), np.int64) if parts == 1 else
+                np.concatenate([rng.choice(parts, per_class, p=w / w.sum()) for w in self.weight]))
+        noise = rng.standard_normal((len(labels), self.dim), dtype=np.float32)
+        return np.maximum(self.mean[labels, comp] + self.std[labels, comp] * noise, 0.0), labels
 
 
 @dataclass(frozen=True)
@@ -83,10 +101,15 @@ def load_base_head(path: str | Path) -> BaseHead:
     try:
         with np.load(path, allow_pickle=False) as z:
             head = Head(*(np.asarray(z[k], np.float32) for k in ("w1", "b1", "w2", "b2")))
-            stats = FeatureStats(np.asarray(z["mean"], np.float32), np.asarray(z["std"], np.float32))
+            mean, std = np.asarray(z["mean"], np.float32), np.asarray(z["std"], np.float32)
+            if mean.ndim == 2:  # format 1: one Gaussian per class
+                stats = FeatureStats.single(mean, std)
+            else:
+                stats = FeatureStats(mean, std, np.asarray(z["weight"], np.float64))
             sha = str(z["keras_sha256"])
     except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
         raise RecognizerError(f"{path} could not be read ({exc}); {hint}") from None
-    if head.w1.shape[0] != stats.mean.shape[1] or head.w2.shape != (head.w1.shape[1], 10):
+    if (head.w1.shape[0] != stats.dim or head.w2.shape != (head.w1.shape[1], 10)
+            or stats.std.shape != stats.mean.shape or stats.weight.shape != stats.mean.shape[:2]):
         raise RecognizerError(f"{path} holds inconsistent shapes; {hint}")
     return BaseHead(head, stats, sha)

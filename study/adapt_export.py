@@ -3,9 +3,10 @@
 The adaptation (recognizer/adapt.py) refits a model's classifier head, the last two dense layers, on the
 features its ONNX twin gives (study/export.py adds that output), in NumPy: a user who installed only the app can
 teach it. To keep the head from forgetting everyone else without shipping any data set, it rehearses on
-features drawn from per-class diagonal Gaussians fitted here on the training images: per class a mean and a
-standard deviation of each feature (~90 KB for the CNN). These are parameters of the model, like its weights,
-not data: no image and no single digit's features can be recovered from them.
+features drawn from per-class mixtures of diagonal Gaussians fitted here on the training images: per class
+eight parts (k-means), each a mean and a standard deviation of each feature and its share (~1.3 MB for the
+CNN). These are parameters of the model, like its weights, not data: each part averages hundreds of digits,
+and no image and no single digit's features can be recovered from them.
 
 The file `models/<name>.adapt.npz` records the checksum of the `.keras` file it was made from; the reader
 ignores a file that does not belong to the model beside it.
@@ -26,7 +27,8 @@ from common.names import adapt_file
 log = logging.getLogger(__name__)
 
 PER_CLASS = 3000  # training digits per class the statistics are taken from (seeded sample; more moves nothing)
-FORMAT = 1
+COMPONENTS = 8    # Gaussians per class (k-means parts): 1 per class let adaptations forget twice as much
+FORMAT = 2        # 2: mean/std (10, COMPONENTS, d) and weight (10, COMPONENTS); 1: mean/std (10, d)
 
 
 def _dense_layers(model) -> tuple:
@@ -71,11 +73,21 @@ def sample_per_class(y: np.ndarray, per_class: int = PER_CLASS, seed: int = 0) -
     return np.sort(np.concatenate(picks))
 
 
-def feature_statistics(features: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
-    """Per-class mean and standard deviation of each feature, and the count they were taken from."""
-    mean = np.stack([features[y == k].mean(0) for k in range(10)]).astype(np.float32)
-    std = np.stack([features[y == k].std(0) for k in range(10)]).astype(np.float32)
-    return {"mean": mean, "std": std, "count": np.bincount(y, minlength=10).astype(np.int64)}
+def feature_statistics(features: np.ndarray, y: np.ndarray, components: int = COMPONENTS,
+                       seed: int = 0) -> dict[str, np.ndarray]:
+    """Per class, a mixture of `components` diagonal Gaussians of the features: k-means (scikit-learn) splits
+    the class's digits, each part gives a mean, a standard deviation and its share. Also the count per class."""
+    from sklearn.cluster import KMeans
+
+    means, stds, weights = [], [], []
+    for k in range(10):
+        f = features[y == k]
+        parts = KMeans(components, n_init=3, random_state=seed).fit(f).labels_
+        means.append([f[parts == j].mean(0) for j in range(components)])
+        stds.append([f[parts == j].std(0) for j in range(components)])
+        weights.append(np.bincount(parts, minlength=components) / len(f))
+    return {"mean": np.asarray(means, np.float32), "std": np.asarray(stds, np.float32),
+            "weight": np.asarray(weights, np.float64), "count": np.bincount(y, minlength=10).astype(np.int64)}
 
 
 def write_adapt_file(model, keras_path: str | os.PathLike, x: np.ndarray, y: np.ndarray,

@@ -76,3 +76,27 @@ def test_bench_drawn_scores_plain_redrawn_and_number_digits_alike(setup, tmp_pat
     assert row["mnist_val_accuracy"] == pytest.approx(share) and row["mnist_val_redrawn_accuracy"] == pytest.approx(share)
     digits = "".join(label for _, label in bench.drawn_numbers(x, y, 4, seed=0))
     assert row["numbers_digit_accuracy"] == pytest.approx(digits.count("3") / len(digits))
+
+
+# ------------------------------------------------------------------------------------------ bench_adapt
+def test_bench_adapt_overrides_the_settings_it_is_told_and_refuses_the_rest(capsys):
+    bench = load_benchmark("bench_adapt")
+    args = bench.parse_args(["--set", "rank=16", "guard_target=0.97"])
+    assert (args.settings.rank, args.settings.guard_target) == (16, 0.97) and isinstance(args.settings.rank, int)
+    assert args.settings.typical_margin == bench.DEFAULT_SETTINGS.typical_margin  # the rest as shipped
+    for bad, said in (["rank=x"], "not a number"), (["nope=1"], "NAME one of steps"), (["rank"], "NAME=VALUE"):
+        with pytest.raises(SystemExit):
+            bench.parse_args(["--set", *bad])
+        assert said in capsys.readouterr().err
+
+
+def test_bench_adapt_totals_sum_over_picks_and_name_writers_made_worse():
+    bench = load_benchmark("bench_adapt")
+    row = dict(digits=50, accepted=True, seconds=0.5, generic_before=0.99)
+    rows = [dict(row, writer="cvl:1", seed=0, before=4, after=1, generic_after=0.989),
+            dict(row, writer="cvl:1", seed=100, before=2, after=2, generic_after=0.99),
+            dict(row, writer="pendigits:2", seed=0, before=1, after=4, generic_after=0.985)]
+    s = bench.summarise(rows, ["pendigits", "cvl"])
+    assert (s["errors_before"], s["errors_after"], s["fewer"]) == (7, 7, 0.0)
+    assert s["writers_worse"] == ["pendigits:2"] and s["picks"] == 3 and s["writers"] == 2
+    assert s["generic_drop_max_points"] == pytest.approx(0.5) and s["cvl"]["fewer"] == pytest.approx(0.5)

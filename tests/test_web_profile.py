@@ -41,6 +41,17 @@ def tiny_loop_nine(rng, r: int = 14) -> np.ndarray:
     return img
 
 
+def plain_one(rng) -> np.ndarray:
+    """The same writer's 1: the stem of their 9 without its loop (the CNN reads it as 1). Confirming a few keeps
+    the adaptation from taking the 1 away from everyone else (unconfirmed, the guard refuses: a typical 1 would
+    be read 56% less surely, and MNIST's 1s 46% right)."""
+    img = np.full((300, 220, 3), 255, np.uint8)
+    j = lambda: rng.uniform(-8, 8)  # noqa: E731
+    cv2.polylines(img, [np.array([(130 + j() * 0.3, 56 + j()), (128 + j(), 260 + j())], np.int32)], False,
+                  (20, 20, 20), 16, cv2.LINE_AA)
+    return img
+
+
 @pytest.fixture(scope="module")
 def store():
     return ModelStore(MODELS)
@@ -96,6 +107,10 @@ def test_corrections_are_stored_then_adapted_and_read_better(learning):
     c, profile = learning
     rng = np.random.default_rng(1)
     nines = [tiny_loop_nine(rng) for _ in range(10)]
+    rng_ones = np.random.default_rng(5)
+    for img in [plain_one(rng_ones) for _ in range(4)]:  # a few of the writer's 1s confirmed
+        r = post_correction(c, img, "1", model="cnn")
+        assert r.status_code == 201 and r.json()["reading"]["text"] == "1", r.text
     stored = []
     for img in nines[:7]:
         r = post_correction(c, img, "9", model="cnn")
@@ -103,19 +118,19 @@ def test_corrections_are_stored_then_adapted_and_read_better(learning):
         body = r.json()
         assert body["adapting"] is True and body["reading"]["text"] == "1" and len(body["stored"]) == 1
         stored += body["stored"]
-    assert len(set(stored)) == 7 and profile.db.count() == 7
+    assert len(set(stored)) == 7 and profile.db.count() == 11
     if c.app.state.learner.busy:  # the adaptation runs off the event loop: the server keeps answering
         t0 = time.perf_counter()
-        assert c.get("/healthz").status_code == 200 and c.get("/api/profile").json()["corrections"] == 7
+        assert c.get("/healthz").status_code == 200 and c.get("/api/profile").json()["corrections"] == 11
         assert time.perf_counter() - t0 < 2.0
     assert c.app.state.learner.wait_idle(120)
     info = c.get("/api/profile?model=cnn").json()
-    assert info["corrections"] == 7 and info["corrected_digits"] == 7 and info["adapting"] is False
-    assert info["confusions"] == [{"read": 1, "label": 9, "count": 7}]
+    assert info["corrections"] == 11 and info["corrected_digits"] == 7 and info["adapting"] is False
+    assert info["confirmed_digits"] == 4 and info["confusions"] == [{"read": 1, "label": 9, "count": 7}]
     cnn = info["adaptations"]["cnn"]
-    assert cnn["in_use"] and cnn["corrections"] == 7 and cnn["last"]["accepted"], cnn
-    assert info["status"] == "learned from 7 corrections", info["status"]
-    assert any("in use, learned from 7" in line for line in info["lines"])
+    assert cnn["in_use"] and cnn["corrections"] == 11 and cnn["last"]["accepted"], cnn["last"]["reason"]
+    assert info["status"] == "learned from 11 corrections", info["status"]
+    assert any("in use, learned from 11" in line for line in info["lines"])
     # the next drawings of this style read as 9, with the adaptation
     for img in nines[7:]:
         r = c.post("/api/read?model=cnn", content=png(img)).json()
@@ -140,14 +155,13 @@ def test_corrections_made_elsewhere_are_adapted_at_start_up(store, tmp_path):
     store = ModelStore(tmp_path)
     profile = Profile(tmp_path / "p", store)
     rec, rng = Recognizer(store, profile=profile), np.random.default_rng(2)
-    for _ in range(6):
-        img = tiny_loop_nine(rng)
-        profile.correct_reading(rec.read(img, "cnn"), "9", source="cli", image=img)
+    for text, img in [("1", plain_one(rng)) for _ in range(4)] + [("9", tiny_loop_nine(rng)) for _ in range(6)]:
+        profile.correct_reading(rec.read(img, "cnn"), text, source="cli", image=img)
     app = create_app(store=store, preload=False, profile=profile, learn=False)
     with TestClient(app, base_url=BASE) as c:
         assert app.state.learner.wait_idle(120)
         info = c.get("/api/profile?model=cnn").json()
-        assert info["adaptations"]["cnn"]["in_use"] and info["status"] == "learned from 6 corrections", info
+        assert info["adaptations"]["cnn"]["in_use"] and info["status"] == "learned from 10 corrections", info
         assert c.post("/api/read?model=cnn", content=png(tiny_loop_nine(rng))).json()["adapted"] is True
 
 
