@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from recognizer import ModelStore  # noqa: E402
-from recognizer.adapt import DEFAULT_SETTINGS, AdaptSettings, decide  # noqa: E402
+from recognizer.adapt import DEFAULT_SETTINGS, AdaptSettings, decide, set_aside  # noqa: E402
 from recognizer.head import load_base_head  # noqa: E402
 
 log = logging.getLogger("bench_adapt")
@@ -252,12 +252,13 @@ def mislabelled(args, f_hand, y_hand, base, generic_accuracy) -> dict:
 
 
 def session(args, hand_val, f_hand, y_hand, base) -> dict:
-    """Every misread corrected as it happens, adapting after each correction (as the app does)."""
+    """Every misread corrected as it happens, adapting after each correction (as the app does; a refused attempt
+    keeps the adaptation in use unless it is set aside, as in Profile.adapt)."""
     rows = []
     for w in writers_of(hand_val, args.sets, 2):
         idx = np.flatnonzero(hand_val.writer == w)
         fx, fy = f_hand[idx], y_hand[idx]
-        head, taught_x, taught_y = base.head, [], []
+        head, taught_x, taught_y, fitted = base.head, [], [], 0
         half = len(idx) // 2
         errs_adapted = errs_base = 0
         for i in range(len(idx)):
@@ -271,7 +272,10 @@ def session(args, hand_val, f_hand, y_hand, base) -> dict:
                 taught_y.append(fy[i])
                 d = decide(base.head, base.stats, np.stack(taught_x), np.array(taught_y), args.settings)
                 if d.accepted:
-                    head = d.head
+                    head, fitted = d.head, len(taught_y)
+                elif head is not base.head and set_aside(head, base.head, np.stack(taught_x[fitted:]),
+                                                         np.array(taught_y[fitted:])):
+                    head = base.head  # as Profile.adapt does: the shipped head reads again
         rows.append({"writer": w, "second_half": int(len(idx) - half), "errors_base": int(errs_base),
                      "errors_adapted": int(errs_adapted), "corrections": len(taught_y)})
     b, a = sum(r["errors_base"] for r in rows), sum(r["errors_adapted"] for r in rows)

@@ -599,7 +599,7 @@ class DigitApp:
         elif isinstance(msg, AdaptationDone):
             log.info("adaptation accepted=%s model=%s: %s", msg.accepted, msg.model, msg.text)
             self.statusbar.set_learning(msg.text)
-            if msg.accepted:
+            if msg.changed:
                 self._reread()
             self._refresh_handwriting()
         elif isinstance(msg, ProfileStats):

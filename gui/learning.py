@@ -49,6 +49,7 @@ class CorrectionUndone:
 class AdaptationDone:
     model: str
     accepted: bool  # some base model now reads with a new adaptation
+    changed: bool  # what reads changed (a new adaptation, or one set aside): the drawing on screen is read again
     text: str  # one line for the status bar
     decisions: dict = field(default_factory=dict)  # base model -> Decision.summary()
 
@@ -213,7 +214,8 @@ class Learner:
             if decisions:
                 summaries = {n: d.summary() for n, d in decisions.items()}
                 accepted, text = adaptation_text(summaries)
-                self.results.put(AdaptationDone(model, accepted, text, summaries))
+                changed = accepted or any(d.get("set_aside") for d in summaries.values())
+                self.results.put(AdaptationDone(model, accepted, changed, text, summaries))
         elif isinstance(job, CountReading):
             p.count_reading(job.digits, job.adapted)
         elif isinstance(job, Stats):

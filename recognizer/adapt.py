@@ -59,12 +59,14 @@ class Decision:
     guard_agreement: float         # share of the guard set where the adapted head agrees with the shipped one
     seconds: float
     head: Head | None = field(default=None, repr=False)
+    set_aside: bool = False        # refused, and the adaptation that was in use gave way to the shipped head
 
     def summary(self) -> dict:
         return {"accepted": self.accepted, "reason": self.reason, "corrections": self.corrections,
                 "held_out_errors_before": self.held_out_errors_before,
                 "held_out_errors_after": self.held_out_errors_after,
-                "guard_agreement": round(self.guard_agreement, 4), "seconds": round(self.seconds, 3)}
+                "guard_agreement": round(self.guard_agreement, 4), "seconds": round(self.seconds, 3),
+                "set_aside": self.set_aside}
 
 
 @dataclass(frozen=True)
@@ -157,6 +159,23 @@ def _folds(labels: np.ndarray, k: int, seed: int) -> np.ndarray:
         fold[idx] = (np.arange(len(idx)) + offset) % k
         offset += len(idx)
     return fold
+
+
+def set_aside(in_use: Head, base: Head, features: np.ndarray, labels: np.ndarray) -> str | None:
+    """Why an adaptation in use should give way to the shipped head, or None: on the corrections made since it
+    was fitted (each one a digit it read), it misread more than the shipped head would have.
+
+    Why: a refused attempt otherwise leaves the older adaptation reading, and in a session every later
+    correction is one of its misreadings; those it got wrong where the shipped model was right are the plainest
+    evidence it makes things worse (bench_adapt's session: one writer 7 -> 10 errors without this rule)."""
+    if not len(labels):
+        return None
+    mine = int((in_use.logits(features).argmax(1) != labels).sum())
+    shipped = int((base.logits(features).argmax(1) != labels).sum())
+    if mine <= shipped:
+        return None
+    return (f"the adaptation in use is set aside (it misread {mine} of your {len(labels)} newest corrections, "
+            f"the shipped model {shipped})")
 
 
 def typical_margins(head: Head, base: Head, stats: FeatureStats, settings: AdaptSettings) -> np.ndarray:

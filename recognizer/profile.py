@@ -9,6 +9,7 @@ stored corrections, so nothing the writer taught is lost by a model update.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import threading
@@ -143,7 +144,9 @@ class Profile:
 
     def adapt(self, model: str, settings: adapt.AdaptSettings = adapt.DEFAULT_SETTINGS) -> dict[str, adapt.Decision]:
         """Adapt every base model of `model` to the stored corrections now; {base model: Decision}. An accepted
-        head is used from the next reading on; a refused one leaves the one in use as it was."""
+        head is used from the next reading on; a refused one leaves the one in use as it was, unless that one
+        misread the newest corrections more than the shipped model (adapt.set_aside): then the shipped head
+        reads again, and the refusal's reason says so."""
         decisions = {}
         with self._adapt_lock:
             x, y, newest = self.db.training_set()
@@ -157,11 +160,19 @@ class Profile:
                 sha = self.store.load(name).sha256 or base.sha256
                 feats = self.store.features(name, x) if len(y) else np.zeros((0, base.head.w1.shape[0]), np.float32)
                 decision = adapt.decide(base.head, base.stats, feats, y, settings)
+                aside = None
+                in_use = self.adapted(name) if not decision.accepted else None
+                if in_use is not None and in_use.base_sha256 == sha and len(y) > in_use.corrections:
+                    new = len(y) - in_use.corrections  # the newest corrections: made while it was reading
+                    aside = adapt.set_aside(in_use.head, base.head, feats[-new:], y[-new:])
+                if aside:
+                    decision = dataclasses.replace(decision, reason=f"{decision.reason}; {aside}", set_aside=True)
                 self.db.add_adaptation(name, sha, decision.summary(), newest,
-                                       decision.head.to_bytes() if decision.head is not None else None)
-                if decision.accepted:
+                                       decision.head.to_bytes() if decision.head is not None else None,
+                                       decides_reading=decision.accepted or aside is not None)
+                if decision.accepted or aside:
                     with self._lock:
-                        self._in_use[name] = Adapted(decision.head, sha, len(y))
+                        self._in_use[name] = Adapted(decision.head, sha, len(y)) if decision.accepted else None
                 log.info("%s: %s (%.2f s)", name, decision.reason, decision.seconds)
                 decisions[name] = decision
         return decisions

@@ -284,6 +284,40 @@ def test_profiles_are_isolated_and_adaptation_is_used_when_reading(tmp_path):
     assert reading.adapted and reading.to_dict()["adapted"] is True
 
 
+def test_an_adaptation_that_misreads_the_newest_corrections_is_set_aside(tmp_path):
+    """The writer goes on correcting what the adaptation in use reads: 9s it reads as 4 (the shipped model read
+    them right). A new attempt that is refused must not leave the old one reading: the shipped head reads
+    again, the reason says so, and a fresh Profile on the same folder agrees."""
+    store = ModelStore(_cnn_only(tmp_path / "models"))
+    profile = Profile(tmp_path / "me", store)
+    rest = _teach_nines_as_fours(profile)
+    assert profile.adapt("cnn", UNGUARDED)["cnn"].accepted
+    in_use = profile.adapted("cnn").head
+    feats = store.features("cnn", rest[..., None])
+    misread = rest[in_use.logits(feats).argmax(1) == 4][:4]
+    assert len(misread) == 4
+    for img in misread:  # each one a misreading of the adaptation in use, a 9 to the shipped model
+        profile.add_correction(label=9, input=img, model="cnn", source="app", read=4)
+    refusing = AdaptSettings(guard_agreement=1.01)  # whatever the new fit, it is refused
+    d = profile.adapt("cnn", refusing)["cnn"]
+    assert not d.accepted and "set aside (it misread 4 of your 4 newest corrections, the shipped model 0)" in d.reason
+    probs, adapted = profile.predict("cnn", misread[..., None])
+    assert not adapted and (probs.argmax(1) == 9).all()
+    assert Profile(tmp_path / "me", store).adapted("cnn") is None  # kept in the database
+    assert profile.stats("cnn")["adaptations"]["cnn"]["last"]["reason"] == d.reason
+
+
+def test_a_refused_attempt_keeps_an_adaptation_that_reads_the_newest_corrections_right(tmp_path):
+    store = ModelStore(_cnn_only(tmp_path / "models"))
+    profile = Profile(tmp_path / "me", store)
+    rest = _teach_nines_as_fours(profile)
+    assert profile.adapt("cnn", UNGUARDED)["cnn"].accepted
+    for img in rest[:3]:  # confirmations of what it reads: 4s
+        profile.add_correction(label=4, input=img, model="cnn", source="app", read=4)
+    d = profile.adapt("cnn", AdaptSettings(guard_agreement=1.01))["cnn"]
+    assert not d.accepted and "set aside" not in d.reason and profile.adapted("cnn") is not None
+
+
 def test_a_model_update_redoes_the_adaptation_from_the_stored_corrections(tmp_path):
     onnx = pytest.importorskip("onnx")
     models = _cnn_only(tmp_path / "models")
