@@ -15,6 +15,19 @@ def model_file(name: str) -> str:
     return f"{name}.keras"
 
 
+def unknown_model(names) -> str | None:
+    """The message for the first of `names` that is not a base model (what to choose instead), or None."""
+    bad = [n for n in names if n not in BASE_MODELS]
+    return f"unknown model {bad[0]!r}; choose from {', '.join(BASE_MODELS)}" if bad else None
+
+
+def requested_models(names, models_dir) -> list[str]:
+    """The base models a script was asked for, else every one with a Keras file in `models_dir`."""
+    from pathlib import Path
+
+    return list(names) or [n for n in BASE_MODELS if (Path(models_dir) / model_file(n)).is_file()]
+
+
 def train_hint(name: str | None = None) -> str:
     """What to run to make a missing model (or all of them)."""
     if name is None or name == ENSEMBLE:

@@ -14,7 +14,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from common.names import BASE_MODELS, DEFAULT_MODELS_DIR, model_file, train_hint  # noqa: E402
+from common.names import (BASE_MODELS, DEFAULT_MODELS_DIR, model_file, requested_models,  # noqa: E402
+                          train_hint, unknown_model)
 
 EPILOG = """examples:
   python scripts/export_adapt.py --data ../shared/data/mnist/mnist.npz --handwriting ../shared/data/handwriting
@@ -35,9 +36,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--data", help="MNIST (mnist.npz or IDX folder; else $MNIST_PATH or the Keras cache)")
     p.add_argument("--handwriting", help="the real-handwriting folder the models trained on (its training writers)")
     args = p.parse_args(argv)
-    bad = [n for n in args.names if n not in BASE_MODELS]
-    if bad:
-        p.error(f"unknown model {bad[0]!r}; choose from {', '.join(BASE_MODELS)}")
+    if unknown_model(args.names):
+        p.error(unknown_model(args.names))
     return args
 
 
@@ -46,7 +46,7 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     log = logging.getLogger("export_adapt")
     models_dir = Path(args.models_dir)
-    names = args.names or [n for n in BASE_MODELS if (models_dir / model_file(n)).is_file()]
+    names = requested_models(args.names, models_dir)
     if not names:
         log.error("no .keras model in %s/; %s", models_dir, train_hint())
         return 1
