@@ -2,7 +2,7 @@
 
 The fit: both dense layers of the head (recognizer/head.py), Adam on the cross-entropy of the writer's
 corrected digits plus a rehearsal of everyone else's digits drawn from the model's per-class feature statistics
-(no data set at run time). NumPy only, a fraction of a second for a few hundred corrections.
+(no data set at run time). NumPy only, about a second for a few hundred corrections.
 
 The decision, with no data set to check against:
   1. it must read the writer's corrections better than the shipped head when judged on corrections it was not
@@ -11,7 +11,9 @@ The decision, with no data set to check against:
      guard set, a stand-in for everyone else's ambiguous digits) it must agree with the shipped head almost
      everywhere, and every class's typical draw must be read almost as surely as before (a set that
      relabels a whole class passes the first check and fails this one).
-Refused adaptations say why in one line; the reader then keeps reading with the shipped head.
+A change above the floor but short of the guard's target is scaled back towards the shipped head (bisection).
+Refused adaptations say why in one line; the reader keeps reading as before, unless the adaptation in use
+misread the newest corrections more than the shipped head would have (set_aside): then the shipped head reads.
 """
 
 from __future__ import annotations
