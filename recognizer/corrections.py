@@ -296,12 +296,9 @@ class CorrectionStore:
 
     # -------------------------------------------------------------------- adaptations
     def add_adaptation(self, model: str, base_sha256: str, decision_summary: dict, last_correction: int,
-                       head_bytes: bytes | None, decides_reading: bool | None = None) -> int:
-        """One adaptation attempt. Its `accepted` column says whether it decides what reads from now on (the
-        decision's own verdict unless `decides_reading` says otherwise): accepted with no head = the shipped
-        head reads again (an adaptation set aside)."""
-        if decides_reading is None:
-            decides_reading = bool(decision_summary["accepted"])
+                       head_bytes: bytes | None, decides_reading: bool) -> int:
+        """One adaptation attempt. Its `accepted` column is `decides_reading`: whether it decides what reads from
+        now on (an accepted head; or, with no head, the shipped head again: an adaptation set aside)."""
         with self._transaction() as con:
             cur = con.execute(
                 "INSERT INTO adaptations (created, model, base_sha256, corrections, last_correction, accepted, "

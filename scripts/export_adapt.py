@@ -36,8 +36,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--data", help="MNIST (mnist.npz or IDX folder; else $MNIST_PATH or the Keras cache)")
     p.add_argument("--handwriting", help="the real-handwriting folder the models trained on (its training writers)")
     args = p.parse_args(argv)
-    if unknown_model(args.names):
-        p.error(unknown_model(args.names))
+    if bad := unknown_model(args.names):
+        p.error(bad)
     return args
 
 

@@ -36,8 +36,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--models-dir", default=DEFAULT_MODELS_DIR,
                    help=f"folder with the .keras files; the .onnx files go beside them (default {DEFAULT_MODELS_DIR})")
     args = p.parse_args(argv)
-    if unknown_model(args.names):
-        p.error(unknown_model(args.names))
+    if bad := unknown_model(args.names):
+        p.error(bad)
     return args
 
 
