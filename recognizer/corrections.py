@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 SCHEMA_VERSION = 1
 EXPORT_FORMAT = "digit-recognizer corrections"
 BUSY_TIMEOUT_MS = 10_000  # another process writing: wait this long before giving up
+MAX_READING_KEY = 64      # characters of the key a client gives one reading (see `add`)
 SOURCES = ("app", "web", "cli", "import", "bench")
 
 SCHEMA = """
@@ -58,6 +59,10 @@ CREATE TABLE IF NOT EXISTS corrections (
     input BLOB NOT NULL,
     crop_png BLOB,
     digest TEXT NOT NULL UNIQUE
+);
+CREATE TABLE IF NOT EXISTS reading_digits (
+    reading TEXT NOT NULL, digit INTEGER NOT NULL, correction INTEGER NOT NULL,
+    PRIMARY KEY (reading, digit)
 );
 CREATE TABLE IF NOT EXISTS usage (
     day TEXT NOT NULL, adapted INTEGER NOT NULL, readings INTEGER NOT NULL DEFAULT 0,
@@ -201,16 +206,31 @@ class CorrectionStore:
     # -------------------------------------------------------------------- corrections
     def add(self, *, label: int, input: np.ndarray, model: str, source: str, read: int | None = None,
             probabilities=None, base_sha256: str | None = None, adapted: bool = False,
-            crop_png: bytes | None = None, created: float | None = None) -> int | None:
-        """Store one correction; its id (None when this very correction is already stored, e.g. imported twice)."""
+            crop_png: bytes | None = None, created: float | None = None, reading: str | None = None,
+            digit: int | None = None) -> int | None:
+        """Store one correction; its id (None when this very correction is already stored, e.g. imported twice).
+        With `reading` (a key the client gives one reading) and `digit` (the digit's place in it) it replaces the
+        correction stored for that digit of that reading, as `delete` would: one record per digit of a reading,
+        so a digit set wrong and then right again teaches only the right label."""
         if not (isinstance(label, (int, np.integer)) and 0 <= int(label) <= 9):
             raise RecognizerError(f"a correction's label is a digit 0-9, got {label!r}")
         if source not in SOURCES:
             raise RecognizerError(f"unknown source {source!r}; one of {', '.join(SOURCES)}")
+        keyed = reading is not None or digit is not None
+        if keyed and not (isinstance(reading, str) and 0 < len(reading) <= MAX_READING_KEY and
+                          isinstance(digit, (int, np.integer)) and int(digit) >= 0):
+            raise RecognizerError(f"a correction of one digit of a reading needs the reading's key (1-"
+                                  f"{MAX_READING_KEY} characters) and the digit's place (0 or more), got "
+                                  f"{reading!r} and {digit!r}")
         blob = _encode_input(input)
         created = time.time() if created is None else float(created)
         probs = None if probabilities is None else json.dumps([round(float(p), 6) for p in probabilities])
         with self._transaction() as con:
+            if keyed:
+                old = con.execute("SELECT correction FROM reading_digits WHERE reading=? AND digit=?",
+                                  (reading, int(digit))).fetchone()
+                if old is not None:
+                    self._remove(con, old[0])
             cur = con.execute(
                 "INSERT OR IGNORE INTO corrections (created, label, read, probabilities, model, base_sha256, adapted,"
                 " source, input, crop_png, digest) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -218,6 +238,9 @@ class CorrectionStore:
                  source, blob, crop_png, _digest(created, int(label), blob)))
             if not cur.rowcount:
                 return None
+            if keyed:
+                con.execute("INSERT OR REPLACE INTO reading_digits (reading, digit, correction) VALUES (?, ?, ?)",
+                            (reading, int(digit), cur.lastrowid))
             if read is not None and int(read) != int(label) and source != "import":
                 self._count(con, adapted, corrected=1)
             return int(cur.lastrowid)
@@ -255,16 +278,21 @@ class CorrectionStore:
     def delete(self, correction_id: int) -> bool:
         """Remove one correction (and the adaptations fitted on it, which are redone); False if there is none."""
         with self._transaction() as con:
-            row = con.execute("SELECT created, label, read, adapted, source FROM corrections WHERE id=?",
-                              (int(correction_id),)).fetchone()
-            if row is None:
-                return False
-            con.execute("DELETE FROM corrections WHERE id=?", (int(correction_id),))
-            con.execute("DELETE FROM adaptations")
-            created, label, read, adapted, source = row
-            if read is not None and read != label and source != "import":  # an undone correction is not counted
-                con.execute("UPDATE usage SET corrected=corrected-1 WHERE day=? AND adapted=? AND corrected>0",
-                            (dt.date.fromtimestamp(created).isoformat(), adapted))
+            return self._remove(con, int(correction_id))
+
+    @staticmethod
+    def _remove(con, correction_id: int) -> bool:
+        row = con.execute("SELECT created, label, read, adapted, source FROM corrections WHERE id=?",
+                          (correction_id,)).fetchone()
+        if row is None:
+            return False
+        con.execute("DELETE FROM corrections WHERE id=?", (correction_id,))
+        con.execute("DELETE FROM reading_digits WHERE correction=?", (correction_id,))
+        con.execute("DELETE FROM adaptations")
+        created, label, read, adapted, source = row
+        if read is not None and read != label and source != "import":  # an undone correction is not counted
+            con.execute("UPDATE usage SET corrected=corrected-1 WHERE day=? AND adapted=? AND corrected>0",
+                        (dt.date.fromtimestamp(created).isoformat(), adapted))
         return True
 
     # ------------------------------------------------------------------------- usage
@@ -373,5 +401,5 @@ class CorrectionStore:
     def reset(self) -> None:
         """Forget every correction, count and adaptation (the caller exports first unless told not to)."""
         with self._transaction() as con:
-            for table in ("corrections", "usage", "adaptations"):
+            for table in ("corrections", "reading_digits", "usage", "adaptations"):
                 con.execute(f"DELETE FROM {table}")

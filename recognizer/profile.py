@@ -214,16 +214,23 @@ class Profile:
         return "+".join(self.store.load(m).sha256 or "?" for m in members(model))
 
     def add_correction(self, *, label: int, input: np.ndarray, model: str, source: str, read: int | None,
-                       probabilities=None, adapted: bool = False, crop: np.ndarray | None = None) -> int | None:
-        """Store what the writer said a digit is (its prepared input and crop, what was read)."""
-        return self.db.add(label=label, input=input, model=model, source=source, read=read,
-                           probabilities=probabilities, base_sha256=self.sha_of(model), adapted=adapted,
-                           crop_png=png_bytes(crop))
+                       probabilities=None, adapted: bool = False, crop: np.ndarray | None = None,
+                       reading: str | None = None, digit: int | None = None) -> int | None:
+        """Store what the writer said a digit is (its prepared input and crop, what was read). With `reading`
+        and `digit` it replaces that digit's earlier correction (CorrectionStore.add)."""
+        cid = self.db.add(label=label, input=input, model=model, source=source, read=read,
+                          probabilities=probabilities, base_sha256=self.sha_of(model), adapted=adapted,
+                          crop_png=png_bytes(crop), reading=reading, digit=digit)
+        if reading is not None:  # a replacement drops the adaptations: read them again from the database
+            with self._lock:
+                self._in_use.clear()
+        return cid
 
-    def correct_reading(self, reading, text: str, source: str, image=None) -> list[int]:
+    def correct_reading(self, reading, text: str, source: str, image=None, key: str | None = None) -> list[int]:
         """Store the right digits of a whole reading: `text` has one character per digit in reading order (line
         breaks and spaces ignored), a digit 0-9 to teach, or "?" / "_" to skip that digit. `image` (the array
-        or path that was read) gives each stored digit its crop. Returns the ids stored; RecognizerError,
+        or path that was read) gives each stored digit its crop; `key` (the client's name for this reading)
+        makes a digit corrected again replace its earlier correction. Returns the ids stored; RecognizerError,
         storing nothing, when `text` does not match the reading."""
         wanted = [c for c in str(text) if not c.isspace()]
         bad = [c for c in wanted if not (c.isdigit() and c.isascii()) and c not in "?_"]
@@ -240,7 +247,7 @@ class Profile:
 
             gray = load_gray(image)
         ids = []
-        for c, d in zip(wanted, reading.digits):
+        for place, (c, d) in enumerate(zip(wanted, reading.digits)):
             if c in "?_":
                 continue
             crop = None
@@ -249,7 +256,7 @@ class Profile:
                 crop = gray[y:y + h, x:x + w]
             ids.append(self.add_correction(label=int(c), input=d.input, model=reading.model, source=source,
                                            read=d.digit, probabilities=d.probabilities, adapted=reading.adapted,
-                                           crop=crop))
+                                           crop=crop, reading=key, digit=None if key is None else place))
         return [i for i in ids if i is not None]
 
     def delete(self, correction_id: int) -> bool:
