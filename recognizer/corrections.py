@@ -271,6 +271,12 @@ class CorrectionStore:
         with self._connect() as con:
             return int(con.execute("SELECT COALESCE(MAX(id), 0) FROM corrections").fetchone()[0])
 
+    def crop(self, correction_id: int) -> bytes | None:
+        """One correction's crop as PNG bytes (None when it has none, or there is no such correction)."""
+        with self._connect() as con:
+            row = con.execute("SELECT crop_png FROM corrections WHERE id=?", (int(correction_id),)).fetchone()
+        return row[0] if row else None
+
     def count(self) -> int:
         with self._connect() as con:
             return int(con.execute("SELECT COUNT(*) FROM corrections").fetchone()[0])

@@ -129,7 +129,7 @@ def test_corrections_are_stored_then_adapted_and_read_better(learning):
     assert info["confirmed_digits"] == 4 and info["confusions"] == [{"read": 1, "label": 9, "count": 7}]
     cnn = info["adaptations"]["cnn"]
     assert cnn["in_use"] and cnn["corrections"] == 11 and cnn["last"]["accepted"], cnn["last"]["reason"]
-    assert info["status"] == "learned from 11 corrections", info["status"]
+    assert info["status"] == "Reading with your handwriting: learned from 11 corrections.", info["status"]
     assert any("in use, learned from 11" in line for line in info["lines"])
     # the next drawings of this style read as 9, with the adaptation
     for img in nines[7:]:
@@ -161,7 +161,7 @@ def test_corrections_made_elsewhere_are_adapted_at_start_up(store, tmp_path):
     with TestClient(app, base_url=BASE) as c:
         assert app.state.learner.wait_idle(120)
         info = c.get("/api/profile?model=cnn").json()
-        assert info["adaptations"]["cnn"]["in_use"] and info["status"] == "learned from 10 corrections", info
+        assert info["adaptations"]["cnn"]["in_use"] and info["status"] == "Reading with your handwriting: learned from 10 corrections.", info
         assert c.post("/api/read?model=cnn", content=png(tiny_loop_nine(rng))).json()["adapted"] is True
 
 
@@ -198,6 +198,73 @@ def test_delete_resets_and_keeps_the_export(learning, tmp_path):
     r = c.delete("/api/profile?keep=false")  # curl: no Origin
     assert r.status_code == 200 and r.json()["export"] is None and r.json()["forgotten"] == 1
     assert profile.db.count() == 0 and sorted(p.name for p in export.parent.glob("*.json")) == [export.name]
+
+
+def test_a_digit_corrected_again_replaces_its_correction(learning):
+    """Issue 40: the page names each reading; the same digit corrected again keeps one record, the last word."""
+    c, profile = learning
+    img = drawing("147")
+    r = post_correction(c, img, "?2?", reading="page-r1")   # the 4 set to 2 by mistake ...
+    assert r.status_code == 201, r.text
+    assert c.app.state.learner.wait_idle(120)
+    info = c.get("/api/profile").json()
+    assert info["corrected_digits"] == 1 and info["before_adaptation"]["corrected"] == 1
+    assert info["status"] == "Learning starts after 3 corrections — 1 so far.", info["status"]
+    r = post_correction(c, img, "?4?", reading="page-r1")   # ... and back: a confirmation of the 4
+    assert r.status_code == 201, r.text
+    [row] = profile.db.corrections()
+    assert (row.id, row.label, row.read) == (r.json()["stored"][0], 4, 4)
+    info = c.get("/api/profile").json()
+    assert (info["corrections"], info["corrected_digits"], info["confirmed_digits"]) == (1, 0, 1)
+    assert info["before_adaptation"]["corrected"] == 0 and info["confusions"] == []
+    # another digit, another reading of the same image, and a correction with no name are records of their own
+    assert post_correction(c, img, "1??", reading="page-r1").status_code == 201
+    assert post_correction(c, img, "?4?", reading="page-r2").status_code == 201
+    assert post_correction(c, img, "?4?").status_code == 201
+    assert profile.db.count() == 4
+    for bad in ("a b", "x" * 65, "../r", "é"):
+        assert_error(post_correction(c, img, "?4?", reading=bad), 422, "reading", "nothing stored")
+    assert profile.db.count() == 4
+
+
+def test_the_corrections_listed_with_crops_and_one_removed(learning):
+    c, profile = learning
+    assert c.get("/api/corrections").json() == {"total": 0, "corrections": []}
+    ids = [post_correction(c, drawing("7"), t, model="cnn").json()["stored"][0] for t in ("1", "7", "9")]
+    body = c.get("/api/corrections").json()
+    assert body["total"] == 3 and [e["id"] for e in body["corrections"]] == ids[::-1]  # newest first
+    assert [(e["label"], e["read"], e["kind"]) for e in body["corrections"]] == [
+        (9, 7, "correction"), (7, 7, "confirmation"), (1, 7, "correction")]
+    assert [e["id"] for e in c.get("/api/corrections?limit=2").json()["corrections"]] == ids[:0:-1]
+    crop = c.get(body["corrections"][0]["crop"])
+    assert crop.status_code == 200 and crop.headers["content-type"] == "image/png"
+    assert crop.content.startswith(b"\x89PNG") and len(crop.content) > 100
+    # removing one: the guards first, then the page's own request
+    assert_error(c.delete(f"/api/corrections/{ids[0]}", headers={"origin": "http://evil.example"}), 403, "refused")
+    assert profile.db.count() == 3
+    c.app.state.learner.wait_idle(120)
+    r = c.delete(f"/api/corrections/{ids[0]}?model=cnn", headers=OWN)
+    assert r.status_code == 200, r.text
+    assert r.json()["deleted"] == ids[0] and r.json()["corrections"] == 2
+    assert [x.id for x in profile.db.corrections()] == ids[1:]
+    info = c.get("/api/profile").json()
+    assert info["confusions"] == [{"read": 7, "label": 9, "count": 1}] and info["before_adaptation"]["corrected"] == 1
+    assert c.app.state.learner.wait_idle(120)  # adapted again without it: no attempt saw the removed one
+    assert c.get("/api/profile?model=cnn").json()["adaptations"]["cnn"]["last"]["corrections"] == 2
+    assert_error(c.delete(f"/api/corrections/{ids[0]}", headers=OWN), 404, "no correction")
+    assert_error(c.get(f"/api/corrections/{ids[0]}/crop"), 404, "no crop")
+    assert_error(c.delete("/api/corrections/abc", headers=OWN), 422, "not a correction's id")
+    assert_error(c.get("/api/corrections?limit=0"), 422, "limit")
+    assert profile.db.count() == 2
+
+
+def test_without_learn_a_correction_cannot_be_removed(store, tmp_path):
+    c, profile = make_client(store, tmp_path / "p", learn=False)
+    cid = profile.db.add(label=1, input=np.zeros((28, 28), np.float32), model="cnn", source="cli", read=7)
+    with c:
+        assert c.get("/api/corrections").json()["total"] == 1
+        assert_error(c.delete(f"/api/corrections/{cid}", headers=OWN), 403, "--learn")
+    assert profile.db.count() == 1
 
 
 # ------------------------------------------------------------------------------------------- the guards
@@ -310,3 +377,19 @@ def test_serve_flags(tmp_path, monkeypatch, caplog):
     assert serve.main(["--learn", "--profile", str(tmp_path / "file"), "--models-dir", str(MODELS)]) == 2
     assert len(ran) == n
     assert any("needs a profile" in r.message for r in caplog.records)
+
+
+@pytest.mark.parametrize("reason,head,detail", [
+    ("needs at least 3 corrections to judge, has 1", "needs at least 3 corrections to judge, has 1", ""),
+    ("it would forget how others write a 4 (it reads a typical 4 56% less surely; confirming a few of your own 4s "
+     "helps)", "it would forget how others write a 4",
+     "It reads a typical 4 56% less surely; confirming a few of your own 4s helps."),
+    ("it would not read your corrections better (judged on ones it was not fitted on: 3 wrong, the shipped model "
+     "2); the adaptation in use is set aside (it misread 2 of your 3 newest corrections, the shipped model 0)",
+     "it would not read your corrections better", "Judged on ones it was not fitted on: 3 wrong, the shipped model "
+     "2; the adaptation in use is set aside: it misread 2 of your 3 newest corrections, the shipped model 0."),
+])
+def test_a_refusal_is_a_short_sentence_with_its_detail_apart(reason, head, detail):
+    from web.server import short_reason
+
+    assert short_reason(reason) == (head, detail)

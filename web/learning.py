@@ -3,7 +3,8 @@
 Debounced: corrections that come in quick succession (a user fixing three digits) cause one adaptation, started
 `delay` seconds after the last of them; a correction during an adaptation causes one more after it. A reset
 waits for a running adaptation to end and drops the pending ones, so that no adaptation of forgotten
-corrections is kept. The thread is made on first use and ends with the app.
+corrections is kept; so do a correction that replaces another and the removal of one. The thread is made on
+first use and ends with the app.
 """
 
 from __future__ import annotations
@@ -71,6 +72,19 @@ class Learner:
             with self._cond:
                 self._pending.clear()
             return self.profile.reset(keep_export=keep_export)
+
+    def store(self, fn):
+        """fn(), after a running adaptation ends: a correction that replaces or removes another must not race an
+        adaptation that read the old one (it would be kept as if it had seen the new state)."""
+        with self._work:
+            return fn()
+
+    def delete(self, correction_id: int, model: str) -> bool:
+        """Remove one correction (Profile.delete drops the adaptations), then adapt `model` again."""
+        gone = self.store(lambda: self.profile.delete(correction_id))
+        if gone:
+            self.request(model)
+        return gone
 
     def stop(self, timeout: float = 10.0) -> None:
         with self._cond:

@@ -30,12 +30,15 @@ from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from common.names import BASE_MODELS, DEFAULT_MODELS_DIR, ENSEMBLE, MODEL_NAMES, train_hint
 from recognizer import DEFAULT_THRESHOLD, ModelStore, Recognizer, RecognizerError
+from recognizer.adapt import MIN_CORRECTIONS
+from recognizer.corrections import MAX_READING_KEY
+from recognizer.images import MAX_SIDE
 from recognizer.profile import Profile, members, stats_lines
 
 from . import guard, upload
@@ -81,7 +84,10 @@ CORRECTION_BODY["content"]["multipart/form-data"]["schema"] = {"type": "object",
     "image": {"type": "string", "format": "binary", "description": "the image that was read (PNG, JPEG, BMP, WebP)"},
     "text": {"type": "string", "description": TEXT_HELP},
     "model": {"type": "string", "enum": list(MODEL_NAMES), "description": "the model that read it (default: the "
-                                                                         "server's default)"}}}
+                                                                         "server's default)"},
+    "reading": {"type": "string", "maxLength": MAX_READING_KEY,
+                "description": "the client's name for this reading (letters, digits, '-', '_'): a digit corrected "
+                               "again under the same name replaces its earlier correction (the page sends one)"}}}
 CORRECTION_PARAMS = [{"name": "text", "in": "query", "required": False, "schema": {"type": "string"},
                       "description": TEXT_HELP + " (here or as a form field)"}, QUERY_PARAMS[0]]
 READINGS_BODY = {"required": True, "content": {"application/json": {"schema": {
@@ -89,6 +95,8 @@ READINGS_BODY = {"required": True, "content": {"application/json": {"schema": {
         "digits": {"type": "integer", "minimum": 1, "maximum": 1000, "description": "digits in the finished reading"},
         "adapted": {"type": "boolean", "description": "read with the writer's adaptation (the reading's 'adapted')"}}},
     "example": {"digits": 3, "adapted": False}}}}
+READING_KEY_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
+LIST_LIMIT = 100          # corrections GET /api/corrections answers by default (newest first)
 LEARN_HINT = "start the server with --learn (python serve.py --learn) to correct digits and teach it your handwriting"
 MAX_READING_DIGITS = 1000
 FORBIDDEN = {403: {"description": "the server was started without --learn, or the request comes from another "
@@ -161,6 +169,49 @@ def _check_text(raw) -> str:
         raise ApiError(422, f"text {text!r} holds {bad[0]!r}: the right text may hold only digits 0-9 and '?' "
                             "for a digit to skip; nothing stored")
     return text
+
+
+def _check_key(raw) -> str | None:
+    """The `reading` a correction names (None: none), checked before anything is read: 422 with what to send."""
+    if raw is None or raw == "":
+        return None
+    key = str(raw)
+    if len(key) > MAX_READING_KEY or not set(key) <= READING_KEY_CHARS:
+        raise ApiError(422, f"reading {key[:80]!r} is not a reading's name: give 1 to {MAX_READING_KEY} letters, "
+                            "digits, '-' or '_' (or leave it out); nothing stored")
+    return key
+
+
+def _correction_id(raw: str) -> int:
+    try:
+        cid = int(raw)
+    except ValueError:
+        cid = -1
+    if cid < 1:
+        raise ApiError(422, f"{raw!r} is not a correction's id; GET /api/corrections lists them")
+    return cid
+
+
+def _parse_limit(raw) -> int:
+    if raw is None or raw == "":
+        return LIST_LIMIT
+    try:
+        limit = int(raw)
+    except ValueError:
+        limit = 0
+    if not 1 <= limit <= 10_000:
+        raise ApiError(422, f"limit={raw!r}: give a whole number from 1 to 10000")
+    return limit
+
+
+def short_reason(reason: str) -> tuple[str, str]:
+    """(headline, detail) of an adaptation's reason, without nested brackets: the status line says the headline,
+    the My handwriting panel both. "it would forget how others write a 4 (it reads ...; confirming ... helps)"
+    -> ("it would forget how others write a 4", "It reads ...; confirming ... helps.")."""
+    cut = min((i for i in (reason.find(" ("), reason.find("; ")) if i >= 0), default=len(reason))
+    head = reason[:cut]
+    rest = reason[cut:].strip(" ;").replace(" (", ": ").replace("(", "").replace(")", "")
+    return head, (rest[:1].upper() + rest[1:].rstrip(".") + ".") if rest else ""
 
 
 def _parse_count(body: bytes) -> tuple[int, bool]:
@@ -354,28 +405,35 @@ def create_app(models_dir: str | os.PathLike = DEFAULT_MODELS_DIR, store: ModelS
             await upload.discard(request, max_body)
             raise
 
-    def status_line(stats: dict) -> str:
-        """One line for the page's status bar: what the profile does now."""
+    def status_line(stats: dict) -> tuple[str, str]:
+        """(one plain sentence for the page's status bar: what the profile does now, a detail for the panel)."""
         if learner.busy:
-            return "learning from your corrections..."
+            return "Learning from your corrections…", ""
         if learner.error:
-            return learner.error
+            return learner.error, ""
         ad = stats["adaptations"]
         refused = [a["last"]["reason"] for a in ad.values() if a["last"] and not a["last"]["accepted"]]
         in_use = [a["corrections"] for a in ad.values() if a["in_use"]]
+        n = stats["corrections"]
         if in_use:
-            return f"learned from {max(in_use)} corrections" + (
-                f" (the newest attempt was not kept: {refused[0]})" if refused else "")
-        if not stats["corrections"]:
-            return ("no corrections yet: click a digit, then type the right one" if learn else
-                    f"reading with your adaptation when there is one; {LEARN_HINT}")
+            if not refused:
+                return f"Reading with your handwriting: learned from {max(in_use)} corrections.", ""
+            head, detail = short_reason(refused[0])
+            return (f"Reading with your handwriting (learned from {max(in_use)} corrections); the newest attempt "
+                    f"was not kept: {head}.", detail)
+        if not n:
+            return ("Learning is on: choose a digit, then type or pick the right one." if learn else
+                    f"Reading with your adaptation when there is one; {LEARN_HINT}.", "")
         for name in ad:
             why = profile.can_adapt(name)
             if why is not None:
-                return f"cannot learn with {name}: {why}"
+                return f"Cannot learn with {name}.", why
+        if n < MIN_CORRECTIONS:
+            return f"Learning starts after {MIN_CORRECTIONS} corrections — {n} so far.", ""
         if refused:
-            return f"not adapted: {refused[0]}"
-        return f"{stats['corrections']} corrections stored; not adapted yet"
+            head, detail = short_reason(refused[0])
+            return f"Still reading with the shipped model: {head}.", detail
+        return f"{n} corrections stored; not learned from yet.", ""
 
     @app.get("/api/profile", summary="The writer's profile: counts, error rate before/after adaptation, state",
              description="Readings counted, corrections stored, the error rate on corrected digits in use without "
@@ -393,8 +451,9 @@ def create_app(models_dir: str | os.PathLike = DEFAULT_MODELS_DIR, store: ModelS
         if model not in (None, "") or store.default_name() is not None:
             model = check_model(model)
         stats = profile.stats(model or None)
-        return {**stats, "learn": learn, "model": model or None, "adapting": learner.busy,
-                "status": status_line(stats), "lines": stats_lines(stats)}
+        status, detail = status_line(stats)
+        return {**stats, "learn": learn, "model": model or None, "adapting": learner.busy, "status": status,
+                "status_detail": detail, "min_corrections": MIN_CORRECTIONS, "lines": stats_lines(stats)}
 
     @app.post("/api/corrections", status_code=201, summary="Correct a reading: store the right digits, then adapt",
               description="Send the image that was read (multipart field `image` or the raw body, as for "
@@ -412,13 +471,18 @@ def create_app(models_dir: str | os.PathLike = DEFAULT_MODELS_DIR, store: ModelS
         await may_change(request, "add corrections")
         up, params = await take_image(request)
         text = _check_text(params.get("text"))
+        key = _check_key(params.get("reading"))
         name = await run_in_threadpool(check_model, params.get("model"))
         rec = Recognizer(store, profile=profile)
 
         def read_and_store(image):
             reading = rec.read(image, model=name)
             try:
-                ids = profile.correct_reading(reading, text, source="web", image=image)
+                if key is None:
+                    ids = profile.correct_reading(reading, text, source="web", image=image)
+                else:  # it may replace a correction an adaptation is reading: after that adaptation
+                    ids = learner.store(lambda: profile.correct_reading(reading, text, source="web", image=image,
+                                                                        key=key))
             except RecognizerError as exc:
                 raise ApiError(422, str(exc), reading=reading.to_dict()) from None
             return reading, ids
@@ -427,6 +491,63 @@ def create_app(models_dir: str | os.PathLike = DEFAULT_MODELS_DIR, store: ModelS
         request.state.text = f"{reading.text} -> {text}"
         learner.request(name)
         return JSONResponse({"stored": ids, "reading": reading.to_dict(), "adapting": True}, status_code=201)
+
+    @app.get("/api/corrections", summary="The corrections stored, newest first, each with its crop",
+             description="Each correction: id, created, label (what the writer said), read (what the model read), "
+                         "kind (`correction` when they differ, `confirmation` when the writer confirmed the digit "
+                         "read), model, source, and `crop`: the URL of the digit's image as the model saw it "
+                         "(null when none was kept). `limit` (default 100) newest; `total` counts them all. "
+                         "Read-only; works without --learn.",
+             openapi_extra={"parameters": [{"name": "limit", "in": "query", "required": False,
+                                            "schema": {"type": "integer", "minimum": 1, "default": LIST_LIMIT}}]},
+             responses={200: {"description": "the corrections", "content": {"application/json": {"example": {
+                 "total": 1, "corrections": [{"id": 12, "created": "2026-01-01T12:00:00", "label": 9, "read": 4,
+                                              "kind": "correction", "model": "cnn", "source": "web",
+                                              "adapted": False, "crop": "/api/corrections/12/crop"}]}}}},
+                        **FORBIDDEN})
+    def corrections_list(request: Request):
+        guard.check(request, hosts, "read the corrections")
+        limit = _parse_limit(request.query_params.get("limit"))
+        if profile is None:
+            return {"total": 0, "corrections": []}
+        rows = profile.db.corrections()
+        out = []
+        for c in reversed(rows[-limit:]):
+            kind = "confirmation" if c.read is not None and c.read == c.label else "correction"
+            out.append({**c.summary(), "kind": kind,
+                        "crop": f"/api/corrections/{c.id}/crop" if c.crop_png else None})
+        return {"total": len(rows), "corrections": out}
+
+    @app.get("/api/corrections/{correction_id}/crop", summary="A correction's digit as a PNG",
+             responses={200: {"content": {"image/png": {}}, "description": "the crop"},
+                        404: {"description": "no such correction, or it has no crop"}, **FORBIDDEN})
+    def correction_crop(request: Request, correction_id: str):
+        guard.check(request, hosts, "read the corrections")
+        cid = _correction_id(correction_id)
+        data = profile.db.crop(cid) if profile is not None else None
+        if not data:
+            raise ApiError(404, f"no crop of a correction {cid}; GET /api/corrections lists them")
+        # an id is never reused (AUTOINCREMENT), so its crop never changes
+        return Response(data, media_type="image/png", headers={"Cache-Control": "private, max-age=86400",
+                                                               "X-Content-Type-Options": "nosniff"})
+
+    @app.delete("/api/corrections/{correction_id}", summary="Remove one correction, then adapt again without it",
+                description="Deletes the correction (and the adaptations fitted on it; its misread is no longer "
+                            "counted); the reader adapts again to the others in the background, for `model` "
+                            "(default: the server's default). Needs --learn.",
+                openapi_extra={"parameters": [QUERY_PARAMS[0]]},
+                responses={200: {"description": "removed", "content": {"application/json": {"example": {
+                    "deleted": 12, "corrections": 22, "adapting": True}}}},
+                    404: {"description": "no such correction"}, **FORBIDDEN})
+    async def correction_delete(request: Request, correction_id: str):
+        await may_change(request, "remove a correction")
+        cid = _correction_id(correction_id)
+        name = await run_in_threadpool(check_model, request.query_params.get("model"))
+        if not await run_in_threadpool(learner.delete, cid, name):
+            raise ApiError(404, f"there is no correction {cid} (removed already?); GET /api/corrections lists them")
+        request.state.text = f"deleted {cid}"
+        left = await run_in_threadpool(profile.db.count)
+        return {"deleted": cid, "corrections": left, "adapting": learner.busy}
 
     @app.post("/api/profile/readings", summary="Count a finished reading (counts only: nothing drawn is stored)",
               description="The page sends this when the user clears a drawing it read: how many digits the last "
@@ -476,7 +597,8 @@ def create_app(models_dir: str | os.PathLike = DEFAULT_MODELS_DIR, store: ModelS
                 e["of"] = list(BASE_MODELS)
             entries.append(e)
         return {"default": store.default_name(), "models": entries, "threshold": DEFAULT_THRESHOLD,
-                "limits": {"max_body_bytes": max_body, "max_pixels": max_pixels, "formats": list(upload.FORMATS)}}
+                "limits": {"max_body_bytes": max_body, "max_pixels": max_pixels, "formats": list(upload.FORMATS),
+                           "read_side": MAX_SIDE}}
 
     @app.get("/healthz", summary="Liveness: the server answers; ready when a model is available")
     def healthz():
