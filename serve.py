@@ -23,6 +23,8 @@ EPILOG = """examples:
   curl -F image=@digits.png -F text=?7? http://127.0.0.1:8000/api/corrections      (with --learn)
   curl http://127.0.0.1:8000/api/profile            counts, error rate before/after adaptation, state
   curl -X DELETE http://127.0.0.1:8000/api/profile  forget the handwriting (exported first; ?keep=false not)
+  curl http://127.0.0.1:8000/api/corrections        the corrections stored, newest first
+  curl -X DELETE http://127.0.0.1:8000/api/corrections/12   remove one (with --learn)
 
 API docs (work offline): http://127.0.0.1:8000/docs   schema: /openapi.json
 """

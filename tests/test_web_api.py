@@ -329,8 +329,11 @@ def test_models_healthz_and_unknown_paths(client):
     assert info["default"] in ("ann", "cnn", "vgg16", "ensemble")
     assert [m["name"] for m in info["models"]] == ["ann", "cnn", "vgg16", "ensemble"]
     assert all(m["status"] == "ok" for m in info["models"])
+    from recognizer.images import MAX_SIDE
+
+    # read_side: the long side the recognizer reads at; the page scales larger photos to it before sending
     assert info["limits"] == {"max_body_bytes": 2_000_000, "max_pixels": 5_000_000,
-                              "formats": ["PNG", "JPEG", "BMP", "WEBP"]}
+                              "formats": ["PNG", "JPEG", "BMP", "WEBP"], "read_side": MAX_SIDE}
     assert client.get("/healthz").json() == {"status": "ok", "ready": True, "default": info["default"]}
     assert_error(client.get("/api/nothing"), 404, "/api/nothing", "/docs")
     assert_error(client.get("/api/read"), 405, "GET")
