@@ -5,9 +5,10 @@ reading the page shows, its boxes over the drawing on a HiDPI (devicePixelRatio 
 Undo (Ctrl+Z), Clear (Escape), the model picker (one model, and all side by side), uploads (a drawing, and a
 large photo-like JPEG scaled in the browser), corrections by key and by the probability list (issue 40: a key
 corrects only a chosen digit, then moves on; a digit corrected again keeps one record; one removed from My
-handwriting), and a 390x844 phone drawn on with a finger. Saves screenshots (to $WEB_SCREENSHOT and
-$WEB_PHONE_SCREENSHOT, else a temporary folder: the committed docs/web_screenshot.png and docs/web_phone.png are
-made with WEB_SCREENSHOT=docs/web_screenshot.png WEB_PHONE_SCREENSHOT=docs/web_phone.png). Skips when chromium or
+handwriting), and a 390x844 phone drawn on with a finger. Saves screenshots (to $WEB_SCREENSHOT,
+$WEB_PHONE_SCREENSHOT and $WEB_CORRECTIONS_SCREENSHOT, else a temporary folder: the committed docs/web_*.png are
+made with WEB_SCREENSHOT=docs/web_screenshot.png WEB_PHONE_SCREENSHOT=docs/web_phone.png
+WEB_CORRECTIONS_SCREENSHOT=docs/web_corrections.png). Skips when chromium or
 the models are missing (scripts/test.sh installs chromium with apt-get).
 """
 
@@ -271,6 +272,22 @@ def test_clear_and_pen(page):
     assert not pg.errors
 
 
+def test_labels_of_close_digits_do_not_overlap(page):
+    """Two 1s drawn close together: the second label goes below its box (or shows its digit alone)."""
+    pg = page
+    pg.keyboard.press("Escape")
+    n = reads(pg)
+    draw_number(pg, "1", x0=200)
+    draw_number(pg, "1", x0=232)
+    assert wait_reading(pg, n, "11") == "11"
+    tags = pg.evaluate("() => [...document.querySelectorAll('#overlay .tag')].map(t => {"
+                       "const r = t.getBoundingClientRect(); return [r.left, r.top, r.right, r.bottom]; })")
+    (a, b) = tags
+    assert a[2] <= b[0] or b[2] <= a[0] or a[3] <= b[1] or b[3] <= a[1], tags
+    pg.keyboard.press("Escape")
+    assert not pg.errors
+
+
 def test_brush_width(page):
     """The slider sets the width of the next stroke, in CSS pixels (twice as many canvas pixels here)."""
     pg = page
@@ -462,7 +479,7 @@ def test_typing_the_number_it_read_confirms_each_digit_once(page, profile_dir):
     assert not pg.errors
 
 
-def test_my_handwriting_lists_the_corrections_and_removes_one(page, profile_dir):
+def test_my_handwriting_lists_the_corrections_and_removes_one(page, profile_dir, tmp_path):
     from recognizer.corrections import CorrectionStore
 
     pg = page
@@ -479,6 +496,11 @@ def test_my_handwriting_lists_the_corrections_and_removes_one(page, profile_dir)
     figures = pg.locator("#profile-figures").inner_text()
     assert "1 misread digit corrected, 4 confirmed" in figures
     assert "%" not in figures                      # a handful of digits read: counts, no rate
+    from common.atomic import atomic_path
+
+    shot = Path(os.environ.get("WEB_CORRECTIONS_SCREENSHOT", tmp_path / "web_corrections.png"))
+    with atomic_path(shot) as tmp:
+        pg.locator("#result").screenshot(path=str(tmp), scale="css")
     # remove the newest (the confirmed 1 of the 471 shown): it goes from the profile, the list and the digit
     assert "confirmed" in chip_classes(pg)[2]
     pg.locator(f"#corrections-list li[data-id='{ids[-1]}'] .remove").click()
@@ -596,4 +618,10 @@ def test_offline_docs_page(server, page):
     pg.wait_for_selector("section.endpoint")
     text = pg.locator("#endpoints").inner_text()
     assert "/api/read" in text and "/api/models" in text and "multipart/form-data" in text
+    # an endpoint with a path parameter is tried with the value given, not the template
+    crop = pg.locator("section.endpoint", has_text="/api/corrections/{correction_id}/crop")
+    crop.locator("input[name='correction_id']").fill("999999")
+    crop.locator("button[type='submit']").click()
+    pg.wait_for_function("(s) => s.querySelector('pre.answer').textContent.startsWith('404')", arg=crop.element_handle())
+    assert "no crop of a correction 999999" in crop.locator("pre.answer").inner_text()
     pg.close()

@@ -46,14 +46,15 @@ function tryIt(method, path, op) {
     file.accept = "image/*";
     form.appendChild(file);
   }
-  const inputs = {};
+  const inputs = {}, inPath = {};
   for (const p of op.parameters || []) {
-    if (p.in !== "query") continue;
+    if (p.in !== "query" && p.in !== "path") continue;
     const label = el("label", "", p.name + " ");
     const i = el("input");
     i.name = p.name;
     i.placeholder = schemaText(p.schema);
-    inputs[p.name] = i;
+    (p.in === "path" ? inPath : inputs)[p.name] = i;
+    if (p.in === "path") i.required = true;
     label.appendChild(i);
     form.appendChild(label);
   }
@@ -72,7 +73,8 @@ function tryIt(method, path, op) {
     }
     out.textContent = "…";
     try {
-      const r = await fetch(path + (q.toString() ? "?" + q : ""), init);
+      const url = path.replace(/\{(\w+)\}/g, (m, name) => encodeURIComponent(inPath[name] ? inPath[name].value : m));
+      const r = await fetch(url + (q.toString() ? "?" + q : ""), init);
       const text = await r.text();
       let shown = text;
       try { shown = JSON.stringify(JSON.parse(text), null, 2); } catch (_) { /* not JSON */ }
