@@ -458,10 +458,10 @@ async function correct(i, k, advance = false) {
   const said = k === d.digit ? `Confirmed: ${which} is a ${k}.` : `Corrected: ${which} is a ${k}, not a ${d.digit}.`;
   const next = state.selected !== null && version === state.version ? ` Next: ${whichDigit(state.selected, n)}.` : "";
   setStatus(said + next);
+  if ($("profile").open) loadCorrections();
   pollProfile(said);
 }
 
-// Follow the adaptation a change started; the status line says what the profile does then (after `said`).
 async function post(form) {
   try {
     const resp = await fetch("/api/corrections", { method: "POST", body: form });
@@ -471,6 +471,7 @@ async function post(form) {
   }
 }
 
+// Follow the adaptation a change started; the status line says what the profile does then (after `said`).
 function pollProfile(said = "") {
   clearTimeout(state.poll);
   let tries = 0;
@@ -506,7 +507,6 @@ async function loadProfile() {
     ? "Corrections are off: " + info.status
     : "Corrections are off: start the server with --learn (python serve.py --learn) to teach it your handwriting.");
   renderProfile(info);
-  if ($("profile").open) loadCorrections();
   return info;
 }
 
@@ -552,7 +552,7 @@ function misreads(part) {
   if (!part.digits) return part.corrected ? `${plural(part.corrected, "misread digit")} corrected; no readings counted yet`
                                           : "no readings counted yet";
   const rate = part.digits >= RATE_MIN_DIGITS ? ` (${(100 * part.corrected / part.digits).toFixed(1)}%)` : "";
-  return `${part.corrected} of ${plural(part.digits, "digit")} read were misread${rate}`;
+  return `${part.corrected} of ${plural(part.digits, "digit")} read ${part.corrected === 1 ? "was" : "were"} misread${rate}`;
 }
 
 async function loadCorrections() {
@@ -614,7 +614,7 @@ async function removeCorrection(id) {
   }
   const said = `Removed a correction; ${plural(a.corrections, "correction")} left.`;
   setStatus(said);
-  await loadProfile();
+  await Promise.all([loadProfile(), loadCorrections()]);
   pollProfile(said);
 }
 
@@ -635,7 +635,7 @@ async function forget() {
   state.correctionIds = {};
   state.selected = null;
   if (state.readings) { state.version++; render(); readNow(); }
-  await loadProfile();
+  await Promise.all([loadProfile(), loadCorrections()]);
 }
 
 function setStatus(text, error = false) {
@@ -772,7 +772,7 @@ $("model").addEventListener("change", () => {
 });
 $("brush").addEventListener("input", () => { $("brush-out").textContent = $("brush").value; });
 $("forget").addEventListener("click", forget);
-$("profile").addEventListener("toggle", () => { if ($("profile").open) loadProfile(); });
+$("profile").addEventListener("toggle", () => { if ($("profile").open) { loadProfile(); loadCorrections(); } });
 document.body.classList.toggle("touch", TOUCH);
 window.addEventListener("pagehide", countFinished);
 document.addEventListener("keydown", (e) => {
