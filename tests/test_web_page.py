@@ -186,6 +186,9 @@ def boxes(pg) -> list[dict]:
 # ------------------------------------------------------------------------------------------- tests
 def test_draw_a_number_and_read_it(page):
     pg = page
+    # before anything is read the number's place is a faint dash, not a black bar
+    assert "empty" in pg.locator("#number").get_attribute("class")
+    assert pg.evaluate("() => getComputedStyle(document.getElementById('number')).color") == "rgb(208, 215, 222)"
     n = reads(pg)
     extents = draw_number(pg, "147")
     assert wait_reading(pg, n, "147") == "147"
