@@ -14,6 +14,7 @@ from common.atomic import atomic_path
 from common.names import BASE_MODELS, DEFAULT_MODELS_DIR, MODEL_NAMES, NO_PROFILE, PROFILE_ENV
 from recognizer import DEFAULT_THRESHOLD, ModelStore, Recognizer, RecognizerError
 from recognizer.images import IMAGE_SUFFIXES, load_gray
+from recognizer.paper_reader import SOURCES
 
 EPILOG = """examples:
   python recognize.py photo.jpg                      read one image with the best available model
@@ -21,6 +22,8 @@ EPILOG = """examples:
   python recognize.py a.png b.png --json             one JSON object per image per line
   python recognize.py a.png --annotate out/          also write a.png with boxes and labels into out/
   python recognize.py a.png --threshold 0.8          show digits below 80% confidence as '?'
+  python recognize.py form.jpg --source paper        a scan or photo of paper, read line by line (auto does this
+                                                     for any image without a drawing's flat background)
 
 teach it your handwriting (a profile: one SQLite database in your user data folder, or --profile DIR):
   python recognize.py --correct seven.png 1 num.png 1?7   store the right digits ('?' skips one), then adapt
@@ -32,7 +35,8 @@ teach it your handwriting (a profile: one SQLite database in your user data fold
 
 JSON fields (image, then those of the Python API's Reading.to_dict()): text, digits[{digit, confidence,
 box [x, y, w, h], top3 [[digit, p], ...], uncertain (below --threshold, shown as '?'), line (0 = top)}],
-model, ms (segmentation + normalisation + inference, without model loading), adapted (read with your profile).
+model ("string" for paper), ms (preparation + inference, without model loading), adapted (read with your profile),
+source (canvas or paper).
 Exit status: 0 if every image was read, 1 if any failed (each failure is reported on stderr), 2 on usage errors,
 130 when interrupted (Ctrl-C).
 """
@@ -47,6 +51,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("paths", nargs="*", metavar="PATH", help="image files, or folders (every PNG/JPEG/BMP inside)")
     p.add_argument("--model", choices=MODEL_NAMES, default=None,
                    help="model to use (default: the most accurate one available; on a tie the faster one)")
+    p.add_argument("--source", choices=SOURCES, default="auto",
+                   help="canvas: one contour, one digit (drawings); paper: lines read whole by the string reader "
+                        "(scans and photos of paper: touching digits, separators, ruled lines); auto (default): "
+                        "paper unless the image has a drawing's flat background")
     p.add_argument("--json", action="store_true", help="print one JSON object per image per line")
     p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
                    help=f"digits with a lower confidence are shown as '?' (default {DEFAULT_THRESHOLD})")
@@ -181,7 +189,7 @@ def _run(args: argparse.Namespace) -> int:
     failed = 0
     try:
         profile = _open_profile(args, store, create=False)
-        rec = Recognizer(store, threshold=args.threshold, profile=profile)
+        rec = Recognizer(store, threshold=args.threshold, profile=profile, source=args.source)
         name = rec.resolve_model(args.model)
         store.load(name)
         if profile is not None:
@@ -249,7 +257,7 @@ def _teach(args) -> int:
     store = ModelStore(args.models_dir)
     try:
         profile = _open_profile(args, store, create=True)
-        rec = Recognizer(store, threshold=args.threshold, profile=profile)
+        rec = Recognizer(store, threshold=args.threshold, profile=profile, source=args.source)
         name = rec.resolve_model(args.model)
         if args.profile_stats:
             stats = profile.stats(name)

@@ -5,6 +5,7 @@ from __future__ import annotations
 BASE_MODELS = ("ann", "cnn", "vgg16")  # the three trained models, in the order every table shows them
 ENSEMBLE = "ensemble"  # the mean of the base models' probabilities
 MODEL_NAMES = BASE_MODELS + (ENSEMBLE,)  # everything a reader can ask for
+STRING_MODEL = "string"  # the paper reader: a whole line of digits at once (string_reader/model.py), not a canvas model
 DEFAULT_MODELS_DIR = "models"
 METRICS_FILE = "metrics.json"  # beside the models: what each one scored, and on which data
 CALIBRATION_FILE = "calibration.json"  # beside the models: each one's temperature (recognizer/calibration.py)

@@ -8,11 +8,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from common.names import DEFAULT_MODELS_DIR, MODEL_NAMES, train_hint
+from common.names import DEFAULT_MODELS_DIR, MODEL_NAMES, STRING_MODEL, train_hint
 
 from .errors import RecognizerError
+from .images import load_gray, to_ink
 from .models import ModelStore
-from .normalize import normalize_digit
+from .normalize import normalize_batch, normalize_digit
+from .paper_reader import SOURCES, StringModel, choose_source, read_paper
 from .prepare import Prepared, prepare
 from .threshold import DEFAULT_THRESHOLD
 
@@ -43,6 +45,7 @@ class Reading:
     model: str = ""
     ms: float = 0.0
     adapted: bool = False  # read with the writer's adapted heads (recognizer/profile.py)
+    source: str = "canvas"  # "canvas" (one contour, one digit) or "paper" (lines read whole by the string reader)
 
     @property
     def text(self) -> str:
@@ -54,18 +57,23 @@ class Reading:
 
     def to_dict(self) -> dict:
         return {"text": self.text, "digits": [d.to_dict() for d in self.digits], "model": self.model,
-                "ms": round(self.ms, 2), "adapted": self.adapted}
+                "ms": round(self.ms, 2), "adapted": self.adapted, "source": self.source}
 
 
 class Recognizer:
     """Reads the digits of a canvas drawing or photo with the models of a ModelStore."""
 
-    def __init__(self, store: ModelStore | None = None, threshold: float = DEFAULT_THRESHOLD, profile=None):
+    def __init__(self, store: ModelStore | None = None, threshold: float = DEFAULT_THRESHOLD, profile=None,
+                 source: str = "auto"):
         if not 0.0 <= float(threshold) <= 1.0:
             raise RecognizerError(f"threshold must be in [0, 1], got {threshold}")
+        if source not in SOURCES:
+            raise RecognizerError(f"unknown source {source!r}; choose one of {', '.join(SOURCES)}")
         self.store = store if store is not None else ModelStore(DEFAULT_MODELS_DIR)
         self.threshold = float(threshold)
         self.profile = profile  # a recognizer.profile.Profile: read with the writer's adapted heads, or None
+        self.source = source    # auto: paper for pictures with uneven light or texture, when the paper reader exists
+        self.string_model = StringModel(self.store)
 
     _warm = False
 
@@ -115,11 +123,40 @@ class Recognizer:
         return reading
 
     def read(self, image, model: str | None = None) -> Reading:
-        """Read all digits of `image` (array or path) with one batched inference call."""
+        """Read all digits of `image` (array or path) with one batched inference call: a canvas drawing with
+        `model`, a scan or photo of paper with the string reader (see recognizer/paper_reader.py)."""
         name = self.resolve_model(model)
         self.store.load(name)  # model loading is not part of the reading time
         self.warm_up()
-        return self._reading(self.prepare(image), name)
+        if self.source == "canvas":
+            return self._reading(self.prepare(image), name)
+        t0 = time.perf_counter()
+        gray = load_gray(image)
+        if self.source == "paper":
+            return self._paper_reading(gray, t0)
+        ink = to_ink(gray)
+        if not ink.blank and self.string_model.available() and choose_source(gray, ink.photo) == "paper":
+            return self._paper_reading(gray, t0)
+        prep = prepare(gray, ink)
+        prep.ms = (time.perf_counter() - t0) * 1000.0
+        return self._reading(prep, name)
+
+    def _paper_reading(self, gray: np.ndarray, t0: float) -> Reading:
+        found = read_paper(gray, self.string_model)
+        inputs = normalize_batch([f.ink for f in found]) if found else []
+        digits = []
+        for f, x in zip(found, inputs):
+            p = f.digit.probabilities
+            order = np.argsort(p)[::-1][:3]
+            d, conf = int(order[0]), float(p[order[0]])
+            uncertain = conf < self.threshold
+            digits.append(DigitReading(digit=d, confidence=conf, top3=[(int(k), float(p[k])) for k in order],
+                                       box=f.box, probabilities=p, uncertain=uncertain,
+                                       label="?" if uncertain else str(d), line=f.line, input=x[..., 0]))
+        reading = Reading(digits=digits, model=STRING_MODEL, ms=(time.perf_counter() - t0) * 1000.0,
+                          source="paper")
+        log.debug("paper read %r in %.1f ms", reading.text, reading.ms)
+        return reading
 
     def read_models(self, image, models) -> dict:
         """One segmentation, one batched inference per model -> {model name: Reading}."""

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .images import to_ink
+from .images import InkImage, to_ink
 from .normalize import normalize_batch
 from .segment import segment
 
@@ -27,10 +27,11 @@ class Prepared:
     ms: float
 
 
-def prepare(image) -> Prepared:
-    """Load, binarise, segment and normalise: boxes in input pixels and the (N, 28, 28, 1) batch."""
+def prepare(image, ink: InkImage | None = None) -> Prepared:
+    """Load, binarise, segment and normalise: boxes in input pixels and the (N, 28, 28, 1) batch. `ink`: the
+    image's binarisation when the caller already made it (choosing canvas or paper needs it first)."""
     t0 = time.perf_counter()
-    ink = to_ink(image)
+    ink = ink if ink is not None else to_ink(image)
     segs = [] if ink.blank else segment(ink.mask, photo=ink.photo)
     batch = normalize_batch([s.mask for s in segs])
     inv = 1.0 / ink.scale

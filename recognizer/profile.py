@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common.names import APP_NAME, BASE_MODELS, ENSEMBLE, NO_PROFILE, PROFILE_DB, PROFILE_ENV
+from common.names import APP_NAME, BASE_MODELS, ENSEMBLE, MODEL_NAMES, NO_PROFILE, PROFILE_DB, PROFILE_ENV
 
 from . import adapt
 from .corrections import CorrectionStore, png_bytes
@@ -241,6 +241,8 @@ class Profile:
                                   f"right text {text!r} has {len(wanted)}; nothing stored")
         if all(c in "?_" for c in wanted):
             raise RecognizerError("the right text names no digit (only '?'); nothing stored")
+        # a paper reading's digits were read by the string reader; their 28x28 inputs teach the canvas models
+        model = reading.model if reading.model in MODEL_NAMES else (self.store.default_name() or BASE_MODELS[1])
         gray = None
         if image is not None:
             from .images import load_gray
@@ -254,7 +256,7 @@ class Profile:
             if gray is not None:
                 x, y, w, h = d.box
                 crop = gray[y:y + h, x:x + w]
-            ids.append(self.add_correction(label=int(c), input=d.input, model=reading.model, source=source,
+            ids.append(self.add_correction(label=int(c), input=d.input, model=model, source=source,
                                            read=d.digit, probabilities=d.probabilities, adapted=reading.adapted,
                                            crop=crop, reading=key, digit=None if key is None else place))
         return [i for i in ids if i is not None]

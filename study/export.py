@@ -128,3 +128,48 @@ def export_onnx(keras_path: str | os.PathLike, onnx_path: str | os.PathLike | No
     log.info("exported %s -> %s (%.1f MB, max |difference| to Keras %.1e)", keras_path, target,
              target.stat().st_size / 1e6, diff)
     return target
+
+
+def export_string_onnx(keras_path: str | os.PathLike, onnx_path: str | os.PathLike | None = None,
+                       model=None) -> Path:
+    """The ONNX twin of the string reader (string_reader/model.py): (N, 32, W, 1) -> (N, W/4, 11), any W.
+
+    Checked like the digit models' twins: the same probabilities as Keras on strips of two widths."""
+    import keras
+    import onnx
+    import onnxruntime as ort
+    import tensorflow as tf
+
+    from recognizer.paper import STRIP_HEIGHT
+
+    keras_path = Path(keras_path)
+    target = Path(onnx_path) if onnx_path is not None else onnx_path_for(keras_path)
+    digest = file_sha256(keras_path)
+    if model is None:
+        model = keras.saving.load_model(keras_path, compile=False)
+    spec = [tf.TensorSpec((None, STRIP_HEIGHT, None, 1), tf.float32, name="strip")]
+    rng = np.random.default_rng(0)
+    with atomic_path(target) as tmp:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=FutureWarning, message=".*np.object.*")
+            model.export(str(tmp), format="onnx", verbose=False, input_signature=spec, opset_version=OPSET)
+        proto = onnx.load(str(tmp))
+        del proto.metadata_props[:]
+        for key, value in ((ONNX_KERAS_SHA256, digest), ("keras_file", keras_path.name),
+                           ("contract", f"(N, {STRIP_HEIGHT}, W, 1) float32 ink in [0, 1] -> (N, W/4, 11) "
+                                        "probabilities, index 0 blank, d + 1 digit d")):
+            entry = proto.metadata_props.add()
+            entry.key, entry.value = key, value
+        proto.doc_string = f"ONNX twin of {keras_path.name}; made by study/export.py"
+        onnx.save(proto, str(tmp))
+        session = ort.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
+        for width in (64, 200):
+            batch = rng.random((2, STRIP_HEIGHT, width, 1), dtype=np.float32)
+            got = session.run(None, {session.get_inputs()[0].name: batch})[0]
+            want = np.asarray(model(batch, training=False))
+            diff = float(np.abs(got - want).max())
+            if got.shape != want.shape or diff > 1e-4:
+                raise ExportError(f"ONNX export of {keras_path} differs from Keras at width {width} (shape "
+                                  f"{got.shape} vs {want.shape}, max |difference| {diff:.2e}); {target} unchanged")
+    log.info("exported %s -> %s (%.1f MB)", keras_path, target, target.stat().st_size / 1e6)
+    return target

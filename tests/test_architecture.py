@@ -25,7 +25,7 @@ LAYERS = {  # top-level name in the repository -> layer (higher may import lower
     "common": 0,
     "recognizer": 1,
     "study": 2,
-    "ann": 3, "cnn": 3, "vgg16": 3,
+    "ann": 3, "cnn": 3, "vgg16": 3, "string_reader": 3,
     "train_all": 4, "recognize": 4, "serve": 4, "gui_digit_recognizer": 4,
     "gui": 4, "web": 4, "benchmarks": 4, "scripts": 4,
 }

@@ -37,6 +37,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from common.names import BASE_MODELS, DEFAULT_MODELS_DIR, ENSEMBLE, MODEL_NAMES, train_hint
 from recognizer import DEFAULT_THRESHOLD, ModelStore, Recognizer, RecognizerError
 from recognizer.adapt import MIN_CORRECTIONS
+from recognizer.paper_reader import SOURCES
 from recognizer.corrections import MAX_READING_KEY
 from recognizer.images import MAX_SIDE
 from recognizer.profile import Profile, members, stats_lines
@@ -75,6 +76,9 @@ QUERY_PARAMS = [
      "description": THRESHOLD_HELP},
     {"name": "probabilities", "in": "query", "required": False, "schema": {"type": "boolean"},
      "description": "also answer every digit's 10 probabilities (the page's bars); off: exactly recognize.py --json"},
+    {"name": "source", "in": "query", "required": False, "schema": {"type": "string", "enum": list(SOURCES)},
+     "description": "canvas: one contour, one digit (drawings); paper: lines read whole (scans and photos of paper); "
+                    "auto (default): paper unless the image has a drawing's flat background"},
 ]
 TEXT_HELP = ("the right text: one character per digit read, in reading order (line breaks and spaces ignored), "
              "a digit 0-9 to teach or '?' to skip that digit; e.g. '?7?' says the 2nd of three digits is a 7")
@@ -137,6 +141,15 @@ class AccessLog:
             text = scope.get("state", {}).get("text")
             extra = f" text={text!r}" if text is not None else ""
             access_log.info("%s %s %d %.1f ms%s", scope["method"], scope["path"], status["code"], ms, extra)
+
+
+def _parse_source(raw) -> str:
+    if raw in (None, ""):
+        return "auto"
+    if raw not in SOURCES:
+        raise ApiError(422, f"source {raw!r} is not one of {', '.join(SOURCES)}; auto reads drawings as a canvas "
+                            "and scans or photos of paper line by line")
+    return raw
 
 
 def _parse_threshold(raw) -> float:
@@ -359,8 +372,9 @@ def create_app(models_dir: str | os.PathLike = DEFAULT_MODELS_DIR, store: ModelS
     async def read(request: Request):
         up, params = await take_image(request)
         threshold = _parse_threshold(params.get("threshold"))
+        source = _parse_source(params.get("source"))
         name = await run_in_threadpool(check_model, params.get("model"))  # a first load must not block the loop
-        rec = Recognizer(store, threshold=threshold, profile=profile)
+        rec = Recognizer(store, threshold=threshold, profile=profile, source=source)
         reading = await run_reading(decode_and, up, lambda im: rec.read(im, model=name))
         request.state.text = reading.text
         out = reading.to_dict()

@@ -1,0 +1,105 @@
+"""The paper side of the reader: a scan or photo of paper -> digits with boxes, confidences and top-3, read line by
+line by the string reader (`models/string.onnx`) on the strips recognizer/paper.py makes.
+
+Which side reads an image (`choose_source`): a canvas drawing is a clean two-level picture (one paper grey, one
+ink grey, a few edge pixels between); a scan or photo of paper is not (light falls off, the paper has grain or a
+printed pattern, a scan has a dark border), and scanners and cameras never give half the pixels one exact grey
+level, which a drawing's background always has. Drawings keep the canvas path, so canvas readings cannot change.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+
+from common.names import STRING_MODEL, onnx_file
+
+from .errors import RecognizerError
+from .paper import STRIP_HEIGHT, prepare_paper
+from .string_reader import FRAME_PX, StringDigit, decode, digit_box
+
+log = logging.getLogger(__name__)
+
+SOURCES = ("auto", "canvas", "paper")
+CANVAS_FLAT = 0.5  # share of the pixels at one exact grey level that marks a drawn (digital) background
+
+
+def choose_source(gray: np.ndarray, photo: bool) -> str:
+    """'canvas' for a drawing (a flat digital background: one grey level holds at least CANVAS_FLAT of the
+    pixels) that binarisation does not treat as a photo; 'paper' for everything else (grain, light, texture)."""
+    if photo:
+        return "paper"
+    hist = np.bincount(gray.reshape(-1), minlength=256)
+    return "canvas" if hist.max() >= CANVAS_FLAT * gray.size else "paper"
+
+
+@dataclass(frozen=True)
+class PaperDigit:
+    digit: StringDigit
+    box: tuple          # (x, y, w, h) in input pixels
+    line: int
+    ink: np.ndarray     # uint8 mask (ink = 255) of the digit's box in the cleaned page: what a correction keeps
+
+
+class StringModel:
+    """The string reader's ONNX session, opened on first use with the store's thread settings."""
+
+    def __init__(self, store):
+        self.store = store
+        self._session = None
+        self._lock = threading.Lock()
+
+    @property
+    def path(self):
+        return self.store.models_dir / onnx_file(STRING_MODEL)
+
+    def available(self) -> bool:
+        return self.path.is_file()
+
+    def session(self):
+        with self._lock:
+            if self._session is None:
+                if not self.path.is_file():
+                    raise RecognizerError(f"the paper reader {self.path} is missing; train it with: "
+                                          f"python train_all.py --models {STRING_MODEL}")
+                try:
+                    self._session = self.store._open_session(self.path)
+                except Exception as exc:  # truncated or not ONNX
+                    raise RecognizerError(f"the paper reader {self.path} could not be read "
+                                          f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
+            return self._session
+
+    def frames(self, strips: list[np.ndarray]) -> list[np.ndarray]:
+        """Frame probabilities of each strip: one batched call, strips padded to the widest (padding is paper)."""
+        if not strips:
+            return []
+        width = max(s.shape[1] for s in strips)
+        width += (-width) % FRAME_PX
+        batch = np.zeros((len(strips), STRIP_HEIGHT, width, 1), np.float32)
+        for i, s in enumerate(strips):
+            batch[i, :, :s.shape[1], 0] = s
+        session = self.session()
+        out = session.run(None, {session.get_inputs()[0].name: batch})[0]
+        return [out[i, :int(np.ceil(s.shape[1] / FRAME_PX))] for i, s in enumerate(strips)]
+
+
+def read_paper(gray: np.ndarray, model: StringModel) -> list[PaperDigit]:
+    """Every digit of every text line of a grey paper image, top line first, left to right."""
+    page = prepare_paper(gray)
+    digits: list[PaperDigit] = []
+    frames = model.frames([line.strip for line in page.lines])
+    line_no = 0
+    for line, f in zip(page.lines, frames):
+        found = decode(f)
+        if not found:
+            continue  # a line of non-digits (printed text, a rule's remnant): nothing to read
+        for d in found:
+            box = digit_box(d, line.box, line.x_scale, page.ink, page.scale)
+            x, y, w, h = (int(round(v * page.scale)) for v in box)
+            ink = np.where(page.ink[y:y + max(1, h), x:x + max(1, w)] > 0, np.uint8(255), np.uint8(0))
+            digits.append(PaperDigit(d, box, line_no, ink))
+        line_no += 1
+    return digits

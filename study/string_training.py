@@ -1,0 +1,194 @@
+"""Training the string reader with CTC on paper strips (study/paper_data.py): real register scans plus
+composed CVL strings on made paper, validated on register pages and CVL writers that training never saw.
+
+Plain Keras: a generator of padded strips with their digit labels (digit d -> class d + 1, 0 pads and is CTC's
+blank), Adam with a one-cycle schedule, and the exact-string accuracy of greedy decoding per source after every
+epoch; the epoch with the best validation exact rate is kept.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from recognizer.string_reader import text_of
+
+log = logging.getLogger(__name__)
+
+MAX_LABEL = 8  # the longest label a strip carries (numbers of up to 7 digits, one spare)
+
+
+@dataclass(frozen=True)
+class StringRecipe:
+    epochs: int = 10
+    per_epoch: int = 30_000          # strips drawn per epoch (a random subset of the ~60k: more validation points)
+    batch_size: int = 64
+    learning_rate: float = 2e-3      # peak of the one-cycle schedule
+    weight_decay: float = 1e-4
+    shift: bool = True               # strips placed at a random column of the padded width
+    gain: float = 0.3                # ink strength scaled by 1 +- this: faint and firm pens
+
+
+def encode(labels: list) -> np.ndarray:
+    y = np.zeros((len(labels), MAX_LABEL), np.int32)
+    for i, s in enumerate(labels):
+        digits = [int(c) + 1 for c in s[:MAX_LABEL]]
+        y[i, :len(digits)] = digits
+    return y
+
+
+def augment(x: np.ndarray, widths: np.ndarray, recipe: StringRecipe, rng: np.random.Generator) -> np.ndarray:
+    """Shift each strip to a random column (within the padding) and scale its ink strength."""
+    out = np.zeros_like(x, dtype=np.float32)
+    W = x.shape[2]
+    for i in range(len(x)):
+        w = int(widths[i])
+        dx = int(rng.integers(0, W - w + 1)) if recipe.shift and w < W else 0
+        out[i, :, dx:dx + w] = x[i, :, :w]
+    if recipe.gain:
+        out *= rng.uniform(1 - recipe.gain, 1 + recipe.gain, (len(x), 1, 1)).astype(np.float32)
+        np.clip(out, 0, 1, out=out)
+    return out
+
+
+def read_texts(model, x: np.ndarray, batch: int = 256) -> list[str]:
+    """Greedy decoding of a padded set with a Keras model (logits or probabilities: argmax is the same)."""
+    texts = []
+    for i in range(0, len(x), batch):
+        frames = np.asarray(model(x[i:i + batch, ..., None].astype(np.float32), training=False))
+        texts.extend(text_of(f) for f in frames)
+    return texts
+
+
+def exact(texts: list[str], labels) -> float:
+    return float(np.mean([t == str(y) for t, y in zip(texts, labels)])) if len(texts) else 0.0
+
+
+def train(model, train_x, train_w, train_y, val: dict, recipe: StringRecipe = StringRecipe(), seed: int = 0,
+          max_seconds: float | None = None, progress=None):
+    """Train `model` (logits output) in place; return (best weights, history) with per-epoch validation exact
+    rates per source. `val` maps a source name to (x, labels); their mean picks the best epoch."""
+    import keras
+
+    rng = np.random.default_rng(seed)
+    y_all = encode(train_y)
+    per_epoch = min(len(train_x), recipe.per_epoch or len(train_x))
+    steps = int(math.ceil(per_epoch / recipe.batch_size))
+    total = steps * recipe.epochs
+    schedule = keras.optimizers.schedules.CosineDecay(
+        recipe.learning_rate * 0.1, total - total // 10, warmup_target=recipe.learning_rate,
+        warmup_steps=total // 10, alpha=0.02)
+    model.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=recipe.weight_decay),
+                  loss=keras.losses.CTC())
+    history, best, best_score = [], None, -1.0
+    t0 = time.perf_counter()
+    for epoch in range(recipe.epochs):
+        order = rng.permutation(len(train_x))[:per_epoch]
+        losses = []
+        for s in range(steps):
+            idx = order[s * recipe.batch_size:(s + 1) * recipe.batch_size]
+            xb = augment(train_x[idx], train_w[idx], recipe, rng)[..., None]
+            losses.append(float(model.train_on_batch(xb, y_all[idx])))
+            if progress:
+                progress(epoch, s, steps, losses[-1])
+            elif s % 200 == 0:
+                log.info("string reader epoch %d, step %d/%d: loss %.3f", epoch + 1, s, steps, np.mean(losses[-50:]))
+            if max_seconds and time.perf_counter() - t0 > max_seconds:
+                break
+        scores = {name: exact(read_texts(model, vx), vy) for name, (vx, vy) in val.items()}
+        score = float(np.mean(list(scores.values())))
+        history.append({"epoch": epoch + 1, "loss": float(np.mean(losses)), **scores,
+                        "seconds": round(time.perf_counter() - t0, 1)})
+        log.info("string reader epoch %d: loss %.3f, %s (%.0f s)", epoch + 1, np.mean(losses),
+                 ", ".join(f"{k} {v:.2%}" for k, v in scores.items()), time.perf_counter() - t0)
+        if score > best_score:
+            best, best_score = [w.copy() for w in model.get_weights()], score
+        if max_seconds and time.perf_counter() - t0 > max_seconds:
+            log.info("string reader: time budget reached after %d epochs", epoch + 1)
+            break
+    if best is not None:
+        model.set_weights(best)
+    return model, history
+
+
+# ------------------------------------------------------------------------------------------ the whole run
+STRING_METRICS = "string.metrics.json"  # beside string.keras/.onnx: its validation figures (the digit models' are
+                                        # in metrics.json, whose entries choose the canvas's default model)
+
+
+def shipped_score(models_dir) -> float | None:
+    """The shipped string reader's validation score (mean exact rate over the sources), or None."""
+    import json
+    from pathlib import Path
+
+    try:
+        return float(json.loads((Path(models_dir) / STRING_METRICS).read_text())["validation_score"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def with_probabilities(model):
+    """The trained logits model with a softmax on top (same weights): the form that is saved and exported."""
+    import keras
+
+    out = keras.layers.Softmax(name="probabilities")(model.output)
+    return keras.Model(model.input, out, name=model.name)
+
+
+def run(build_model, paper_dir, handwriting_dir, models_dir, run_dir, recipe: StringRecipe = StringRecipe(),
+        max_seconds: float | None = None, warm_start: bool = True, replace: bool = False) -> dict:
+    """Build the strips, train `build_model(**STRING_ARCH)` (from the shipped weights when there are some),
+    export, and promote into `models_dir` only when this run's validation score beats the shipped one's.
+    Returns the run's figures. (The builder is passed in: the study does not import the builders.)"""
+    import json
+    import shutil
+    from pathlib import Path
+
+    import keras
+
+    from common.atomic import atomic_path
+    from common.names import STRING_MODEL, model_file, onnx_file
+    from study.export import export_string_onnx
+    from study.paper_data import build
+
+    models_dir, run_dir = Path(models_dir), Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    d = np.load(build(Path(paper_dir), Path(handwriting_dir)))
+    parts = ("reg_train", "cvl_train")
+    x = np.concatenate([d[f"{k}_x"] for k in parts])
+    w = np.concatenate([d[f"{k}_w"] for k in parts])
+    y = [str(v) for k in parts for v in d[f"{k}_y"]]
+    val = {"registers": (d["reg_val_x"], d["reg_val_y"]), "composed": (d["cvl_val_x"], d["cvl_val_y"])}
+    model = build_model(**STRING_ARCH)
+    shipped = models_dir / model_file(STRING_MODEL)
+    if warm_start and shipped.is_file():
+        model.set_weights(keras.saving.load_model(shipped, compile=False).get_weights())
+        log.info("string reader: fine-tuning the shipped weights (%s)", shipped)
+    model, history = train(model, x, w, y, val, recipe, max_seconds=max_seconds)
+    final = with_probabilities(model)
+    scores = {name: exact(read_texts(model, vx), vy) for name, (vx, vy) in val.items()}
+    score = float(np.mean(list(scores.values())))
+    keras_path = run_dir / model_file(STRING_MODEL)
+    with atomic_path(keras_path) as tmp:
+        final.save(tmp)
+    export_string_onnx(keras_path, run_dir / onnx_file(STRING_MODEL), model=final)
+    figures = {"validation": scores, "validation_score": round(score, 4), "history": history,
+               "train_strips": len(y), "recipe": vars(recipe) if hasattr(recipe, "__dict__") else str(recipe)}
+    (run_dir / STRING_METRICS).write_text(json.dumps(figures, indent=1) + "\n")
+    before = shipped_score(models_dir)
+    figures["promoted"] = replace or before is None or score > before
+    log.info("string reader: validation %s (shipped %s): %s", f"{score:.2%}",
+             "none" if before is None else f"{before:.2%}", "promoted" if figures["promoted"] else "kept")
+    if figures["promoted"]:
+        for name in (model_file(STRING_MODEL), onnx_file(STRING_MODEL), STRING_METRICS):
+            with atomic_path(models_dir / name) as tmp:
+                shutil.copyfile(run_dir / name, tmp)
+    return figures
+
+
+# the architecture the shipped string reader has (string_reader/model.py's knobs; a change retrains from scratch)
+STRING_ARCH = {"filters": (16, 32, 48, 64, 64), "context_units": 128}

@@ -1,0 +1,109 @@
+"""Paper preparation (recognizer/paper.py) on small generated pages: each paper condition of issue 36 on its own.
+
+The pages are drawn here with OpenCV's Hershey fonts (digits a pen could write) on paper made with NumPy, so the
+tests need no data set; reading them with the shipped string reader is tested in test_paper_reading.py.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from recognizer.paper import STRIP_HEIGHT, find_lines, flatten, ink_mask, prepare_paper, remove_rules
+
+
+def page(text: str = "47", size: int = 60, paper: float = 235.0, ink: float = 40.0, width: int = 320,
+         height: int = 140, gradient: float = 0.0, thickness: int = 4, noise: float = 2.0, seed: int = 0):
+    """A grey page with `text` written at the middle-left; `gradient` darkens the right side by that share."""
+    rng = np.random.default_rng(seed)
+    img = np.full((height, width), paper, np.float32)
+    if gradient:
+        img *= 1.0 - gradient * np.linspace(0, 1, width, dtype=np.float32)[None, :]
+    mask = np.zeros((height, width), np.uint8)
+    scale = size / 22.0
+    cv2.putText(mask, text, (30, height // 2 + size // 2), cv2.FONT_HERSHEY_SIMPLEX, scale / 1.0, 255, thickness,
+                cv2.LINE_AA)
+    a = mask.astype(np.float32) / 255.0
+    img = img * (1 - a) + ink * a
+    img += rng.normal(0, noise, img.shape)
+    return np.clip(img, 0, 255).astype(np.uint8), mask
+
+
+def ink_rows(mask: np.ndarray) -> tuple[int, int]:
+    rows = np.nonzero(mask.any(axis=1))[0]
+    return int(rows[0]), int(rows[-1])
+
+
+def test_flat_paper_flattens_to_no_ink():
+    blank = np.full((100, 200), 200, np.uint8) + np.random.default_rng(1).integers(0, 4, (100, 200)).astype(np.uint8)
+    assert prepare_paper(blank).lines == []
+
+
+def test_light_gradient_leaves_no_ink_on_the_dark_side():
+    """A phone photo's light falls off across the page: the dark side is paper, not ink."""
+    img, truth = page(gradient=0.55)
+    m = ink_mask(flatten(img))
+    outside = (m > 0) & (cv2.dilate(truth, np.ones((5, 5), np.uint8)) == 0)
+    assert outside.mean() < 0.002
+    assert (m[truth > 128] > 0).mean() > 0.9
+    assert len(prepare_paper(img).lines) == 1
+
+
+def test_faint_ink_on_grey_paper_is_kept_whole():
+    """A light pen on grey paper: 25 grey levels of contrast. The strokes stay, at full strength in the strip."""
+    img, truth = page(paper=170.0, ink=145.0, noise=1.5)
+    m = ink_mask(flatten(img))
+    assert (m[truth > 128] > 0).mean() > 0.85
+    lines = prepare_paper(img).lines
+    assert len(lines) == 1
+    assert lines[0].strip.max() > 0.95  # faint ink reaches the strength of firm ink
+    assert lines[0].strip.shape[0] == STRIP_HEIGHT
+
+
+def test_ruling_lines_are_removed_and_do_not_make_lines_of_text():
+    """Ruled paper: lines across the whole page above and below the number, and one through it."""
+    img, truth = page()
+    for y in (20, 70, 118):
+        cv2.line(img, (0, y), (img.shape[1] - 1, y + 3), 120, 2)  # slightly tilted, as scanned
+    cleaned = remove_rules(ink_mask(flatten(img)))
+    top, bottom = ink_rows(truth)
+    assert not cleaned[:top - 3].any() and not cleaned[bottom + 4:].any()
+    found = find_lines(cleaned)
+    assert len(found) == 1 and found[0][0] >= top - 3 and found[0][1] <= bottom + 4
+    assert (cleaned[truth > 128] > 0).mean() > 0.8  # the digits keep most of their ink
+
+
+def test_a_scan_border_and_a_column_rule_are_not_ink():
+    img, truth = page()
+    img[:, :25] = 15                                  # a scanner's black edge
+    cv2.line(img, (290, 0), (291, img.shape[0] - 1), 90, 2)  # the column's rule
+    p = prepare_paper(img)
+    assert len(p.lines) == 1
+    x, y, w, h = p.lines[0].box
+    assert x >= 20 and x + w <= 292
+    assert not p.ink[:, :22].any()
+
+
+def test_touching_digits_stay_one_line_strip():
+    """Digits written into each other are one piece: the strip keeps them together for the string reader."""
+    img, _ = page("200", thickness=7)
+    lines = prepare_paper(img).lines
+    assert len(lines) == 1
+    assert lines[0].strip.shape[1] > 1.5 * STRIP_HEIGHT
+
+
+def test_two_numbers_on_two_lines_give_two_strips_top_first():
+    a, _ = page("12", height=100)
+    b, _ = page("345", height=100)
+    lines = prepare_paper(np.vstack([a, b])).lines
+    assert len(lines) == 2
+    assert lines[0].box[1] < 100 <= lines[1].box[1]
+    assert lines[1].strip.shape[1] > lines[0].strip.shape[1]
+
+
+@pytest.mark.parametrize("shape", [(20000, 1), (1, 20000), (3, 3)])
+def test_degenerate_pages_give_no_lines_and_no_error(shape):
+    img = np.full(shape, 255, np.uint8)
+    img[shape[0] // 2, shape[1] // 2] = 0
+    assert prepare_paper(img).lines == []

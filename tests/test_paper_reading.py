@@ -1,0 +1,142 @@
+"""Reading paper end to end with the shipped string reader (models/string.onnx): canvas or paper chosen by the
+picture, touching digits, separators, ruling lines, faint ink and uneven light, on pages made here; and the
+register validation pages when ../shared is there."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from recognizer import ModelStore, Recognizer, RecognizerError
+from recognizer.paper_reader import choose_source
+from recognizer.string_reader import decode
+
+ROOT = Path(__file__).resolve().parents[1]
+MODELS = ROOT / "models"
+REGISTERS = ROOT.parent / "shared/data/paper/registers-rowid.tar"
+needs_reader = pytest.mark.skipif(not (MODELS / "string.onnx").is_file(), reason="models/string.onnx not shipped")
+
+
+def write(text: str, paper: float = 228.0, ink: float = 45.0, size: float = 1.6, thickness: int = 3,
+          gap: int = 0, gradient: float = 0.0, rules: bool = False, seed: int = 0, width: int = 360,
+          height: int = 130) -> np.ndarray:
+    """A grey page with `text` handwritten-like (Hershey script-simplex, one glyph at a time, `gap` px apart:
+    negative overlaps them), paper grain, optional light fall-off and ruling lines."""
+    rng = np.random.default_rng(seed)
+    mask = np.zeros((height, width), np.uint8)
+    x, base = 24, height // 2 + 22
+    for ch in text:
+        (w, _), _ = cv2.getTextSize(ch, cv2.FONT_HERSHEY_SIMPLEX, size, thickness)
+        cv2.putText(mask, ch, (x, base), cv2.FONT_HERSHEY_SIMPLEX, size, 255, thickness, cv2.LINE_AA)
+        x += w + gap if ch.isdigit() else w // 2 + 4
+    page = np.full((height, width), paper, np.float32)
+    if gradient:
+        page *= 1.0 - gradient * np.linspace(0, 1, width, dtype=np.float32)[None, :]
+    if rules:
+        for y in range(base + 6, height, 40):
+            page[y:y + 2] -= 70
+        for y in range(base + 6 - 40, 0, -40):
+            page[y:y + 2] -= 70
+    a = mask.astype(np.float32) / 255.0
+    page = page * (1 - a) + ink * a + rng.normal(0, 3, page.shape)
+    return np.clip(page, 0, 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def rec():
+    return Recognizer(ModelStore(MODELS))
+
+
+def test_drawings_stay_on_the_canvas_path_and_paper_goes_to_paper():
+    drawing = np.full((200, 300), 255, np.uint8)
+    cv2.line(drawing, (100, 40), (110, 160), 0, 12, cv2.LINE_AA)
+    assert choose_source(drawing, photo=False) == "canvas"
+    assert choose_source(write("12"), photo=False) == "paper"  # grain: no exact background level
+    assert choose_source(drawing, photo=True) == "paper"
+
+
+def test_unknown_source_is_refused_with_the_choices():
+    with pytest.raises(RecognizerError, match="auto, canvas, paper"):
+        Recognizer(ModelStore(MODELS), source="scan")
+
+
+def test_decoding_merges_repeats_and_keeps_blank_separated_doubles():
+    frames = np.full((9, 11), 0.01, np.float32)
+    for t, k in enumerate([0, 3, 3, 0, 3, 0, 0, 8, 8]):  # "2", "2", "7": a double two split by a blank
+        frames[t, k] = 0.9
+    found = decode(frames)
+    assert [d.digit for d in found] == [2, 2, 7]
+    assert [(d.first, d.last) for d in found] == [(1, 2), (4, 4), (7, 8)]
+    assert all(abs(d.probabilities.sum() - 1) < 1e-5 for d in found)
+
+
+def test_without_the_string_reader_paper_falls_back_to_the_canvas_path(tmp_path):
+    for f in ("cnn.keras", "cnn.onnx", "metrics.json", "calibration.json"):
+        shutil.copy(MODELS / f, tmp_path / f)
+    r = Recognizer(ModelStore(tmp_path)).read(write("47"), model="cnn")
+    assert r.source == "canvas" and r.model == "cnn"
+    with pytest.raises(RecognizerError, match="string.onnx is missing"):
+        Recognizer(ModelStore(tmp_path), source="paper").read(write("47"), model="cnn")
+
+
+@needs_reader
+@pytest.mark.parametrize("case, page, want", [
+    ("plain", dict(text="4071"), "4071"),
+    ("touching pair", dict(text="200", gap=-6), "200"),
+    ("separators", dict(text="25.441"), "25441"),
+    ("dash and slash", dict(text="12-7/9"), "1279"),
+    ("ruling lines", dict(text="3581", rules=True), "3581"),
+    ("faint ink on grey paper", dict(text="6094", paper=165.0, ink=135.0), "6094"),
+    ("light falls off", dict(text="8256", gradient=0.5), "8256"),
+])
+def test_paper_conditions_read_right(rec, case, page, want):
+    r = rec.read(write(**page))
+    assert r.source == "paper" and r.model == "string"
+    assert r.text == want, case
+    for d in r.digits:  # each digit keeps what the UI and corrections need
+        x, y, w, h = d.box
+        assert w > 0 and h > 0 and len(d.top3) == 3 and d.input.shape == (28, 28)
+    xs = [d.box[0] for d in r.digits]
+    assert xs == sorted(xs)
+
+
+@needs_reader
+def test_canvas_readings_do_not_change(rec):
+    drawing = np.full((200, 400), 255, np.uint8)
+    cv2.putText(drawing, "71", (60, 150), cv2.FONT_HERSHEY_SIMPLEX, 4, 0, 14, cv2.LINE_AA)
+    auto = rec.read(drawing)
+    canvas = Recognizer(rec.store, source="canvas").read(drawing)
+    assert auto.source == "canvas" and auto.to_dict()["digits"] == canvas.to_dict()["digits"]
+
+
+@needs_reader
+@pytest.mark.skipif(not REGISTERS.is_file(), reason="register scans not present (../shared/data/paper)")
+def test_real_register_validation_pages(rec):
+    """The first 300 digits-only register validation pages: far above the canvas path's 4%."""
+    from study.paper_data import read_registers
+
+    pages = read_registers(REGISTERS, "validation")[:300]
+    right = sum(rec.read(g).text == y for _, g, y in pages)
+    recorded = json.loads((ROOT / "benchmarks/results/paper.json").read_text())["registers"]["exact"]
+    assert right / len(pages) >= min(0.85, recorded - 0.05)
+
+
+@needs_reader
+def test_a_paper_reading_corrected_teaches_the_profile(rec, tmp_path):
+    """Corrections of paper readings are stored like canvas ones: each digit's 28x28 input, for the canvas models."""
+    from recognizer.profile import Profile
+
+    profile = Profile(tmp_path / "me", rec.store)
+    img = write("47")
+    reading = rec.read(img)
+    assert reading.source == "paper" and len(reading.digits) == 2
+    ids = profile.correct_reading(reading, "41", source="cli", image=img)
+    assert len(ids) == 2
+    stored = profile.db.corrections()
+    assert sorted(int(c.label) for c in stored) == [1, 4]
+    assert all(c.input.shape == (28, 28) and c.input.max() > 0.5 for c in stored)
