@@ -10,8 +10,13 @@ What is kept (nothing else: a drawing is stored only when it was corrected):
   * usage: per day, digits read and digits corrected, with and without an adaptation (the error rate in use);
   * adaptations: every attempt per model and base checksum, accepted or refused and why, with the head if kept.
 
-A database that SQLite cannot read is never replaced in place: it is moved aside with a timestamp (the path is
-in `moved_aside`, and logged) and a fresh one is made.
+A database that is not one (damaged, or another file) is never replaced in place: it is moved aside with a
+timestamp (the path is in `moved_aside`; the caller tells the user) and a fresh one is made. A healthy database
+that cannot be opened for writing (a read-only folder or file) is opened read-only instead: reading with it
+works, and every write says why it cannot be made (`read_only`). One that cannot be opened at all (permission
+denied) is left alone and RecognizerError says why. Every SQLite error a user can cause (another program
+holding the write lock past BUSY_TIMEOUT_S, a read-only or damaged file) becomes a RecognizerError with a
+message; nothing reaches the user as a traceback.
 """
 
 from __future__ import annotations
@@ -26,13 +31,14 @@ import logging
 import os
 import sqlite3
 import time
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 
-from common.atomic import write_text
+from common.atomic import write_text, write_text_new
 
 from .errors import RecognizerError
 
@@ -40,7 +46,8 @@ log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 EXPORT_FORMAT = "digit-recognizer corrections"
-BUSY_TIMEOUT_MS = 10_000  # another process writing: wait this long before giving up
+BUSY_TIMEOUT_S = 10.0  # another process writing: wait this long before giving up (tests make it short)
+MAX_ID = 2**63 - 1  # SQLite's largest row id: a bigger number names no correction
 SOURCES = ("app", "web", "cli", "import", "bench")
 
 SCHEMA = """
@@ -130,21 +137,35 @@ class CorrectionStore:
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
         self.moved_aside: Path | None = None
+        self.read_only: str | None = None  # why the profile cannot be written (None: it can)
+        self._read_only_uri: str | None = None
         self._open_checked()
 
     # ------------------------------------------------------------------------ opening
+    def _raw_connect(self) -> sqlite3.Connection:
+        timeout = float(BUSY_TIMEOUT_S)
+        if self._read_only_uri is not None:
+            return sqlite3.connect(self._read_only_uri, uri=True, timeout=timeout, isolation_level=None)
+        con = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
+        con.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
+        con.execute("PRAGMA synchronous=NORMAL")
+        return con
+
     @contextlib.contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        con = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+        """A short connection; every SQLite error in its block becomes a RecognizerError that says what to do."""
         try:
-            con.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-            con.execute("PRAGMA synchronous=NORMAL")
-            yield con
-        finally:
-            con.close()
+            con = self._raw_connect()
+            try:
+                yield con
+            finally:
+                con.close()
+        except sqlite3.Error as exc:
+            raise RecognizerError(self._explain(exc)) from None
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
+        self.check_writable()
         with self._connect() as con:
             con.execute("BEGIN IMMEDIATE")
             try:
@@ -154,28 +175,110 @@ class CorrectionStore:
                 raise
             con.execute("COMMIT")
 
-    def _open_checked(self) -> None:
+    def check_writable(self) -> None:
+        """RecognizerError, saying why and what to do, when the profile cannot be written."""
+        if self.read_only:
+            raise RecognizerError(self._read_only_message())
+
+    def _read_only_message(self) -> str:
+        return (f"the profile {self.path.parent} is read-only ({self.read_only}): reading with it works, but "
+                "corrections, resets and adaptations cannot be stored; make it writable, or use another --profile")
+
+    def _explain(self, exc: sqlite3.Error) -> str:
+        """The user's message for an SQLite error (by its result code, not its wording)."""
+        code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+        if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED) or "locked" in str(exc):
+            return (f"the profile database {self.path} is busy: another program (the app, recognize.py or serve.py) "
+                    f"has been writing to it for more than {float(BUSY_TIMEOUT_S):g} s; try again when it is done")
+        if code == sqlite3.SQLITE_READONLY or self.read_only:
+            self.read_only = self.read_only or self._why_not_writable() or "the database file is read-only"
+            return self._read_only_message()
+        if code in (sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PERM, sqlite3.SQLITE_AUTH, sqlite3.SQLITE_IOERR):
+            return f"cannot open the profile database {self.path}: {self._why_unopenable() or exc}"
+        if not isinstance(exc, sqlite3.OperationalError) and isinstance(exc, sqlite3.DatabaseError):
+            return (f"the profile database {self.path} is damaged ({exc}); it will be moved aside and a new one "
+                    "started the next time the profile is opened")
+        return f"the profile database {self.path} failed: {exc}"
+
+    def _why_unopenable(self) -> str | None:
+        """Why the operating system refuses the database file (e.g. "permission denied"), None if it does not."""
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.path, "rb"):
+                pass
+        except FileNotFoundError:
+            return self._why_not_writable()
         except OSError as exc:
-            raise RecognizerError(f"cannot create the profile folder {self.path.parent}: {exc.strerror}") from None
+            return (exc.strerror or str(exc)).lower()
+        return self._why_not_writable()
+
+    def _why_not_writable(self) -> str | None:
+        """Why the database cannot be written here (a read-only folder or file), None when it can."""
+        folder = self.path.parent
+        if not os.access(folder, os.W_OK):
+            return f"its folder {folder} is read-only" if os.access(folder, os.R_OK) else "permission denied"
+        if self.path.exists() and not os.access(self.path, os.W_OK):
+            return "the database file is read-only"
+        return None
+
+    def _open_checked(self) -> None:
+        if not self.path.parent.is_dir():
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise RecognizerError(f"cannot create the profile folder {self.path.parent}: "
+                                      f"{(exc.strerror or str(exc)).lower()}") from None
         try:
             self._initialise()
-        except sqlite3.DatabaseError as exc:  # not a database, malformed, wrong schema...
-            self.moved_aside = self._move_aside(exc)
+        except sqlite3.OperationalError as exc:  # a healthy file may sit here: never moved aside
+            if "locked" in str(exc) or getattr(exc, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_BUSY:
+                raise RecognizerError(self._explain(exc)) from None
+            self._open_read_only(exc)
+        except sqlite3.DatabaseError as exc:  # not a database, malformed, failed its check: moved aside
+            try:
+                self.moved_aside = self._move_aside(exc)
+            except OSError as move:
+                raise RecognizerError(f"the profile database {self.path} is damaged ({exc}) and cannot be moved "
+                                      f"aside ({(move.strerror or str(move)).lower()}); move it yourself") from None
             try:
                 self._initialise()
             except sqlite3.Error as again:
-                raise RecognizerError(f"cannot make a profile database at {self.path}: {again}") from None
-        except sqlite3.Error as exc:  # unwritable folder, locked for longer than the timeout...
-            raise RecognizerError(f"cannot open the profile database {self.path}: {exc}") from None
+                raise RecognizerError(f"cannot make a profile database at {self.path}: {self._explain(again)}") \
+                    from None
+        else:
+            why = self._why_not_writable()
+            if why:
+                self.read_only = why
+
+    def _open_read_only(self, exc: sqlite3.OperationalError) -> None:
+        """Open an existing, healthy profile that cannot be written, read-only; RecognizerError when it cannot be
+        opened at all (it is then left exactly as it was)."""
+        why = self._why_unopenable()
+        if self.path.is_file() and why != "permission denied":
+            quoted = urllib.parse.quote(str(self.path.resolve()))
+            # mode=ro needs the WAL index beside it (made by a writer); immutable reads the file as it is, which
+            # is right for a folder nobody can write
+            for uri in (f"file:{quoted}?mode=ro", f"file:{quoted}?immutable=1"):
+                self._read_only_uri = uri
+                try:
+                    with contextlib.closing(self._raw_connect()) as con:
+                        if con.execute("PRAGMA quick_check").fetchone()[0] == "ok" and con.execute(
+                                "SELECT value FROM meta WHERE key='schema'").fetchone() is not None:
+                            self.read_only = why or "it cannot be written"
+                            log.info("profile database %s opened read-only: %s", self.path, self.read_only)
+                            return
+                except sqlite3.Error:
+                    continue
+            self._read_only_uri = None
+        raise RecognizerError(f"cannot open the profile database {self.path}: {why or exc}") from None
 
     def _initialise(self) -> None:
-        with self._connect() as con:
+        with contextlib.closing(self._raw_connect()) as con:
             if con.execute("PRAGMA quick_check").fetchone()[0] != "ok":
                 raise sqlite3.DatabaseError("quick_check failed")
-            con.execute("PRAGMA journal_mode=WAL")
-            con.executescript(SCHEMA)
+            tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            if not {"meta", "corrections", "usage", "adaptations"} <= tables:  # new: made once, by one writer
+                con.execute("PRAGMA journal_mode=WAL")
+                con.executescript(SCHEMA)
             row = con.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
             if row is None:
                 con.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
@@ -194,8 +297,9 @@ class CorrectionStore:
             src = Path(f"{self.path}{suffix}")
             if src.exists():
                 os.replace(src, Path(f"{target}{suffix}"))
-        log.warning("the profile database %s could not be read (%s); it was moved to %s and a new one started",
-                    self.path, exc, target)
+        # info, not warning: the caller tells the user (once), with `moved_aside`
+        log.info("the profile database %s could not be read (%s); it was moved to %s and a new one started",
+                 self.path, exc, target)
         return target
 
     # -------------------------------------------------------------------- corrections
@@ -203,6 +307,25 @@ class CorrectionStore:
             probabilities=None, base_sha256: str | None = None, adapted: bool = False,
             crop_png: bytes | None = None, created: float | None = None) -> int | None:
         """Store one correction; its id (None when this very correction is already stored, e.g. imported twice)."""
+        return self.add_all([dict(label=label, input=input, model=model, source=source, read=read,
+                                  probabilities=probabilities, base_sha256=base_sha256, adapted=adapted,
+                                  crop_png=crop_png, created=created)])[0]
+
+    def add_all(self, rows: list[dict], reading: tuple[int, bool] | None = None) -> list[int | None]:
+        """Store corrections (each a dict of `add`'s arguments) in one transaction; their ids (None: already
+        stored). `reading` = (digits, adapted): also count the reading they correct, so that the error rate
+        counts it (the app and the page count their readings themselves, when a drawing is cleared)."""
+        checked = [self._checked(**row) for row in rows]
+        with self._transaction() as con:
+            ids = [self._insert(con, row) for row in checked]
+            if reading is not None:
+                self._count(con, bool(reading[1]), readings=1, digits=int(reading[0]))
+        return ids
+
+    @staticmethod
+    def _checked(*, label: int, input: np.ndarray, model: str, source: str, read: int | None = None,
+                 probabilities=None, base_sha256: str | None = None, adapted: bool = False,
+                 crop_png: bytes | None = None, created: float | None = None) -> dict:
         if not (isinstance(label, (int, np.integer)) and 0 <= int(label) <= 9):
             raise RecognizerError(f"a correction's label is a digit 0-9, got {label!r}")
         if source not in SOURCES:
@@ -210,17 +333,21 @@ class CorrectionStore:
         blob = _encode_input(input)
         created = time.time() if created is None else float(created)
         probs = None if probabilities is None else json.dumps([round(float(p), 6) for p in probabilities])
-        with self._transaction() as con:
-            cur = con.execute(
-                "INSERT OR IGNORE INTO corrections (created, label, read, probabilities, model, base_sha256, adapted,"
-                " source, input, crop_png, digest) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (created, int(label), None if read is None else int(read), probs, model, base_sha256, int(adapted),
-                 source, blob, crop_png, _digest(created, int(label), blob)))
-            if not cur.rowcount:
-                return None
-            if read is not None and int(read) != int(label) and source != "import":
-                self._count(con, adapted, corrected=1)
-            return int(cur.lastrowid)
+        return dict(created=created, label=int(label), read=None if read is None else int(read), probs=probs,
+                    model=model, base_sha256=base_sha256, adapted=bool(adapted), source=source, blob=blob,
+                    crop_png=crop_png, digest=_digest(created, int(label), blob))
+
+    def _insert(self, con: sqlite3.Connection, r: dict) -> int | None:
+        cur = con.execute(
+            "INSERT OR IGNORE INTO corrections (created, label, read, probabilities, model, base_sha256, adapted,"
+            " source, input, crop_png, digest) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (r["created"], r["label"], r["read"], r["probs"], r["model"], r["base_sha256"], int(r["adapted"]),
+             r["source"], r["blob"], r["crop_png"], r["digest"]))
+        if not cur.rowcount:
+            return None
+        if r["read"] is not None and r["read"] != r["label"] and r["source"] != "import":
+            self._count(con, r["adapted"], corrected=1)
+        return int(cur.lastrowid)
 
     def _row(self, r) -> Correction:
         return Correction(r[0], r[1], r[2], r[3], json.loads(r[4]) if r[4] else None, r[5], r[6], bool(r[7]), r[8],
@@ -234,14 +361,16 @@ class CorrectionStore:
             rows = [self._row(r) for r in con.execute(sql)]
         return rows[-limit:] if limit else rows
 
-    def training_set(self) -> tuple[np.ndarray, np.ndarray, int]:
-        """(inputs (N, 28, 28, 1), labels (N,), id of the newest) of every correction: what adapting fits on."""
+    def training_set(self, newest: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(inputs (N, 28, 28, 1), labels (N,), ids (N,)) of the newest `newest` corrections (all when None),
+        oldest first: what adapting fits on. The ids tell which came after an adaptation (they only grow)."""
+        sql = "SELECT id, label, input FROM corrections ORDER BY id DESC" + (" LIMIT ?" if newest else "")
         with self._connect() as con:
-            rows = con.execute("SELECT id, label, input FROM corrections ORDER BY id").fetchall()
+            rows = con.execute(sql, (int(newest),) if newest else ()).fetchall()[::-1]
         if not rows:
-            return np.zeros((0, 28, 28, 1), np.float32), np.zeros(0, np.int64), 0
+            return np.zeros((0, 28, 28, 1), np.float32), np.zeros(0, np.int64), np.zeros(0, np.int64)
         x = np.stack([_decode_input(r[2]) for r in rows])[..., None]
-        return x, np.array([r[1] for r in rows], np.int64), int(rows[-1][0])
+        return x, np.array([r[1] for r in rows], np.int64), np.array([r[0] for r in rows], np.int64)
 
     def newest_id(self) -> int:
         """The id of the newest correction (0 when there is none)."""
@@ -254,6 +383,8 @@ class CorrectionStore:
 
     def delete(self, correction_id: int) -> bool:
         """Remove one correction (and the adaptations fitted on it, which are redone); False if there is none."""
+        if not 0 < int(correction_id) <= MAX_ID:
+            return False
         with self._transaction() as con:
             row = con.execute("SELECT created, label, read, adapted, source FROM corrections WHERE id=?",
                               (int(correction_id),)).fetchone()
@@ -327,16 +458,30 @@ class CorrectionStore:
                      "corrections": r[2], "accepted": bool(r[3]), **json.loads(r[4])} for r in rows]
 
     # ---------------------------------------------------------------- export / import
-    def export(self, target: str | os.PathLike) -> int:
-        """Write every correction to a JSON file (atomically); returns how many."""
+    def _export_text(self, con: sqlite3.Connection) -> tuple[int, str]:
+        sql = ("SELECT id, created, label, read, probabilities, model, base_sha256, adapted, source, input, crop_png"
+               " FROM corrections ORDER BY id")
         items = []
-        for c in self.corrections():
+        for c in (self._row(r) for r in con.execute(sql)):
             items.append({"created": c.created, "label": c.label, "read": c.read, "probabilities": c.probabilities,
                           "model": c.model, "base_sha256": c.base_sha256, "adapted": c.adapted, "source": c.source,
                           "input": base64.b64encode(_encode_input(c.input)).decode(),
                           "crop_png": base64.b64encode(c.crop_png).decode() if c.crop_png else None})
-        write_text(target, json.dumps({"format": EXPORT_FORMAT, "version": SCHEMA_VERSION, "corrections": items}))
-        return len(items)
+        return len(items), json.dumps({"format": EXPORT_FORMAT, "version": SCHEMA_VERSION, "corrections": items})
+
+    def export(self, target: str | os.PathLike) -> tuple[int, Path]:
+        """Write every correction to a JSON file (atomically); (how many, the file). A folder as `target` gets a
+        new file inside it (corrections-<time>.json), never replacing one."""
+        target = Path(target)
+        with self._connect() as con:
+            n, text = self._export_text(con)
+        try:
+            if target.is_dir():
+                return n, write_text_new(target / f"corrections-{time.strftime('%Y%m%d-%H%M%S')}.json", text)
+            write_text(target, text)
+        except OSError as exc:
+            raise RecognizerError(f"cannot write {target}: {(exc.strerror or str(exc)).lower()}") from None
+        return n, target
 
     def import_file(self, source: str | os.PathLike) -> tuple[int, int]:
         """Add the corrections of an exported file; (added, already there). Checks everything before adding."""
@@ -370,8 +515,20 @@ class CorrectionStore:
         added = sum(self.add(source="import", **row) is not None for row in rows)
         return added, len(rows) - added
 
-    def reset(self) -> None:
-        """Forget every correction, count and adaptation (the caller exports first unless told not to)."""
+    def reset(self, export_to: str | os.PathLike | None = None) -> Path | None:
+        """Forget every correction, count and adaptation. With `export_to`, first keep the corrections there
+        (another name when that one is taken: an export never replaces a file); the file written, None when
+        there was nothing to keep. One transaction: a correction made meanwhile is exported, or stays."""
+        kept = None
         with self._transaction() as con:
+            if export_to is not None:
+                n, text = self._export_text(con)
+                if n:
+                    try:
+                        kept = write_text_new(export_to, text)
+                    except OSError as exc:
+                        raise RecognizerError(f"cannot keep the corrections in {export_to} "
+                                              f"({(exc.strerror or str(exc)).lower()}); nothing was forgotten") from None
             for table in ("corrections", "usage", "adaptations"):
                 con.execute(f"DELETE FROM {table}")
+        return kept

@@ -30,6 +30,9 @@ from .models import ModelStore
 log = logging.getLogger(__name__)
 
 MAX_CORRECTIONS = 2000  # the newest this many are fitted on (older ones stay stored and exported)
+# No digit is much wider than it is tall: of MNIST's 70,000 the widest is 2.5 times its height (99.99% are at most
+# 2.0). A stroke wider than this is a bar or a line, and is never stored as a digit.
+MAX_DIGIT_ASPECT = 3.0
 
 
 def default_profile_dir() -> Path:
@@ -59,6 +62,15 @@ def existing_profile_dir(spec: str | os.PathLike | None) -> Path | None:
     return folder if folder is not None and (folder / PROFILE_DB).is_file() else None
 
 
+def not_a_digit(box) -> str | None:
+    """Why a digit's box (x, y, w, h) cannot hold a digit (a line or a bar: far wider than tall), else None."""
+    w, h = int(box[2]), int(box[3])
+    if w > MAX_DIGIT_ASPECT * max(h, 1):
+        return (f"is a {w}x{h}-pixel line, not a digit (no digit is more than {MAX_DIGIT_ASPECT:g} times as wide "
+                "as it is tall)")
+    return None
+
+
 def members(model: str) -> tuple[str, ...]:
     """The base models a reading with `model` runs (the ensemble: all three)."""
     return BASE_MODELS if model == ENSEMBLE else (model,)
@@ -70,7 +82,8 @@ class Adapted:
 
     head: Head
     base_sha256: str
-    corrections: int
+    corrections: int       # how many it was fitted on (at most MAX_CORRECTIONS)
+    last_correction: int   # the id of the newest of them: corrections with a higher id came after it
 
 
 class Profile:
@@ -84,6 +97,11 @@ class Profile:
         self._adapt_lock = threading.Lock()
         self._bases: dict[str, BaseHead] = {}
         self._in_use: dict[str, Adapted | None] = {}
+
+    @property
+    def read_only(self) -> str | None:
+        """Why the profile cannot be written (a read-only folder or file), None when it can."""
+        return self.db.read_only
 
     @property
     def moved_aside(self) -> Path | None:
@@ -125,7 +143,7 @@ class Profile:
         if sha:
             row = self.db.latest_adaptation(name, sha, accepted_only=True)
             if row is not None and row["head"]:
-                found = Adapted(Head.from_bytes(row["head"]), sha, row["corrections"])
+                found = Adapted(Head.from_bytes(row["head"]), sha, row["corrections"], row["last_correction"])
         with self._lock:
             self._in_use[name] = found
         return found
@@ -149,8 +167,8 @@ class Profile:
         reads again, and the refusal's reason says so."""
         decisions = {}
         with self._adapt_lock:
-            x, y, newest = self.db.training_set()
-            x, y = x[-MAX_CORRECTIONS:], y[-MAX_CORRECTIONS:]
+            x, y, ids = self.db.training_set(newest=MAX_CORRECTIONS)
+            newest = int(ids[-1]) if len(ids) else 0
             for name in members(model):
                 why = self.can_adapt(name)
                 if why is not None:
@@ -162,9 +180,9 @@ class Profile:
                 decision = adapt.decide(base.head, base.stats, feats, y, settings)
                 aside = None
                 in_use = self.adapted(name) if not decision.accepted else None
-                if in_use is not None and in_use.base_sha256 == sha and len(y) > in_use.corrections:
-                    new = len(y) - in_use.corrections  # the newest corrections: made while it was reading
-                    aside = adapt.set_aside(in_use.head, base.head, feats[-new:], y[-new:])
+                made_since = ids > in_use.last_correction if in_use is not None else None  # while it was reading
+                if in_use is not None and in_use.base_sha256 == sha and made_since.any():
+                    aside = adapt.set_aside(in_use.head, base.head, feats[made_since], y[made_since])
                 if aside:
                     decision = dataclasses.replace(decision, reason=f"{decision.reason}; {aside}", set_aside=True)
                 self.db.add_adaptation(name, sha, decision.summary(), newest,
@@ -172,14 +190,16 @@ class Profile:
                                        decides_reading=decision.accepted or aside is not None)
                 if decision.accepted or aside:
                     with self._lock:
-                        self._in_use[name] = Adapted(decision.head, sha, len(y)) if decision.accepted else None
+                        self._in_use[name] = Adapted(decision.head, sha, len(y), newest) if decision.accepted else None
                 log.info("%s: %s (%.2f s)", name, decision.reason, decision.seconds)
                 decisions[name] = decision
         return decisions
 
     def adapt_if_stale(self, model: str) -> dict[str, adapt.Decision]:
         """Adapt the base models of `model` that have unseen corrections (after new corrections, or a model
-        update); {} when none needed it."""
+        update); {} when none needed it, or when the profile is read-only (the adaptation stored is used)."""
+        if self.read_only:
+            return {}
         todo = [n for n in members(model) if self.can_adapt(n) is None and self.stale(n)]
         out = {}
         for name in todo:
@@ -220,11 +240,13 @@ class Profile:
                            probabilities=probabilities, base_sha256=self.sha_of(model), adapted=adapted,
                            crop_png=png_bytes(crop))
 
-    def correct_reading(self, reading, text: str, source: str, image=None) -> list[int]:
+    def correct_reading(self, reading, text: str, source: str, image=None, counted: bool = False) -> list[int]:
         """Store the right digits of a whole reading: `text` has one character per digit in reading order (line
         breaks and spaces ignored), a digit 0-9 to teach, or "?" / "_" to skip that digit. `image` (the array
-        or path that was read) gives each stored digit its crop. Returns the ids stored; RecognizerError,
-        storing nothing, when `text` does not match the reading."""
+        or path that was read) gives each stored digit its crop. The reading is counted with them (the error
+        rate's denominator) unless `counted`: its caller counts it (count_reading). Returns the ids stored;
+        RecognizerError, storing nothing, when `text` does not match the reading or names a digit that cannot
+        be one."""
         wanted = [c for c in str(text) if not c.isspace()]
         bad = [c for c in wanted if not (c.isdigit() and c.isascii()) and c not in "?_"]
         if bad:
@@ -234,12 +256,16 @@ class Profile:
                                   f"right text {text!r} has {len(wanted)}; nothing stored")
         if all(c in "?_" for c in wanted):
             raise RecognizerError("the right text names no digit (only '?'); nothing stored")
+        for i, (c, d) in enumerate(zip(wanted, reading.digits)):
+            why = not_a_digit(d.box)
+            if c not in "?_" and why:
+                raise RecognizerError(f"digit {i + 1} of the reading {why}; nothing stored (give '?' to skip it)")
         gray = None
         if image is not None:
             from .images import load_gray
 
             gray = load_gray(image)
-        ids = []
+        rows = []
         for c, d in zip(wanted, reading.digits):
             if c in "?_":
                 continue
@@ -247,9 +273,10 @@ class Profile:
             if gray is not None:
                 x, y, w, h = d.box
                 crop = gray[y:y + h, x:x + w]
-            ids.append(self.add_correction(label=int(c), input=d.input, model=reading.model, source=source,
-                                           read=d.digit, probabilities=d.probabilities, adapted=reading.adapted,
-                                           crop=crop))
+            rows.append(dict(label=int(c), input=d.input, model=reading.model, source=source, read=d.digit,
+                             probabilities=d.probabilities, base_sha256=self.sha_of(reading.model),
+                             adapted=reading.adapted, crop_png=png_bytes(crop)))
+        ids = self.db.add_all(rows, reading=None if counted else (len(reading.digits), reading.adapted))
         return [i for i in ids if i is not None]
 
     def delete(self, correction_id: int) -> bool:
@@ -262,11 +289,8 @@ class Profile:
     def reset(self, keep_export: bool = True) -> Path | None:
         """Forget the writer's hand; first export the corrections beside the database unless told not to.
         Returns the export's path (None when not kept or there was nothing to keep)."""
-        kept = None
-        if keep_export and self.db.count():
-            kept = self.folder / f"corrections-before-reset-{time.strftime('%Y%m%d-%H%M%S')}.json"
-            self.db.export(kept)
-        self.db.reset()
+        name = f"corrections-before-reset-{time.strftime('%Y%m%d-%H%M%S')}.json"  # -2, -3... within a second
+        kept = self.db.reset(export_to=self.folder / name if keep_export else None)
         with self._lock:
             self._in_use.clear()
         return kept

@@ -87,7 +87,7 @@ def test_export_import_round_trip_and_no_duplicates(tmp_path):
     a = CorrectionStore(tmp_path / "a" / PROFILE_DB)
     for i in range(5):
         _add(a, i, seed=i, read=(i + 1) % 10)
-    assert a.export(tmp_path / "out.json") == 5
+    assert a.export(tmp_path / "out.json") == (5, tmp_path / "out.json")
     b = CorrectionStore(tmp_path / "b" / PROFILE_DB)
     assert b.import_file(tmp_path / "out.json") == (5, 0)
     assert b.import_file(tmp_path / "out.json") == (0, 5)  # importing twice adds nothing
@@ -108,12 +108,25 @@ def test_a_bad_import_file_is_refused_whole(tmp_path, content):
     assert db.count() == 1
 
 
+def test_export_into_a_folder_writes_a_new_file_there_never_over_one(tmp_path, monkeypatch):
+    db = CorrectionStore(tmp_path / "p" / PROFILE_DB)
+    _add(db, 1, seed=1)
+    monkeypatch.setattr("time.strftime", lambda fmt, *a: "20260101-120000")
+    (tmp_path / "out").mkdir()
+    n, first = db.export(tmp_path / "out")
+    _add(db, 2, seed=2)
+    m, second = db.export(tmp_path / "out")
+    assert (n, m) == (1, 2) and first.parent == second.parent == tmp_path / "out" and first != second
+    assert [len(json.loads(f.read_text())["corrections"]) for f in (first, second)] == [1, 2]
+
+
 def test_delete_removes_one_correction_and_its_count(tmp_path):
     db = CorrectionStore(tmp_path / PROFILE_DB)
     keep, gone = _add(db, 1, seed=1, read=7), _add(db, 2, seed=2, read=3)
     assert sum(r["corrected"] for r in db.usage()) == 2
     assert db.delete(gone) and not db.delete(gone) and not db.delete(12345)
     assert [c.id for c in db.corrections()] == [keep] and sum(r["corrected"] for r in db.usage()) == 1
+    assert not db.delete(10**23) and not db.delete(-1) and db.count() == 1  # no id that large: none to delete
 
 
 # ------------------------------------------------------------------------------------------ adaptation
@@ -342,6 +355,25 @@ def test_a_model_update_redoes_the_adaptation_from_the_stored_corrections(tmp_pa
     assert used and (probs.argmax(1) == 4).mean() > 0.7
 
 
+def test_the_set_aside_rule_holds_past_the_cap(tmp_path, monkeypatch):
+    """Past MAX_CORRECTIONS the fitted set stops growing; corrections made while an adaptation read are found by
+    their ids, so a misreading adaptation is still set aside (a 2,000-correction profile, made small here)."""
+    import recognizer.profile as profile_module
+
+    store = ModelStore(_cnn_only(tmp_path / "models"))
+    profile = Profile(tmp_path / "me", store)
+    rest = _teach_nines_as_fours(profile, n=20)
+    monkeypatch.setattr(profile_module, "MAX_CORRECTIONS", 20)  # the cap is reached
+    assert profile.adapt("cnn", UNGUARDED)["cnn"].accepted and profile.adapted("cnn").corrections == 20
+    in_use = profile.adapted("cnn").head
+    misread = rest[in_use.logits(store.features("cnn", rest[..., None])).argmax(1) == 4][:4]
+    for img in misread:
+        profile.add_correction(label=9, input=img, model="cnn", source="app", read=4)
+    d = profile.adapt("cnn", AdaptSettings(guard_agreement=1.01))["cnn"]
+    assert d.corrections == 20 and "set aside (it misread 4 of your 4 newest corrections" in d.reason, d.reason
+    assert profile.adapted("cnn") is None
+
+
 def test_reset_keeps_an_export_unless_told_not_to(tmp_path):
     store = ModelStore(_cnn_only(tmp_path / "models"))
     profile = Profile(tmp_path / "me", store)
@@ -404,12 +436,46 @@ def test_cli_corrects_lists_exports_imports_and_resets(tmp_path, capsys):
     assert "117" in capsys.readouterr().out
 
 
+def test_cli_counts_the_reading_it_corrects(tmp_path, capsys):
+    """Corrections made with --correct count their reading: the figures never say "0 digits in 0 readings, 1
+    corrected", nor more corrected than read."""
+    import recognize
+
+    img, prof = _image(tmp_path / "a.png"), ["--profile", str(tmp_path / "p")]
+    for _ in range(4):
+        assert recognize.main(["--correct", str(img), "777", "--model", "cnn", *prof]) == 0
+    assert recognize.main([str(img), "--model", "cnn", *prof]) == 0  # a plain reading counts as before
+    capsys.readouterr()
+    stats = Profile(tmp_path / "p", ModelStore(MODELS)).stats("cnn")
+    parts = [stats["before_adaptation"], stats["with_adaptation"]]
+    assert stats["corrections"] == 12 and [sum(p[k] for p in parts) for k in ("readings", "digits", "corrected")] \
+        == [5, 15, 8]  # "117" read, "777" right: 2 of each 3 corrected
+    assert all(p["corrected"] <= p["digits"] for p in parts), parts  # never "0 digits ..., 1 corrected", 428.6%
+
+
+def test_a_line_is_never_stored_as_a_digit(tmp_path, capsys):
+    """A blank 20000x1 image with one long line reads as one "digit"; it is refused as a correction, clearly."""
+    import recognize
+    from PIL import Image
+
+    img = np.full((1, 20000), 255, np.uint8)
+    img[0, 5000:6000] = 0  # read as one "digit" 1000 pixels wide, 1 tall
+    Image.fromarray(img).save(tmp_path / "line.png")
+    assert recognize.main(["--correct", str(tmp_path / "line.png"), "1", "--profile", str(tmp_path / "p")]) == 1
+    err = capsys.readouterr().err
+    assert "not a digit" in err and "nothing stored" in err and err.count("error:") == 1
+    assert CorrectionStore(tmp_path / "p" / PROFILE_DB).count() == 0
+
+
 @pytest.mark.parametrize("argv,message", [
     (["--correct", "a.png"], "pairs"),
     (["--adapt", "x.png"], "no image paths"),
     (["--adapt", "--profile-stats"], "one of"),
     (["--corrections", "drop"], "choose list"),
     (["--corrections", "delete", "abc"], "number"),
+    (["--corrections", "delete", "99999999999999999999999"], "number"),
+    (["--corrections", "delete", "0"], "number"),
+    (["--corrections", "delete", "\u00b2"], "number"),  # a superscript 2: isdigit() but not a number
     (["--corrections", "export"], "takes 1 argument"),
     (["--adapt", "--profile", "none"], "needs a profile"),
     (["--discard"], "goes with --profile-reset"),

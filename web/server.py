@@ -75,13 +75,17 @@ QUERY_PARAMS = [
 ]
 TEXT_HELP = ("the right text: one character per digit read, in reading order (line breaks and spaces ignored), "
              "a digit 0-9 to teach or '?' to skip that digit; e.g. '?7?' says the 2nd of three digits is a 7")
+COUNTED_HELP = ("true when the client counts this reading itself with POST /api/profile/readings, as this "
+                "server's page does when a drawing is cleared (the default for requests from the page); false, the "
+                "default for other clients (curl, scripts), counts the reading here, once per request")
 CORRECTION_BODY = copy.deepcopy(IMAGE_BODY)
 CORRECTION_BODY["content"]["multipart/form-data"]["schema"] = {"type": "object", "required": ["image", "text"],
                                                               "properties": {
     "image": {"type": "string", "format": "binary", "description": "the image that was read (PNG, JPEG, BMP, WebP)"},
     "text": {"type": "string", "description": TEXT_HELP},
     "model": {"type": "string", "enum": list(MODEL_NAMES), "description": "the model that read it (default: the "
-                                                                         "server's default)"}}}
+                                                                         "server's default)"},
+    "counted": {"type": "boolean", "description": COUNTED_HELP}}}
 CORRECTION_PARAMS = [{"name": "text", "in": "query", "required": False, "schema": {"type": "string"},
                       "description": TEXT_HELP + " (here or as a form field)"}, QUERY_PARAMS[0]]
 READINGS_BODY = {"required": True, "content": {"application/json": {"schema": {
@@ -179,15 +183,19 @@ def _parse_count(body: bytes) -> tuple[int, bool]:
     return digits, adapted
 
 
-def _parse_keep(raw) -> bool:
+def _parse_flag(name: str, raw, default: bool, meaning: str) -> bool:
     if raw is None or raw == "":
-        return True
+        return default
     v = str(raw).strip().lower()
     if v in ("1", "true", "yes", "on"):
         return True
     if v in ("0", "false", "no", "off"):
         return False
-    raise ApiError(422, f"keep={raw!r}: give true (export the corrections first, the default) or false")
+    raise ApiError(422, f"{name}={raw!r}: give true ({meaning}) or false")
+
+
+def _parse_keep(raw) -> bool:
+    return _parse_flag("keep", raw, True, "export the corrections first, the default")
 
 
 def create_app(models_dir: str | os.PathLike = DEFAULT_MODELS_DIR, store: ModelStore | None = None, *,
@@ -401,7 +409,8 @@ def create_app(models_dir: str | os.PathLike = DEFAULT_MODELS_DIR, store: ModelS
                           "/api/read), `text` (the right text, one character per digit read, '?' to skip a "
                           "digit) and optionally `model`. The image is read again, the digits named are stored in "
                           "the profile, and the reader adapts to them in the background a moment later (poll GET "
-                          "/api/profile: `adapting`, `status`). Answers 201 {stored: [ids], reading, adapting}; "
+                          "/api/profile: `adapting`, `status`). The reading counts toward the error rate unless `counted` "
+                          "(the page counts its readings itself). Answers 201 {stored: [ids], reading, adapting}; "
                           "422 when `text` does not match the digits read (nothing stored). Needs `serve.py "
                           "--learn` and a request from this server's page or from no page (curl).",
               openapi_extra={"requestBody": CORRECTION_BODY, "parameters": CORRECTION_PARAMS},
@@ -412,13 +421,15 @@ def create_app(models_dir: str | os.PathLike = DEFAULT_MODELS_DIR, store: ModelS
         await may_change(request, "add corrections")
         up, params = await take_image(request)
         text = _check_text(params.get("text"))
+        counted = _parse_flag("counted", params.get("counted"), "origin" in request.headers,
+                              "the client counts the reading itself")
         name = await run_in_threadpool(check_model, params.get("model"))
         rec = Recognizer(store, profile=profile)
 
         def read_and_store(image):
             reading = rec.read(image, model=name)
             try:
-                ids = profile.correct_reading(reading, text, source="web", image=image)
+                ids = profile.correct_reading(reading, text, source="web", image=image, counted=counted)
             except RecognizerError as exc:
                 raise ApiError(422, str(exc), reading=reading.to_dict()) from None
             return reading, ids
