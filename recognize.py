@@ -13,7 +13,7 @@ from pathlib import Path
 from common.atomic import atomic_path
 from common.names import BASE_MODELS, DEFAULT_MODELS_DIR, MODEL_NAMES, NO_PROFILE, PROFILE_ENV
 from recognizer import DEFAULT_THRESHOLD, ModelStore, Recognizer, RecognizerError
-from recognizer.corrections import MAX_ID
+from recognizer.profile_store import MAX_ID
 from recognizer.images import IMAGE_SUFFIXES, load_gray
 
 EPILOG = """examples:

@@ -2,7 +2,7 @@
 
 One folder per profile (default: the platform's user data folder via platformdirs; `--profile DIR` or
 $DIGITS_PROFILE; "none" reads with the shipped models alone) holding one SQLite database
-(recognizer/corrections.py). An adaptation belongs to one base model, by the checksum of its `.keras` file:
+(recognizer/profile_store.py). An adaptation belongs to one base model, by the checksum of its `.keras` file:
 when the shipped models change, the next reading finds none for the new checksum and adapts again from the
 stored corrections, so nothing the writer taught is lost by a model update.
 """
@@ -22,7 +22,7 @@ import numpy as np
 from common.names import APP_NAME, BASE_MODELS, ENSEMBLE, NO_PROFILE, PROFILE_DB, PROFILE_ENV
 
 from . import adapt
-from .corrections import CorrectionStore, png_bytes
+from .profile_store import ProfileStore, png_bytes
 from .errors import RecognizerError
 from .head import BaseHead, Head, load_base_head
 from .models import ModelStore
@@ -92,7 +92,7 @@ class Profile:
     def __init__(self, folder: str | os.PathLike, store: ModelStore):
         self.folder = Path(folder)
         self.store = store
-        self.db = CorrectionStore(self.folder / PROFILE_DB)
+        self.db = ProfileStore(self.folder / PROFILE_DB)
         self._lock = threading.Lock()
         self._adapt_lock = threading.Lock()
         self._bases: dict[str, BaseHead] = {}
@@ -142,8 +142,8 @@ class Profile:
         sha = self.store.load(name).sha256
         if sha:
             row = self.db.latest_adaptation(name, sha, accepted_only=True)
-            if row is not None and row["head"]:
-                found = Adapted(Head.from_bytes(row["head"]), sha, row["corrections"], row["last_correction"])
+            if row is not None and row.head:
+                found = Adapted(Head.from_bytes(row.head), sha, row.corrections, row.last_correction)
         with self._lock:
             self._in_use[name] = found
         return found
@@ -158,7 +158,7 @@ class Profile:
         if newest == 0:
             return False
         row = self.db.latest_adaptation(name, sha)
-        return row is None or row["last_correction"] < newest
+        return row is None or row.last_correction < newest
 
     def adapt(self, model: str, settings: adapt.AdaptSettings = adapt.DEFAULT_SETTINGS) -> dict[str, adapt.Decision]:
         """Adapt every base model of `model` to the stored corrections now; {base model: Decision}. An accepted
@@ -317,7 +317,7 @@ class Profile:
             in_use = self.adapted(name)
             adaptations[name] = {"in_use": in_use is not None,
                                  "corrections": in_use.corrections if in_use else 0,
-                                 "last": row["report"] if row else None}
+                                 "last": row.report if row else None}
         corrections = self.db.corrections()
         return {
             "profile": str(self.folder),

@@ -14,7 +14,7 @@ import pytest
 from common.names import PROFILE_DB
 from recognizer import ModelStore, Recognizer, RecognizerError
 from recognizer.adapt import AdaptSettings, decide, typical_margins
-from recognizer.corrections import CorrectionStore
+from recognizer.profile_store import ProfileStore
 from recognizer.head import load_base_head
 from recognizer.profile import Profile, resolve_profile_dir
 
@@ -26,14 +26,14 @@ def _digit(seed: int) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, (28, 28)).astype(np.float32) / 255.0
 
 
-def _add(db: CorrectionStore, label: int, seed: int, read: int | None = None, source: str = "cli"):
+def _add(db: ProfileStore, label: int, seed: int, read: int | None = None, source: str = "cli"):
     return db.add(label=label, input=_digit(seed), model="cnn", source=source, read=read,
                   probabilities=np.full(10, 0.1), base_sha256="abc", crop_png=b"\x89PNG fake")
 
 
 # ------------------------------------------------------------------------------------------ database
 def test_a_correction_comes_back_bit_for_bit(tmp_path):
-    db = CorrectionStore(tmp_path / PROFILE_DB)
+    db = ProfileStore(tmp_path / PROFILE_DB)
     cid = _add(db, 7, seed=1, read=1)
     [c] = db.corrections()
     assert c.id == cid and c.label == 7 and c.read == 1 and c.model == "cnn" and c.source == "cli"
@@ -47,14 +47,14 @@ def test_a_correction_comes_back_bit_for_bit(tmp_path):
 
 @pytest.mark.parametrize("label,source", [(10, "cli"), (-1, "cli"), ("7", "cli"), (3, "somewhere")])
 def test_bad_corrections_are_refused_and_nothing_is_stored(tmp_path, label, source):
-    db = CorrectionStore(tmp_path / PROFILE_DB)
+    db = ProfileStore(tmp_path / PROFILE_DB)
     with pytest.raises(RecognizerError):
         _add(db, label, seed=0, source=source)
     assert db.count() == 0
 
 
 def _writer(folder: str, first: int, n: int) -> None:
-    db = CorrectionStore(Path(folder) / PROFILE_DB)
+    db = ProfileStore(Path(folder) / PROFILE_DB)
     for i in range(n):
         _add(db, (first + i) % 10, seed=first + i)
         db.count_reading(3, adapted=False)
@@ -68,7 +68,7 @@ def test_two_processes_writing_at_once_lose_nothing(tmp_path):
     for p in procs:
         p.join(60)
         assert p.exitcode == 0
-    db = CorrectionStore(tmp_path / PROFILE_DB)
+    db = ProfileStore(tmp_path / PROFILE_DB)
     assert db.count() == 80
     assert sum(r["readings"] for r in db.usage()) == 80 and sum(r["digits"] for r in db.usage()) == 240
 
@@ -76,7 +76,7 @@ def test_two_processes_writing_at_once_lose_nothing(tmp_path):
 def test_a_corrupt_database_is_moved_aside_never_replaced(tmp_path):
     path = tmp_path / PROFILE_DB
     path.write_bytes(b"this is not a database" * 100)
-    db = CorrectionStore(path)
+    db = ProfileStore(path)
     assert db.moved_aside is not None and db.moved_aside.read_bytes() == b"this is not a database" * 100
     assert db.moved_aside.name.startswith(f"{PROFILE_DB}.corrupt-") and db.count() == 0
     _add(db, 3, seed=3)  # the fresh one works
@@ -84,11 +84,11 @@ def test_a_corrupt_database_is_moved_aside_never_replaced(tmp_path):
 
 
 def test_export_import_round_trip_and_no_duplicates(tmp_path):
-    a = CorrectionStore(tmp_path / "a" / PROFILE_DB)
+    a = ProfileStore(tmp_path / "a" / PROFILE_DB)
     for i in range(5):
         _add(a, i, seed=i, read=(i + 1) % 10)
     assert a.export(tmp_path / "out.json") == (5, tmp_path / "out.json")
-    b = CorrectionStore(tmp_path / "b" / PROFILE_DB)
+    b = ProfileStore(tmp_path / "b" / PROFILE_DB)
     assert b.import_file(tmp_path / "out.json") == (5, 0)
     assert b.import_file(tmp_path / "out.json") == (0, 5)  # importing twice adds nothing
     got, want = b.corrections(), a.corrections()
@@ -100,7 +100,7 @@ def test_export_import_round_trip_and_no_duplicates(tmp_path):
     {"format": "digit-recognizer corrections", "corrections": [{"label": 3, "input": "AAAA", "model": "cnn",
                                                                 "created": 1.0}]})])
 def test_a_bad_import_file_is_refused_whole(tmp_path, content):
-    db = CorrectionStore(tmp_path / PROFILE_DB)
+    db = ProfileStore(tmp_path / PROFILE_DB)
     _add(db, 1, seed=1)
     (tmp_path / "bad.json").write_text(content)
     with pytest.raises(RecognizerError, match="bad.json"):
@@ -109,7 +109,7 @@ def test_a_bad_import_file_is_refused_whole(tmp_path, content):
 
 
 def test_export_into_a_folder_writes_a_new_file_there_never_over_one(tmp_path, monkeypatch):
-    db = CorrectionStore(tmp_path / "p" / PROFILE_DB)
+    db = ProfileStore(tmp_path / "p" / PROFILE_DB)
     _add(db, 1, seed=1)
     monkeypatch.setattr("time.strftime", lambda fmt, *a: "20260101-120000")
     (tmp_path / "out").mkdir()
@@ -121,7 +121,7 @@ def test_export_into_a_folder_writes_a_new_file_there_never_over_one(tmp_path, m
 
 
 def test_delete_removes_one_correction_and_its_count(tmp_path):
-    db = CorrectionStore(tmp_path / PROFILE_DB)
+    db = ProfileStore(tmp_path / PROFILE_DB)
     keep, gone = _add(db, 1, seed=1, read=7), _add(db, 2, seed=2, read=3)
     assert sum(r["corrected"] for r in db.usage()) == 2
     assert db.delete(gone) and not db.delete(gone) and not db.delete(12345)
@@ -481,7 +481,7 @@ def test_a_line_is_never_stored_as_a_digit(tmp_path, capsys):
     assert recognize.main(["--correct", str(tmp_path / "line.png"), "1", "--profile", str(tmp_path / "p")]) == 1
     err = capsys.readouterr().err
     assert "not a digit" in err and "nothing stored" in err and err.count("error:") == 1
-    assert CorrectionStore(tmp_path / "p" / PROFILE_DB).count() == 0
+    assert ProfileStore(tmp_path / "p" / PROFILE_DB).count() == 0
 
 
 @pytest.mark.parametrize("argv,message", [
@@ -516,4 +516,4 @@ def test_cli_bad_files_store_nothing(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "junk.png" in err and "missing.png" in err
     assert recognize.main(["--corrections", "import", str(tmp_path / "junk.png"), *prof]) == 1
-    assert CorrectionStore(tmp_path / "p" / PROFILE_DB).count() == 0
+    assert ProfileStore(tmp_path / "p" / PROFILE_DB).count() == 0

@@ -24,8 +24,8 @@ import pytest
 
 from common.names import PROFILE_DB
 from recognizer import ModelStore, RecognizerError
-from recognizer import corrections as store_module
-from recognizer.corrections import CorrectionStore
+from recognizer import profile_store as store_module
+from recognizer.profile_store import ProfileStore
 from recognizer.profile import Profile
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,8 +38,8 @@ def _digit(seed: int) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, (28, 28)).astype(np.float32) / 255.0
 
 
-def _seed(folder: Path, n: int) -> CorrectionStore:
-    db = CorrectionStore(folder / PROFILE_DB)
+def _seed(folder: Path, n: int) -> ProfileStore:
+    db = ProfileStore(folder / PROFILE_DB)
     for i in range(n):
         db.add(label=i % 10, input=_digit(i), model="cnn", source="cli", read=(i + 1) % 10)
     return db
@@ -271,7 +271,7 @@ def test_a_write_lock_held_past_the_timeout_gets_a_message_and_loses_nothing(tmp
                               stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
-        db = CorrectionStore(tmp_path / PROFILE_DB)  # opening only reads
+        db = ProfileStore(tmp_path / PROFILE_DB)  # opening only reads
         t0 = time.perf_counter()
         with pytest.raises(RecognizerError, match="busy: another program .* for more than 0.3 s"):
             db.add(label=4, input=_digit(7), model="cnn", source="cli", read=4)
@@ -292,8 +292,8 @@ WRITER = r"""
 import sys
 import numpy as np
 sys.path.insert(0, ".")
-from recognizer.corrections import CorrectionStore
-db = CorrectionStore(sys.argv[1])
+from recognizer.profile_store import ProfileStore
+db = ProfileStore(sys.argv[1])
 for i in range(100000):
     x = np.random.default_rng(i).random((28, 28), np.float32)
     cid = db.add(label=i % 10, input=x, model="cnn", source="cli", read=(i + 3) % 10, crop_png=bytes(4000))
@@ -315,7 +315,7 @@ def test_a_writer_killed_mid_write_loses_nothing_it_committed(tmp_path):
         os.kill(child.pid, signal.SIGKILL)  # while it is writing the next one
         child.wait(30)
     assert child.returncode == -signal.SIGKILL
-    db = CorrectionStore(path)
+    db = ProfileStore(path)
     assert db.moved_aside is None
     ids = _ids(tmp_path)
     assert set(committed) <= set(ids) and len(ids) <= len(committed) + 1  # at most the one in flight on top

@@ -320,10 +320,10 @@ def test_upload_shows_the_image_with_its_boxes(page, tmp_path):
 def test_correct_a_digit_with_a_key_and_the_probability_list(page, profile_dir):
     """Click a digit, type the right one: shown at once, stored in the profile; the status line says what the
     profile did; a pick from the probability list does the same; clearing counts the reading; Forget resets."""
-    from recognizer.corrections import CorrectionStore
+    from recognizer.profile_store import ProfileStore
 
     pg = page
-    db = CorrectionStore(profile_dir / "profile.sqlite")
+    db = ProfileStore(profile_dir / "profile.sqlite")
     pg.keyboard.press("Escape")
     pg.wait_for_function("() => document.getElementById('number').dataset.text === ''")
     n = reads(pg)
@@ -378,7 +378,7 @@ def test_without_learn_corrections_are_off_with_a_hint(server, page, profile_dir
     nothing and the page says how to turn corrections on."""
     import json
 
-    from recognizer.corrections import CorrectionStore
+    from recognizer.profile_store import ProfileStore
 
     url, _ = server
     pg = page.context.new_page()
@@ -395,14 +395,14 @@ def test_without_learn_corrections_are_off_with_a_hint(server, page, profile_dir
     pg.wait_for_function("() => document.getElementById('model').options.length >= 6")
     pg.wait_for_function("() => !document.getElementById('learn-hint').hidden")
     assert "--learn" in pg.locator("#learn-hint").inner_text() and pg.locator("#forget").is_disabled()
-    before = CorrectionStore(profile_dir / "profile.sqlite").count()
+    before = ProfileStore(profile_dir / "profile.sqlite").count()
     n = reads(pg)
     draw_number(pg, "1")
     wait_reading(pg, n, "1")
     pg.keyboard.press("7")
     pg.wait_for_function("() => document.getElementById('status').classList.contains('error')")
     assert "--learn" in pg.locator("#status").inner_text() and pg.locator("#number").inner_text() == "1"
-    assert CorrectionStore(profile_dir / "profile.sqlite").count() == before
+    assert ProfileStore(profile_dir / "profile.sqlite").count() == before
     assert not errors
     pg.close()
 

@@ -1,4 +1,4 @@
-"""A writer's corrections, counts and adaptations in one SQLite database per profile.
+"""The profile's database: a writer's corrections, reading counts and adaptations, one SQLite file per profile.
 
 Why SQLite: the app, recognize.py and serve.py may write to the same profile at once; SQLite in WAL mode gives
 them transactions across processes, and a half-written correction never exists. Every operation opens its own
@@ -106,6 +106,20 @@ class Correction:
                 "adapted": self.adapted, "source": self.source}
 
 
+@dataclass(frozen=True)
+class AdaptationRecord:
+    """One stored adaptation attempt of a base model."""
+
+    id: int
+    created: float
+    corrections: int       # how many corrections it was fitted on
+    last_correction: int   # the id of the newest of them
+    accepted: bool         # it decides what reads (an accepted head, or with none: the shipped head again)
+    reason: str
+    report: dict           # adapt.Decision.summary()
+    head: bytes | None     # the adapted head (Head.to_bytes), None when refused or set aside
+
+
 def _encode_input(x: np.ndarray) -> bytes:
     """The normaliser's output is k/255 exactly: stored as 784 bytes, read back bit for bit."""
     x = np.asarray(x, np.float32).reshape(28, 28)
@@ -131,7 +145,7 @@ def _digest(created: float, label: int, blob: bytes) -> str:
     return hashlib.sha256(f"{created:.6f}|{label}|".encode() + blob).hexdigest()[:32]
 
 
-class CorrectionStore:
+class ProfileStore:
     """The profile database at `path` (made on first use)."""
 
     def __init__(self, path: str | os.PathLike):
@@ -145,8 +159,11 @@ class CorrectionStore:
     def _raw_connect(self) -> sqlite3.Connection:
         timeout = float(BUSY_TIMEOUT_S)
         if self._read_only_uri is not None:
-            return sqlite3.connect(self._read_only_uri, uri=True, timeout=timeout, isolation_level=None)
+            con = sqlite3.connect(self._read_only_uri, uri=True, timeout=timeout, isolation_level=None)
+            con.row_factory = sqlite3.Row
+            return con
         con = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
+        con.row_factory = sqlite3.Row
         con.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
         con.execute("PRAGMA synchronous=NORMAL")
         return con
@@ -275,7 +292,7 @@ class CorrectionStore:
         with contextlib.closing(self._raw_connect()) as con:
             if con.execute("PRAGMA quick_check").fetchone()[0] != "ok":
                 raise sqlite3.DatabaseError("quick_check failed")
-            tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            tables = {r["name"] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
             if not {"meta", "corrections", "usage", "adaptations"} <= tables:  # new: made once, by one writer
                 con.execute("PRAGMA journal_mode=WAL")
                 con.executescript(SCHEMA)
@@ -350,8 +367,9 @@ class CorrectionStore:
         return int(cur.lastrowid)
 
     def _row(self, r) -> Correction:
-        return Correction(r[0], r[1], r[2], r[3], json.loads(r[4]) if r[4] else None, r[5], r[6], bool(r[7]), r[8],
-                          _decode_input(r[9]), r[10])
+        return Correction(r["id"], r["created"], r["label"], r["read"],
+                          json.loads(r["probabilities"]) if r["probabilities"] else None, r["model"], r["base_sha256"],
+                          bool(r["adapted"]), r["source"], _decode_input(r["input"]), r["crop_png"])
 
     def corrections(self, limit: int | None = None) -> list[Correction]:
         """All corrections, oldest first (`limit`: the newest `limit`)."""
@@ -369,8 +387,8 @@ class CorrectionStore:
             rows = con.execute(sql, (int(newest),) if newest else ()).fetchall()[::-1]
         if not rows:
             return np.zeros((0, 28, 28, 1), np.float32), np.zeros(0, np.int64), np.zeros(0, np.int64)
-        x = np.stack([_decode_input(r[2]) for r in rows])[..., None]
-        return x, np.array([r[1] for r in rows], np.int64), np.array([r[0] for r in rows], np.int64)
+        x = np.stack([_decode_input(r["input"]) for r in rows])[..., None]
+        return x, np.array([r["label"] for r in rows], np.int64), np.array([r["id"] for r in rows], np.int64)
 
     def newest_id(self) -> int:
         """The id of the newest correction (0 when there is none)."""
@@ -415,15 +433,14 @@ class CorrectionStore:
     def usage(self) -> list[dict]:
         with self._connect() as con:
             rows = con.execute("SELECT day, adapted, readings, digits, corrected FROM usage ORDER BY day, adapted")
-            return [{"day": r[0], "adapted": bool(r[1]), "readings": r[2], "digits": r[3], "corrected": r[4]}
-                    for r in rows]
+            return [{**dict(r), "adapted": bool(r["adapted"])} for r in rows]
 
     def confusions(self, top: int = 5) -> list[dict]:
         """The writer's most frequent misreadings: (read, right label, count), most frequent first."""
         with self._connect() as con:
             rows = con.execute("SELECT read, label, COUNT(*) AS n FROM corrections WHERE read IS NOT NULL AND "
                                "read != label GROUP BY read, label ORDER BY n DESC, read, label LIMIT ?", (top,))
-            return [{"read": r[0], "label": r[1], "count": r[2]} for r in rows]
+            return [{"read": r["read"], "label": r["label"], "count": r["n"]} for r in rows]
 
     # -------------------------------------------------------------------- adaptations
     def add_adaptation(self, model: str, base_sha256: str, decision_summary: dict, last_correction: int,
@@ -439,7 +456,7 @@ class CorrectionStore:
                  head_bytes))
             return int(cur.lastrowid)
 
-    def latest_adaptation(self, model: str, base_sha256: str, accepted_only: bool = False) -> dict | None:
+    def latest_adaptation(self, model: str, base_sha256: str, accepted_only: bool = False) -> AdaptationRecord | None:
         """The newest attempt (or accepted adaptation) for this model and base checksum, with its head bytes."""
         sql = ("SELECT id, created, corrections, last_correction, accepted, reason, report, head FROM adaptations "
                "WHERE model=? AND base_sha256=?" + (" AND accepted=1" if accepted_only else "") +
@@ -448,14 +465,8 @@ class CorrectionStore:
             r = con.execute(sql, (model, base_sha256)).fetchone()
         if r is None:
             return None
-        return {"id": r[0], "created": r[1], "corrections": r[2], "last_correction": r[3], "accepted": bool(r[4]),
-                "reason": r[5], "report": json.loads(r[6]), "head": r[7]}
-
-    def adaptation_history(self) -> list[dict]:
-        with self._connect() as con:
-            rows = con.execute("SELECT created, model, corrections, accepted, report FROM adaptations ORDER BY id")
-            return [{"created": dt.datetime.fromtimestamp(r[0]).isoformat(timespec="seconds"), "model": r[1],
-                     "corrections": r[2], "accepted": bool(r[3]), **json.loads(r[4])} for r in rows]
+        return AdaptationRecord(r["id"], r["created"], r["corrections"], r["last_correction"], bool(r["accepted"]),
+                                r["reason"], json.loads(r["report"]), r["head"])
 
     # ---------------------------------------------------------------- export / import
     def _export_text(self, con: sqlite3.Connection) -> tuple[int, str]:
