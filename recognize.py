@@ -211,7 +211,7 @@ def _run(args: argparse.Namespace) -> int:
             msg = err if err.startswith(path) else f"{path}: {err}"
             print(f"error: {msg}", file=sys.stderr)
             continue
-        if profile is not None and not profile.read_only:
+        if profile is not None:
             profile.count_reading(len(reading.digits), reading.adapted)
         if args.json:
             print(json.dumps({"image": path, **reading.to_dict()}), flush=True)

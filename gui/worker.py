@@ -73,6 +73,12 @@ def default_factory(models_dir: str, profile: str | None = None):
         log.warning("profile not used: %s", exc)
         return store, Recognizer(store), ProfileOpened(None, None, str(exc))
     moved = str(opened.moved_aside) if opened is not None and opened.moved_aside else None
+    if opened is not None and opened.read_only:  # it reads with the adaptation stored; corrections are not kept
+        try:
+            opened.db.check_writable()
+        except RecognizerError as exc:
+            log.warning("profile read-only: %s", exc)
+            return store, Recognizer(store, profile=opened), ProfileOpened(None, moved, str(exc))
     return store, Recognizer(store, profile=opened), ProfileOpened(str(folder) if folder else None, moved)
 
 

@@ -165,6 +165,7 @@ class Profile:
         head is used from the next reading on; a refused one leaves the one in use as it was, unless that one
         misread the newest corrections more than the shipped model (adapt.set_aside): then the shipped head
         reads again, and the refusal's reason says so."""
+        self.db.check_writable()  # before the work, not after it
         decisions = {}
         with self._adapt_lock:
             x, y, ids = self.db.training_set(newest=MAX_CORRECTIONS)
@@ -227,7 +228,9 @@ class Profile:
         return mean, True
 
     def count_reading(self, digits: int, adapted: bool) -> None:
-        self.db.count_reading(digits, adapted)
+        """Count one reading shown to the user (not at all in a read-only profile: reading goes on there)."""
+        if not self.read_only:
+            self.db.count_reading(digits, adapted)
 
     # -------------------------------------------------------------------- corrections
     def sha_of(self, model: str) -> str:
