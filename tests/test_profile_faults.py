@@ -287,6 +287,28 @@ def test_a_write_lock_held_past_the_timeout_gets_a_message_and_loses_nothing(tmp
     assert db.add(label=4, input=_digit(7), model="cnn", source="cli", read=4) == 3 and _ids(tmp_path) == [1, 2, 3]
 
 
+@needs_models
+def test_the_api_says_the_profile_is_busy(tmp_path, monkeypatch):
+    from fastapi.testclient import TestClient
+
+    from web import create_app
+
+    store = ModelStore(MODELS)
+    profile = Profile(tmp_path, store)
+    monkeypatch.setattr(store_module, "BUSY_TIMEOUT_S", 0.3)
+    holder = subprocess.Popen([PY, "-c", HOLDER, str(tmp_path / PROFILE_DB)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        app = create_app(store=store, preload=False, profile=profile, learn=True, adapt_delay=30)
+        with TestClient(app, base_url="http://127.0.0.1:8000", raise_server_exceptions=False) as c:
+            r = c.post("/api/profile/readings", json={"digits": 3, "adapted": False})
+            assert r.status_code == 503 and "busy" in r.json()["error"], r.text
+            assert c.get("/api/profile").status_code == 200  # reading the figures goes on
+    finally:
+        holder.communicate("", timeout=30)
+
+
 # ------------------------------------------------------------------------------------------- SIGKILL mid-write
 WRITER = r"""
 import sys

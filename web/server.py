@@ -262,6 +262,12 @@ def create_app(models_dir: str | os.PathLike = DEFAULT_MODELS_DIR, store: ModelS
         what = "; ".join(f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}" for e in exc.errors())
         return JSONResponse({"error": f"invalid request: {what}", "status": 422}, status_code=422)
 
+    @app.exception_handler(RecognizerError)
+    async def recognizer_error(request: Request, exc: RecognizerError):
+        """A problem the user can fix outside the request (the profile busy past its timeout, read-only): 503."""
+        log.warning("%s %s: %s", request.method, request.url.path, exc)
+        return JSONResponse({"error": str(exc), "status": 503}, status_code=503)
+
     @app.exception_handler(Exception)
     async def internal_error(request: Request, exc: Exception):
         log.exception("internal error on %s %s", request.method, request.url.path)
