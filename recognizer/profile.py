@@ -238,7 +238,12 @@ class Profile:
 
     def add_correction(self, *, label: int, input: np.ndarray, model: str, source: str, read: int | None,
                        probabilities=None, adapted: bool = False, crop: np.ndarray | None = None) -> int | None:
-        """Store what the writer said a digit is (its prepared input and crop, what was read)."""
+        """Store what the writer said a digit is (its prepared input and crop, what was read). The crop (the
+        digit's box) must be shaped like a digit: a line is refused, RecognizerError."""
+        why = not_a_digit((0, 0, np.shape(crop)[1], np.shape(crop)[0])) if crop is not None and np.ndim(crop) >= 2 \
+            else None
+        if why:
+            raise RecognizerError(f"this digit {why}; nothing stored")
         return self.db.add(label=label, input=input, model=model, source=source, read=read,
                            probabilities=probabilities, base_sha256=self.sha_of(model), adapted=adapted,
                            crop_png=png_bytes(crop))

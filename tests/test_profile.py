@@ -481,6 +481,13 @@ def test_a_line_is_never_stored_as_a_digit(tmp_path, capsys):
     assert recognize.main(["--correct", str(tmp_path / "line.png"), "1", "--profile", str(tmp_path / "p")]) == 1
     err = capsys.readouterr().err
     assert "not a digit" in err and "nothing stored" in err and err.count("error:") == 1
+    profile = Profile(tmp_path / "p", ModelStore(MODELS))  # the app's way: a crop 1000 pixels wide, 1 tall
+    with pytest.raises(RecognizerError, match="1000x1-pixel line, not a digit"):
+        profile.add_correction(label=1, input=_digit(1), model="cnn", source="app", read=2,
+                               crop=np.zeros((1, 1000), np.uint8))
+    assert profile.add_correction(label=1, input=_digit(1), model="cnn", source="app", read=2,
+                                  crop=np.zeros((80, 12), np.uint8)) == 1  # a thin 1 is a digit
+    profile.delete(1)
     assert ProfileStore(tmp_path / "p" / PROFILE_DB).count() == 0
 
 
