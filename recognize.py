@@ -13,6 +13,7 @@ from pathlib import Path
 from common.atomic import atomic_path
 from common.names import BASE_MODELS, DEFAULT_MODELS_DIR, MODEL_NAMES, NO_PROFILE, PROFILE_ENV
 from recognizer import DEFAULT_THRESHOLD, ModelStore, Recognizer, RecognizerError
+from recognizer.profile_store import MAX_ID
 from recognizer.images import IMAGE_SUFFIXES, load_gray
 from recognizer.paper_reader import SOURCES
 
@@ -98,7 +99,7 @@ def parse_args(argv=None) -> argparse.Namespace:
             p.error(f"--corrections {action}: choose list, export FILE, import FILE or delete ID")
         if len(rest) != want[action]:
             p.error(f"--corrections {action} takes {want[action] or 'no'} argument" + ("" if want[action] == 1 else "s"))
-        if action == "delete" and not rest[0].isdigit():
+        if action == "delete" and not (rest[0].isascii() and rest[0].isdigit() and 0 < int(rest[0]) <= MAX_ID):
             p.error(f"--corrections delete takes a correction's number (see --corrections list), got {rest[0]!r}")
     if not 0.0 <= args.threshold <= 1.0:
         p.error("--threshold must be between 0 and 1")
@@ -188,7 +189,11 @@ def _run(args: argparse.Namespace) -> int:
     store = ModelStore(args.models_dir)
     failed = 0
     try:
-        profile = _open_profile(args, store, create=False)
+        try:
+            profile = _open_profile(args, store, create=False)
+        except RecognizerError as exc:  # reading needs no profile: say why it is not used, read on
+            print(f"warning: {exc}; reading with the shipped models alone", file=sys.stderr)
+            profile = None
         rec = Recognizer(store, threshold=args.threshold, profile=profile, source=args.source)
         name = rec.resolve_model(args.model)
         store.load(name)
@@ -242,10 +247,11 @@ def _open_profile(args, store, create: bool):
     return profile
 
 
-def _say_decisions(decisions: dict, file=sys.stdout) -> None:
+def _say_decisions(decisions: dict, file=None) -> None:
+    """One line per base model: accepted or not, and why (stdout unless `file`; looked up when called)."""
     for base, d in decisions.items():
         state = "accepted" if d.accepted else "not used"
-        print(f"{base}: {state}: {d.reason}", file=file)
+        print(f"{base}: {state}: {d.reason}", file=file or sys.stdout)
 
 
 def _teach(args) -> int:
@@ -257,6 +263,9 @@ def _teach(args) -> int:
     store = ModelStore(args.models_dir)
     try:
         profile = _open_profile(args, store, create=True)
+        reads_only = args.profile_stats or (args.corrections and args.corrections[0] in ("list", "export"))
+        if not reads_only:
+            profile.db.check_writable()
         rec = Recognizer(store, threshold=args.threshold, profile=profile, source=args.source)
         name = rec.resolve_model(args.model)
         if args.profile_stats:
@@ -310,8 +319,8 @@ def _corrections(profile, spec: list[str]) -> int:
                   f"  {s['model']}  {s['source']}")
         return 0
     if action == "export":
-        n = profile.db.export(arg)
-        print(f"exported {n} corrections to {arg}")
+        n, path = profile.db.export(arg)
+        print(f"exported {n} corrections to {path}")
         return 0
     if action == "import":
         added, known = profile.db.import_file(arg)

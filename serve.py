@@ -92,6 +92,8 @@ def open_profile(spec, store, learn: bool, log):
         return None
     try:
         profile = Profile(folder, store)
+        if learn:
+            profile.db.check_writable()
     except RecognizerError as exc:
         if learn:
             raise

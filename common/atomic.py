@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import errno
+import itertools
 import json
 import os
 import tempfile
@@ -40,6 +42,41 @@ def _umask() -> int:
 def write_text(target: str | os.PathLike, text: str) -> None:
     with atomic_path(target) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+def write_text_new(target: str | os.PathLike, text: str) -> Path:
+    """Write `text` to `target`, or where that name is taken to `<stem>-2<suffix>`, `-3`...; the path written.
+
+    Why: an export kept before a reset must never replace an earlier one (two resets within the second that
+    names them). The file is complete before it gets its name (a hard link of the finished temporary file,
+    which fails when the name exists), so no name ever holds half a file and no existing file is replaced.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".tmp{target.suffix}", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.chmod(tmp, 0o666 & ~_umask())
+        for n in itertools.count(1):
+            name = target if n == 1 else target.with_name(f"{target.stem}-{n}{target.suffix}")
+            try:
+                os.link(tmp, name)
+                return name
+            except FileExistsError:
+                continue
+            except OSError as exc:  # no hard links here (FAT, some network shares): claim the name, then fill it
+                if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK):
+                    raise
+                try:
+                    os.close(os.open(name, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+                except FileExistsError:
+                    continue
+                os.replace(tmp, name)
+                return name
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
 
 
 def write_json(target: str | os.PathLike, data) -> None:

@@ -33,6 +33,8 @@ import tkinter as tk
 from tkinter import filedialog, messagebox
 from typing import Any, Callable
 
+from common.names import BASE_MODELS
+
 from . import overlay
 from .drawing import Drawing
 from .files import OPEN_TYPES, SAVE_TYPES, save_png
@@ -77,7 +79,7 @@ class DigitApp:
         factory = worker_factory or functools.partial(default_factory, profile=profile)
         self.worker = RecognitionWorker(models_dir, self.results, factory=factory)
         self.learner = self.worker.learner
-        self.profile: ProfileOpened | None = None  # the writer's profile, once the worker has opened it
+        self.profile_opened: ProfileOpened | None = None  # the worker's word on the writer's profile, once opened
         self.corrections = Corrections()  # the writer's labels for the digits on screen
         self._history: list[Any] = []  # one undo history: STROKE or a correction's Mark, newest last
         self._next_token = 0
@@ -323,7 +325,7 @@ class DigitApp:
         """A drawing sent before its model can answer is kept by the worker and read once the model is loaded:
         say so, rather than look idle."""
         choice = self._model_choice() or self.default_model
-        wanted = [n for n in ("ann", "cnn", "vgg16") if self.status.get(n) == "ok"] if choice == ALL_MODELS \
+        wanted = [n for n in BASE_MODELS if self.status.get(n) == "ok"] if choice == ALL_MODELS \
             else [choice]
         ready = ready_models(self.loaded)
         waiting = [n for n in wanted if n not in ready] if choice else ["models"]
@@ -463,7 +465,7 @@ class DigitApp:
             log.debug("digit key %d: no digit selected", digit)
 
     def _kept(self) -> bool:
-        return self.profile is not None and self.profile.folder is not None
+        return self.profile_opened is not None and self.profile_opened.folder is not None
 
     def _token(self) -> int:
         self._next_token += 1
@@ -522,10 +524,10 @@ class DigitApp:
         self.root.update_idletasks()
 
     def _not_kept_reason(self) -> str:
-        if self.profile is None:
+        if self.profile_opened is None:
             return "corrections are not kept yet: the profile is still opening"
-        if self.profile.error:
-            return f"corrections are not kept: {self.profile.error}"
+        if self.profile_opened.error:
+            return f"corrections are not kept: {self.profile_opened.error}"
         return "corrections are not kept: started with --profile none"
 
     def _crop(self, digit: Any):
@@ -575,7 +577,7 @@ class DigitApp:
 
     def _on_learning(self, msg: Any) -> None:
         if isinstance(msg, ProfileOpened):
-            self.profile = msg
+            self.profile_opened = msg
             if msg.folder:
                 log.info("profile %s", msg.folder)
             else:
@@ -660,7 +662,7 @@ class DigitApp:
         if confirm and not messagebox.askyesno(
                 "Forget my handwriting",
                 "Forget every correction and what was learned from them?\n\nThe corrections are first exported "
-                f"beside the profile in {self.profile.folder}\n(recognize.py --corrections import FILE brings "
+                f"beside the profile in {self.profile_opened.folder}\n(recognize.py --corrections import FILE brings "
                 "them back).", parent=self._handwriting or self.root):
             return
         log.info("forgetting handwriting")

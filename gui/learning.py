@@ -20,7 +20,7 @@ from typing import Any, Sequence
 
 log = logging.getLogger("gui.learning")
 
-ALL_MODELS = "all"  # the picker's "All three" (same value as gui.worker.ALL_MODELS)
+ALL_MODELS = "all"  # pseudo model name, the picker's "All three": the base models side by side
 
 
 # --- messages to the UI ------------------------------------------------------------------------------
@@ -189,7 +189,7 @@ class Learner:
             try:
                 self._do(job)
             except Exception as exc:  # the window must keep working and say why
-                if not _is_user_error(exc):
+                if not is_user_error(exc):
                     log.exception("profile job %s failed", type(job).__name__)
                 self.results.put(ProfileFailed(type(job).__name__.lower(), str(exc) or type(exc).__name__))
 
@@ -228,10 +228,14 @@ class Learner:
             self.results.put(ProfileReset(str(kept) if kept else None))
 
 
-def _is_user_error(exc: Exception) -> bool:
+def is_user_error(exc: Exception) -> bool:
+    """RecognizerError (bad file, missing model, a read-only profile...) and the OS's and the user's bad values are
+    expected; anything else is a bug worth a traceback. The one rule for the worker threads of reading and
+    learning. Imported here, in a worker thread, where the recognizer is already loaded: the UI thread never pays
+    for importing it."""
     from recognizer.errors import RecognizerError
 
-    return isinstance(exc, (RecognizerError, OSError, ValueError))
+    return isinstance(exc, (RecognizerError, LookupError, OSError, ValueError))
 
 
 # --- view logic --------------------------------------------------------------------------------------

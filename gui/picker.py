@@ -5,7 +5,7 @@ from __future__ import annotations
 import tkinter as tk
 from typing import Callable
 
-from common.names import train_hint
+from common.names import BASE_MODELS, train_hint
 
 from .tooltip import Tooltip
 
@@ -51,7 +51,7 @@ class ModelPicker(tk.Frame):
 
     def set_status(self, status: dict[str, str]) -> None:
         """Enable usable models, grey out the others; the tooltip says why."""
-        singles = [status.get(v) for v in ("ann", "cnn", "vgg16")]
+        singles = [status.get(v) for v in BASE_MODELS]
         for value, _text in CHOICES:
             if value == "all":
                 ok = any(s == "ok" for s in singles)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import tkinter as tk
 
+from common.names import MODEL_NAMES
+
 from .picker import CHOICES, TRAIN_HINT
 from .session import ready_models
 
@@ -17,7 +19,7 @@ def describe(status: dict[str, str], loaded: tuple[str, ...] = ()) -> str:
     """
     parts, missing = [], False
     ready = ready_models(loaded)
-    for name in ("ann", "cnn", "vgg16", "ensemble"):
+    for name in MODEL_NAMES:
         state = status.get(name, "unknown")
         if state == "ok":
             state = "ready" if name in ready else "loading..."

@@ -16,15 +16,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from common.names import train_hint
+from common.names import BASE_MODELS, ENSEMBLE, train_hint
 
-from .learning import Learner, ProfileOpened
+from .learning import ALL_MODELS, Learner, ProfileOpened, is_user_error
 from .session import ready_models
 
 log = logging.getLogger("gui.worker")
 
-SINGLE_MODELS = ("ann", "cnn", "vgg16")
-ALL_MODELS = "all"  # pseudo model name: the three single models side by side
 
 
 @dataclass(frozen=True)
@@ -75,6 +73,12 @@ def default_factory(models_dir: str, profile: str | None = None):
         log.warning("profile not used: %s", exc)
         return store, Recognizer(store), ProfileOpened(None, None, str(exc))
     moved = str(opened.moved_aside) if opened is not None and opened.moved_aside else None
+    if opened is not None and opened.read_only:  # it reads with the adaptation stored; corrections are not kept
+        try:
+            opened.db.check_writable()
+        except RecognizerError as exc:
+            log.warning("profile read-only: %s", exc)
+            return store, Recognizer(store, profile=opened), ProfileOpened(None, moved, str(exc))
     return store, Recognizer(store, profile=opened), ProfileOpened(str(folder) if folder else None, moved)
 
 
@@ -142,7 +146,7 @@ class RecognitionWorker:
         except Exception as exc:  # the window must stay usable and say why
             log.exception("could not create the recognizer")
             reason = f"error: recognizer unavailable: {exc}"
-            self.results.put(StatusUpdate({n: reason for n in (*SINGLE_MODELS, "ensemble")}, None))
+            self.results.put(StatusUpdate({n: reason for n in (*BASE_MODELS, ENSEMBLE)}, None))
             self.results.put(ProfileOpened(None, None, f"recognizer unavailable: {exc}"))
             self.learner.attach(None)
             self._serve_without_recognizer(str(exc))
@@ -155,7 +159,7 @@ class RecognitionWorker:
         default = self._default()
         with self._cond:
             wanted = [default] if default else []
-            wanted += [n for n in SINGLE_MODELS if status.get(n) == "ok"]
+            wanted += [n for n in BASE_MODELS if status.get(n) == "ok"]
             for name in wanted:
                 if name not in self._state.preload:
                     self._state.preload.append(name)
@@ -194,7 +198,7 @@ class RecognitionWorker:
             status = dict(self._store.status())
         except Exception as exc:
             log.exception("status failed")
-            status = {n: f"error: {exc}" for n in (*SINGLE_MODELS, "ensemble")}
+            status = {n: f"error: {exc}" for n in (*BASE_MODELS, ENSEMBLE)}
         for name, reason in self._errors.items():  # a failed load wins over "ok" (file present)
             if status.get(name) == "ok":
                 status[name] = f"error: {reason}"
@@ -207,7 +211,7 @@ class RecognitionWorker:
 
     def _load(self, name: str | None) -> None:
         if not name or name == ALL_MODELS:
-            for single in SINGLE_MODELS if name == ALL_MODELS else ():
+            for single in BASE_MODELS if name == ALL_MODELS else ():
                 self.preload(single)
             return
         if name in self._loaded or name in self._errors or self._status().get(name) != "ok":
@@ -235,7 +239,7 @@ class RecognitionWorker:
         try:
             if request.model == ALL_MODELS:
                 status = self._status()
-                names = [n for n in SINGLE_MODELS if status.get(n) == "ok"]
+                names = [n for n in BASE_MODELS if status.get(n) == "ok"]
                 if not names:
                     raise LookupError(f"no model available; {train_hint()}")
                 readings = dict(self._rec.read_models(request.image, names))
@@ -247,7 +251,7 @@ class RecognitionWorker:
                 readings = {primary: reading}
                 ms = float(reading.ms)
         except Exception as exc:
-            if not _is_user_error(exc):
+            if not is_user_error(exc):
                 log.exception("recognition failed unexpectedly")
             self.results.put(RecognitionFailed(request, request.model, str(exc) or type(exc).__name__))
             self._post_status()  # a model that failed to load now reports "error: ..." in the store
@@ -258,14 +262,4 @@ class RecognitionWorker:
                 self._mark_loaded(name)
             self._post_status()
         self.results.put(RecognitionDone(request, readings, primary, ms))
-
-
-def _is_user_error(exc: Exception) -> bool:
-    """RecognizerError (bad file, missing model...) is expected; anything else is a bug worth a traceback.
-
-    Imported here, in the worker thread, where the recognizer is already loaded: the UI thread never pays
-    for importing it."""
-    from recognizer.errors import RecognizerError
-
-    return isinstance(exc, (RecognizerError, LookupError, OSError, ValueError))
 

@@ -18,6 +18,7 @@ misread the newest corrections more than the shipped head would have (set_aside)
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass, field
 
@@ -26,6 +27,26 @@ import numpy as np
 from .head import FeatureStats, Head
 
 MIN_CORRECTIONS = 3  # fewer cannot be judged on held-out corrections
+# The fit's matrices are small (hundreds x 2048): OpenBLAS's threads gain little on them and, on busy cores, fight
+# the other work for them: 60 corrections (CNN) took 16 s with NumPy's default threads and 4.2 s with one on two
+# busy cores (docs/RESULTS.md "Adaptation and BLAS threads").
+BLAS_THREADS: int | None = 1  # None: NumPy's default
+
+
+@contextlib.contextmanager
+def blas_threads(n: int | None):
+    """Limit NumPy's BLAS to `n` threads inside the block (process-wide, restored after; None: no limit). Needs
+    threadpoolctl (requirements.txt); without it NumPy's default stays (OPENBLAS_NUM_THREADS=1 in the
+    environment does the same for a whole program)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        n = None
+    if n is None:
+        yield
+        return
+    with threadpool_limits(n, user_api="blas"):
+        yield
 
 
 @dataclass(frozen=True)
@@ -206,7 +227,13 @@ def decide(base: Head, stats: FeatureStats, features: np.ndarray, labels: np.nda
 
     "Reads the corrections better" when judged on corrections each fit did not see: fewer of them wrong, or as
     many wrong and a lower cross-entropy on them (e.g. a writer whose few corrections the shipped model
-    already reads right, unsurely)."""
+    already reads right, unsurely). NumPy's BLAS runs on BLAS_THREADS threads meanwhile."""
+    with blas_threads(BLAS_THREADS):
+        return _decide(base, stats, features, labels, settings)
+
+
+def _decide(base: Head, stats: FeatureStats, features: np.ndarray, labels: np.ndarray,
+            settings: AdaptSettings) -> Decision:
     t0 = time.perf_counter()
     features = np.asarray(features, np.float32)
     labels = np.asarray(labels, np.int64)

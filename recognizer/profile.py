@@ -2,7 +2,7 @@
 
 One folder per profile (default: the platform's user data folder via platformdirs; `--profile DIR` or
 $DIGITS_PROFILE; "none" reads with the shipped models alone) holding one SQLite database
-(recognizer/corrections.py). An adaptation belongs to one base model, by the checksum of its `.keras` file:
+(recognizer/profile_store.py). An adaptation belongs to one base model, by the checksum of its `.keras` file:
 when the shipped models change, the next reading finds none for the new checksum and adapts again from the
 stored corrections, so nothing the writer taught is lost by a model update.
 """
@@ -22,7 +22,7 @@ import numpy as np
 from common.names import APP_NAME, BASE_MODELS, ENSEMBLE, MODEL_NAMES, NO_PROFILE, PROFILE_DB, PROFILE_ENV
 
 from . import adapt
-from .corrections import CorrectionStore, png_bytes
+from .profile_store import ProfileStore, png_bytes
 from .errors import RecognizerError
 from .head import BaseHead, Head, load_base_head
 from .models import ModelStore
@@ -30,6 +30,9 @@ from .models import ModelStore
 log = logging.getLogger(__name__)
 
 MAX_CORRECTIONS = 2000  # the newest this many are fitted on (older ones stay stored and exported)
+# No digit is much wider than it is tall: of MNIST's 70,000 the widest is 2.5 times its height (99.99% are at most
+# 2.0). A stroke wider than this is a bar or a line, and is never stored as a digit.
+MAX_DIGIT_ASPECT = 3.0
 
 
 def default_profile_dir() -> Path:
@@ -59,6 +62,15 @@ def existing_profile_dir(spec: str | os.PathLike | None) -> Path | None:
     return folder if folder is not None and (folder / PROFILE_DB).is_file() else None
 
 
+def not_a_digit(box) -> str | None:
+    """Why a digit's box (x, y, w, h) cannot hold a digit (a line or a bar: far wider than tall), else None."""
+    w, h = int(box[2]), int(box[3])
+    if w > MAX_DIGIT_ASPECT * max(h, 1):
+        return (f"is a {w}x{h}-pixel line, not a digit (no digit is more than {MAX_DIGIT_ASPECT:g} times as wide "
+                "as it is tall)")
+    return None
+
+
 def members(model: str) -> tuple[str, ...]:
     """The base models a reading with `model` runs (the ensemble: all three)."""
     return BASE_MODELS if model == ENSEMBLE else (model,)
@@ -70,7 +82,8 @@ class Adapted:
 
     head: Head
     base_sha256: str
-    corrections: int
+    corrections: int       # how many it was fitted on (at most MAX_CORRECTIONS)
+    last_correction: int   # the id of the newest of them: corrections with a higher id came after it
 
 
 class Profile:
@@ -79,11 +92,16 @@ class Profile:
     def __init__(self, folder: str | os.PathLike, store: ModelStore):
         self.folder = Path(folder)
         self.store = store
-        self.db = CorrectionStore(self.folder / PROFILE_DB)
+        self.db = ProfileStore(self.folder / PROFILE_DB)
         self._lock = threading.Lock()
         self._adapt_lock = threading.Lock()
         self._bases: dict[str, BaseHead] = {}
         self._in_use: dict[str, Adapted | None] = {}
+
+    @property
+    def read_only(self) -> str | None:
+        """Why the profile cannot be written (a read-only folder or file), None when it can."""
+        return self.db.read_only
 
     @property
     def moved_aside(self) -> Path | None:
@@ -124,8 +142,8 @@ class Profile:
         sha = self.store.load(name).sha256
         if sha:
             row = self.db.latest_adaptation(name, sha, accepted_only=True)
-            if row is not None and row["head"]:
-                found = Adapted(Head.from_bytes(row["head"]), sha, row["corrections"])
+            if row is not None and row.head:
+                found = Adapted(Head.from_bytes(row.head), sha, row.corrections, row.last_correction)
         with self._lock:
             self._in_use[name] = found
         return found
@@ -140,17 +158,18 @@ class Profile:
         if newest == 0:
             return False
         row = self.db.latest_adaptation(name, sha)
-        return row is None or row["last_correction"] < newest
+        return row is None or row.last_correction < newest
 
     def adapt(self, model: str, settings: adapt.AdaptSettings = adapt.DEFAULT_SETTINGS) -> dict[str, adapt.Decision]:
         """Adapt every base model of `model` to the stored corrections now; {base model: Decision}. An accepted
         head is used from the next reading on; a refused one leaves the one in use as it was, unless that one
         misread the newest corrections more than the shipped model (adapt.set_aside): then the shipped head
         reads again, and the refusal's reason says so."""
+        self.db.check_writable()  # before the work, not after it
         decisions = {}
         with self._adapt_lock:
-            x, y, newest = self.db.training_set()
-            x, y = x[-MAX_CORRECTIONS:], y[-MAX_CORRECTIONS:]
+            x, y, ids = self.db.training_set(newest=MAX_CORRECTIONS)
+            newest = int(ids[-1]) if len(ids) else 0
             for name in members(model):
                 why = self.can_adapt(name)
                 if why is not None:
@@ -162,9 +181,9 @@ class Profile:
                 decision = adapt.decide(base.head, base.stats, feats, y, settings)
                 aside = None
                 in_use = self.adapted(name) if not decision.accepted else None
-                if in_use is not None and in_use.base_sha256 == sha and len(y) > in_use.corrections:
-                    new = len(y) - in_use.corrections  # the newest corrections: made while it was reading
-                    aside = adapt.set_aside(in_use.head, base.head, feats[-new:], y[-new:])
+                made_since = ids > in_use.last_correction if in_use is not None else None  # while it was reading
+                if in_use is not None and in_use.base_sha256 == sha and made_since.any():
+                    aside = adapt.set_aside(in_use.head, base.head, feats[made_since], y[made_since])
                 if aside:
                     decision = dataclasses.replace(decision, reason=f"{decision.reason}; {aside}", set_aside=True)
                 self.db.add_adaptation(name, sha, decision.summary(), newest,
@@ -172,14 +191,16 @@ class Profile:
                                        decides_reading=decision.accepted or aside is not None)
                 if decision.accepted or aside:
                     with self._lock:
-                        self._in_use[name] = Adapted(decision.head, sha, len(y)) if decision.accepted else None
+                        self._in_use[name] = Adapted(decision.head, sha, len(y), newest) if decision.accepted else None
                 log.info("%s: %s (%.2f s)", name, decision.reason, decision.seconds)
                 decisions[name] = decision
         return decisions
 
     def adapt_if_stale(self, model: str) -> dict[str, adapt.Decision]:
         """Adapt the base models of `model` that have unseen corrections (after new corrections, or a model
-        update); {} when none needed it."""
+        update); {} when none needed it, or when the profile is read-only (the adaptation stored is used)."""
+        if self.read_only:
+            return {}
         todo = [n for n in members(model) if self.can_adapt(n) is None and self.stale(n)]
         out = {}
         for name in todo:
@@ -207,7 +228,9 @@ class Profile:
         return mean, True
 
     def count_reading(self, digits: int, adapted: bool) -> None:
-        self.db.count_reading(digits, adapted)
+        """Count one reading shown to the user (not at all in a read-only profile: reading goes on there)."""
+        if not self.read_only:
+            self.db.count_reading(digits, adapted)
 
     # -------------------------------------------------------------------- corrections
     def sha_of(self, model: str) -> str:
@@ -216,8 +239,13 @@ class Profile:
     def add_correction(self, *, label: int, input: np.ndarray, model: str, source: str, read: int | None,
                        probabilities=None, adapted: bool = False, crop: np.ndarray | None = None,
                        reading: str | None = None, digit: int | None = None) -> int | None:
-        """Store what the writer said a digit is (its prepared input and crop, what was read). With `reading`
-        and `digit` it replaces that digit's earlier correction (CorrectionStore.add)."""
+        """Store what the writer said a digit is (its prepared input and crop, what was read). The crop (the
+        digit's box) must be shaped like a digit: a line is refused, RecognizerError. With `reading` and `digit`
+        it replaces that digit's earlier correction (ProfileStore.add)."""
+        why = not_a_digit((0, 0, np.shape(crop)[1], np.shape(crop)[0])) if crop is not None and np.ndim(crop) >= 2 \
+            else None
+        if why:
+            raise RecognizerError(f"this digit {why}; nothing stored")
         cid = self.db.add(label=label, input=input, model=model, source=source, read=read,
                           probabilities=probabilities, base_sha256=self.sha_of(model), adapted=adapted,
                           crop_png=png_bytes(crop), reading=reading, digit=digit)
@@ -226,12 +254,15 @@ class Profile:
                 self._in_use.clear()
         return cid
 
-    def correct_reading(self, reading, text: str, source: str, image=None, key: str | None = None) -> list[int]:
+    def correct_reading(self, reading, text: str, source: str, image=None, counted: bool = False,
+                        key: str | None = None) -> list[int]:
         """Store the right digits of a whole reading: `text` has one character per digit in reading order (line
         breaks and spaces ignored), a digit 0-9 to teach, or "?" / "_" to skip that digit. `image` (the array
         or path that was read) gives each stored digit its crop; `key` (the client's name for this reading)
-        makes a digit corrected again replace its earlier correction. Returns the ids stored; RecognizerError,
-        storing nothing, when `text` does not match the reading."""
+        makes a digit corrected again replace its earlier correction. The reading is counted with them (the
+        error rate's denominator) unless `counted`: its caller counts it (count_reading). Returns the ids
+        stored; RecognizerError, storing nothing, when `text` does not match the reading or names a digit that
+        cannot be one."""
         wanted = [c for c in str(text) if not c.isspace()]
         bad = [c for c in wanted if not (c.isdigit() and c.isascii()) and c not in "?_"]
         if bad:
@@ -243,12 +274,16 @@ class Profile:
             raise RecognizerError("the right text names no digit (only '?'); nothing stored")
         # a paper reading's digits were read by the string reader; their 28x28 inputs teach the canvas models
         model = reading.model if reading.model in MODEL_NAMES else (self.store.default_name() or BASE_MODELS[1])
+        for i, (c, d) in enumerate(zip(wanted, reading.digits)):
+            why = not_a_digit(d.box)
+            if c not in "?_" and why:
+                raise RecognizerError(f"digit {i + 1} of the reading {why}; nothing stored (give '?' to skip it)")
         gray = None
         if image is not None:
             from .images import load_gray
 
             gray = load_gray(image)
-        ids = []
+        rows = []
         for place, (c, d) in enumerate(zip(wanted, reading.digits)):
             if c in "?_":
                 continue
@@ -256,9 +291,14 @@ class Profile:
             if gray is not None:
                 x, y, w, h = d.box
                 crop = gray[y:y + h, x:x + w]
-            ids.append(self.add_correction(label=int(c), input=d.input, model=model, source=source,
-                                           read=d.digit, probabilities=d.probabilities, adapted=reading.adapted,
-                                           crop=crop, reading=key, digit=None if key is None else place))
+            rows.append(dict(label=int(c), input=d.input, model=model, source=source, read=d.digit,
+                             probabilities=d.probabilities, base_sha256=self.sha_of(model),
+                             adapted=reading.adapted, crop_png=png_bytes(crop), key=key,
+                             place=None if key is None else place))
+        ids = self.db.add_all(rows, reading=None if counted else (len(reading.digits), reading.adapted))
+        if key is not None:  # a replacement drops the adaptations: read them again from the database
+            with self._lock:
+                self._in_use.clear()
         return [i for i in ids if i is not None]
 
     def delete(self, correction_id: int) -> bool:
@@ -271,11 +311,8 @@ class Profile:
     def reset(self, keep_export: bool = True) -> Path | None:
         """Forget the writer's hand; first export the corrections beside the database unless told not to.
         Returns the export's path (None when not kept or there was nothing to keep)."""
-        kept = None
-        if keep_export and self.db.count():
-            kept = self.folder / f"corrections-before-reset-{time.strftime('%Y%m%d-%H%M%S')}.json"
-            self.db.export(kept)
-        self.db.reset()
+        name = f"corrections-before-reset-{time.strftime('%Y%m%d-%H%M%S')}.json"  # -2, -3... within a second
+        kept = self.db.reset(export_to=self.folder / name if keep_export else None)
         with self._lock:
             self._in_use.clear()
         return kept
@@ -302,7 +339,7 @@ class Profile:
             in_use = self.adapted(name)
             adaptations[name] = {"in_use": in_use is not None,
                                  "corrections": in_use.corrections if in_use else 0,
-                                 "last": row["report"] if row else None}
+                                 "last": row.report if row else None}
         corrections = self.db.corrections()
         return {
             "profile": str(self.folder),

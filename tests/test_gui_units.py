@@ -278,7 +278,7 @@ def test_choose_model_prefers_the_request_then_falls_back_to_the_default():
 
 
 def test_is_user_error_compares_the_class():
-    from gui.worker import _is_user_error
+    from gui.learning import is_user_error as _is_user_error
     from recognizer import RecognizerError
 
     lookalike = type("RecognizerError", (Exception,), {})  # same name, another class

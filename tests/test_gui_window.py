@@ -406,7 +406,7 @@ def test_probability_row_click_corrects_and_adaptation_waits_for_a_pause(learnin
 
 def test_without_a_profile_a_correction_is_shown_and_not_kept(win, caplog):
     caplog.set_level(logging.INFO, logger="gui")
-    pump_until(win.root, lambda: win.profile is not None)
+    pump_until(win.root, lambda: win.profile_opened is not None)
     win.drawing.begin(20, 20, 10)
     recognize_and_wait(win, caplog)
     assert win.correct(1)

@@ -467,6 +467,6 @@ def test_cache_key_covers_every_file_that_decides_the_pixels():
     assert all((root / f).is_file() for f in hw._CODE_FILES)
     readers = {f"recognizer/{p.name}" for p in (root / "recognizer").glob("*.py")}
     not_pixels = {"recognizer/__init__.py", "recognizer/errors.py", "recognizer/models.py", "recognizer/threshold.py",
-                  "recognizer/pipeline.py", "recognizer/head.py", "recognizer/adapt.py", "recognizer/corrections.py",
+                  "recognizer/pipeline.py", "recognizer/head.py", "recognizer/adapt.py", "recognizer/profile_store.py",
                   "recognizer/profile.py", "recognizer/calibration.py"}
     assert readers - not_pixels <= set(hw._CODE_FILES)

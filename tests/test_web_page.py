@@ -399,10 +399,10 @@ def test_a_key_corrects_only_a_chosen_digit_and_a_recorrection_replaces(page, pr
     """Issue 40: no digit is chosen until the user chooses one, so a bare key stores nothing; a key corrects the
     chosen digit and the choice moves on; the same digit corrected again leaves one record; the probability list
     corrects the chosen digit; clearing counts the reading."""
-    from recognizer.corrections import CorrectionStore
+    from recognizer.profile_store import ProfileStore
 
     pg = page
-    db = CorrectionStore(profile_dir / "profile.sqlite")
+    db = ProfileStore(profile_dir / "profile.sqlite")
     pg.evaluate("() => document.activeElement.blur()")   # the file input of the upload before keeps the keys
     pg.keyboard.press("Escape")
     pg.wait_for_function("() => document.getElementById('number').dataset.text === ''")
@@ -458,10 +458,10 @@ def test_a_key_corrects_only_a_chosen_digit_and_a_recorrection_replaces(page, pr
 
 
 def test_typing_the_number_it_read_confirms_each_digit_once(page, profile_dir):
-    from recognizer.corrections import CorrectionStore
+    from recognizer.profile_store import ProfileStore
 
     pg = page
-    db = CorrectionStore(profile_dir / "profile.sqlite")
+    db = ProfileStore(profile_dir / "profile.sqlite")
     before = [c.id for c in db.corrections()]
     n = reads(pg)
     draw_number(pg, "471")
@@ -483,10 +483,10 @@ def test_typing_the_number_it_read_confirms_each_digit_once(page, profile_dir):
 
 
 def test_my_handwriting_lists_the_corrections_and_removes_one(page, profile_dir, tmp_path):
-    from recognizer.corrections import CorrectionStore
+    from recognizer.profile_store import ProfileStore
 
     pg = page
-    db = CorrectionStore(profile_dir / "profile.sqlite")
+    db = ProfileStore(profile_dir / "profile.sqlite")
     ids = [c.id for c in db.corrections()]
     assert len(ids) == 5                           # the 4 confirmed, the 7 that is a 1, and 4 7 1 confirmed
     pg.locator("#profile summary").click()
@@ -516,10 +516,10 @@ def test_my_handwriting_lists_the_corrections_and_removes_one(page, profile_dir,
 
 def test_forget_returns_to_the_shipped_model(page, profile_dir):
     """After Forget the page is as with the shipped model: no marks, no "your handwriting", Forget disabled."""
-    from recognizer.corrections import CorrectionStore
+    from recognizer.profile_store import ProfileStore
 
     pg = page
-    db = CorrectionStore(profile_dir / "profile.sqlite")
+    db = ProfileStore(profile_dir / "profile.sqlite")
     assert pg.locator("#forget").is_enabled()
     n = reads(pg)
     pg.once("dialog", lambda d: d.accept())
@@ -577,7 +577,7 @@ def test_without_learn_corrections_are_off_with_a_hint(server, page, profile_dir
     nothing and the page says how to turn corrections on."""
     import json
 
-    from recognizer.corrections import CorrectionStore
+    from recognizer.profile_store import ProfileStore
 
     url, _ = server
     pg = page.context.new_page()
@@ -594,7 +594,7 @@ def test_without_learn_corrections_are_off_with_a_hint(server, page, profile_dir
     pg.wait_for_function("() => document.getElementById('model').options.length >= 6")
     pg.wait_for_function("() => !document.getElementById('learn-hint').hidden")
     assert "--learn" in pg.locator("#learn-hint").inner_text() and pg.locator("#forget").is_disabled()
-    before = CorrectionStore(profile_dir / "profile.sqlite").count()
+    before = ProfileStore(profile_dir / "profile.sqlite").count()
     n = reads(pg)
     draw_number(pg, "1")
     wait_reading(pg, n, "1")
@@ -602,7 +602,7 @@ def test_without_learn_corrections_are_off_with_a_hint(server, page, profile_dir
     pg.keyboard.press("7")
     pg.wait_for_function("() => document.getElementById('status').classList.contains('error')")
     assert "--learn" in pg.locator("#status").inner_text() and pg.locator("#number").inner_text() == "1"
-    assert CorrectionStore(profile_dir / "profile.sqlite").count() == before
+    assert ProfileStore(profile_dir / "profile.sqlite").count() == before
     assert not errors
     pg.close()
 

@@ -179,6 +179,20 @@ def test_a_whole_reading_with_skips(learning):
     assert info["corrections"] == 4 and info["confirmed_digits"] == 3 and info["corrected_digits"] == 1
 
 
+def test_a_correction_counts_its_reading_unless_the_client_does(learning):
+    """curl's corrections count the reading they correct (no "0 digits in 0 readings, 1 corrected"); the page
+    counts its own readings when a drawing is cleared, so its corrections do not count them again."""
+    c, profile = learning
+    assert post_correction(c, drawing("147"), "?9?", headers={}).status_code == 201            # curl
+    assert post_correction(c, drawing("147"), "9??").status_code == 201                        # the page
+    assert post_correction(c, drawing("147"), "??1", counted="false").status_code == 201      # the page, said
+    assert post_correction(c, drawing("7"), "1", headers={}, counted="maybe").status_code == 422
+    c.app.state.learner.wait_idle(120)
+    info = c.get("/api/profile").json()
+    both = [sum(info[k][f] for k in ("before_adaptation", "with_adaptation")) for f in ("readings", "digits", "corrected")]
+    assert both == [2, 6, 3]
+
+
 def test_delete_resets_and_keeps_the_export(learning, tmp_path):
     c, profile = learning
     for text in ("7", "1"):

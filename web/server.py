@@ -38,7 +38,7 @@ from common.names import BASE_MODELS, DEFAULT_MODELS_DIR, ENSEMBLE, MODEL_NAMES,
 from recognizer import DEFAULT_THRESHOLD, ModelStore, Recognizer, RecognizerError
 from recognizer.adapt import MIN_CORRECTIONS
 from recognizer.paper_reader import SOURCES
-from recognizer.corrections import MAX_READING_KEY
+from recognizer.profile_store import MAX_READING_KEY
 from recognizer.images import MAX_SIDE
 from recognizer.profile import Profile, members, stats_lines
 
@@ -82,6 +82,9 @@ QUERY_PARAMS = [
 ]
 TEXT_HELP = ("the right text: one character per digit read, in reading order (line breaks and spaces ignored), "
              "a digit 0-9 to teach or '?' to skip that digit; e.g. '?7?' says the 2nd of three digits is a 7")
+COUNTED_HELP = ("true when the client counts this reading itself with POST /api/profile/readings, as this "
+                "server's page does when a drawing is cleared (the default for requests from the page); false, the "
+                "default for other clients (curl, scripts), counts the reading here, once per request")
 CORRECTION_BODY = copy.deepcopy(IMAGE_BODY)
 CORRECTION_BODY["content"]["multipart/form-data"]["schema"] = {"type": "object", "required": ["image", "text"],
                                                               "properties": {
@@ -91,7 +94,8 @@ CORRECTION_BODY["content"]["multipart/form-data"]["schema"] = {"type": "object",
                                                                          "server's default)"},
     "reading": {"type": "string", "maxLength": MAX_READING_KEY,
                 "description": "the client's name for this reading (letters, digits, '-', '_'): a digit corrected "
-                               "again under the same name replaces its earlier correction (the page sends one)"}}}
+                               "again under the same name replaces its earlier correction (the page sends one)"},
+    "counted": {"type": "boolean", "description": COUNTED_HELP}}}
 CORRECTION_PARAMS = [{"name": "text", "in": "query", "required": False, "schema": {"type": "string"},
                       "description": TEXT_HELP + " (here or as a form field)"}, QUERY_PARAMS[0]]
 READINGS_BODY = {"required": True, "content": {"application/json": {"schema": {
@@ -243,15 +247,19 @@ def _parse_count(body: bytes) -> tuple[int, bool]:
     return digits, adapted
 
 
-def _parse_keep(raw) -> bool:
+def _parse_flag(name: str, raw, default: bool, meaning: str) -> bool:
     if raw is None or raw == "":
-        return True
+        return default
     v = str(raw).strip().lower()
     if v in ("1", "true", "yes", "on"):
         return True
     if v in ("0", "false", "no", "off"):
         return False
-    raise ApiError(422, f"keep={raw!r}: give true (export the corrections first, the default) or false")
+    raise ApiError(422, f"{name}={raw!r}: give true ({meaning}) or false")
+
+
+def _parse_keep(raw) -> bool:
+    return _parse_flag("keep", raw, True, "export the corrections first, the default")
 
 
 def create_app(models_dir: str | os.PathLike = DEFAULT_MODELS_DIR, store: ModelStore | None = None, *,
@@ -317,6 +325,12 @@ def create_app(models_dir: str | os.PathLike = DEFAULT_MODELS_DIR, store: ModelS
     async def validation_error(request: Request, exc: RequestValidationError):
         what = "; ".join(f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}" for e in exc.errors())
         return JSONResponse({"error": f"invalid request: {what}", "status": 422}, status_code=422)
+
+    @app.exception_handler(RecognizerError)
+    async def recognizer_error(request: Request, exc: RecognizerError):
+        """A problem the user can fix outside the request (the profile busy past its timeout, read-only): 503."""
+        log.warning("%s %s: %s", request.method, request.url.path, exc)
+        return JSONResponse({"error": str(exc), "status": 503}, status_code=503)
 
     @app.exception_handler(Exception)
     async def internal_error(request: Request, exc: Exception):
@@ -474,7 +488,8 @@ def create_app(models_dir: str | os.PathLike = DEFAULT_MODELS_DIR, store: ModelS
                           "/api/read), `text` (the right text, one character per digit read, '?' to skip a "
                           "digit) and optionally `model`. The image is read again, the digits named are stored in "
                           "the profile, and the reader adapts to them in the background a moment later (poll GET "
-                          "/api/profile: `adapting`, `status`). Answers 201 {stored: [ids], reading, adapting}; "
+                          "/api/profile: `adapting`, `status`). The reading counts toward the error rate unless `counted` "
+                          "(the page counts its readings itself). Answers 201 {stored: [ids], reading, adapting}; "
                           "422 when `text` does not match the digits read (nothing stored). Needs `serve.py "
                           "--learn` and a request from this server's page or from no page (curl).",
               openapi_extra={"requestBody": CORRECTION_BODY, "parameters": CORRECTION_PARAMS},
@@ -486,6 +501,8 @@ def create_app(models_dir: str | os.PathLike = DEFAULT_MODELS_DIR, store: ModelS
         up, params = await take_image(request)
         text = _check_text(params.get("text"))
         key = _check_key(params.get("reading"))
+        counted = _parse_flag("counted", params.get("counted"), "origin" in request.headers,
+                              "the client counts the reading itself")
         name = await run_in_threadpool(check_model, params.get("model"))
         rec = Recognizer(store, profile=profile)
 
@@ -493,10 +510,10 @@ def create_app(models_dir: str | os.PathLike = DEFAULT_MODELS_DIR, store: ModelS
             reading = rec.read(image, model=name)
             try:
                 if key is None:
-                    ids = profile.correct_reading(reading, text, source="web", image=image)
+                    ids = profile.correct_reading(reading, text, source="web", image=image, counted=counted)
                 else:  # it may replace a correction an adaptation is reading: after that adaptation
                     ids = learner.store(lambda: profile.correct_reading(reading, text, source="web", image=image,
-                                                                        key=key))
+                                                                        counted=counted, key=key))
             except RecognizerError as exc:
                 raise ApiError(422, str(exc), reading=reading.to_dict()) from None
             return reading, ids
