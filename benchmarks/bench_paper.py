@@ -121,13 +121,20 @@ def main(argv=None) -> int:
     p.add_argument("--source", choices=("auto", "canvas", "paper", "segments"), default="auto",
                    help="segments: paper preparation + the canvas path's contours and model (the comparison)")
     p.add_argument("--registers", type=int, default=0, help="read only the first N register images (0: all)")
-    p.add_argument("--composed", type=int, default=1000, help="composed CVL test numbers (0: none)")
+    p.add_argument("--composed", type=int, default=1000, help="composed CVL numbers (0: none)")
+    p.add_argument("--composed-writers", choices=("test", "val"), default="test",
+                   help="whose digits the composed numbers are made of: CVL test writers (the benchmark) or the "
+                        "validation writers (for choices such as --canvas-weight)")
+    p.add_argument("--canvas-weight", type=float, default=None,
+                   help="share of the canvas model in a paper digit's probabilities (default: the reader's)")
     p.add_argument("--grid", type=Path, default=None)
     p.add_argument("--out", type=Path, default=None)
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     segments = args.source == "segments"
     rec = Recognizer(ModelStore(args.models_dir), source="canvas" if segments else args.source)
+    if args.canvas_weight is not None:
+        rec.paper_canvas_weight = args.canvas_weight
     sets = {}
     if (args.paper / REGISTERS_TAR).is_file():
         regs = read_registers(args.paper / REGISTERS_TAR, "validation")
@@ -136,7 +143,7 @@ def main(argv=None) -> int:
         sets["registers"] = [(g, y) for _, g, y in regs]
     if args.composed and (args.handwriting / "cvl").is_dir():
         cvl = cvl_sides(args.handwriting / "cvl" / "cvl-single-digits-28x28.tar.gz")
-        sets["composed"] = composed_pages(*cvl["test"], n=args.composed, seed=7)
+        sets["composed"] = composed_pages(*cvl[args.composed_writers], n=args.composed, seed=7)
     if not sets:
         print(f"no data: neither {args.paper / REGISTERS_TAR} nor {args.handwriting / 'cvl'}", file=sys.stderr)
         return 2
@@ -144,6 +151,8 @@ def main(argv=None) -> int:
     results = {name: read_all(rec, images, segments) for name, images in sets.items()}
     figures = {name: score([r[:3] for r in rows]) for name, rows in results.items()}
     figures["source"] = args.source
+    figures["canvas_weight"] = rec.paper_canvas_weight
+    figures["composed_writers"] = args.composed_writers
     print(json.dumps(figures, indent=1))
     if args.grid:
         failure_grid(results, args.grid)

@@ -14,7 +14,7 @@ from .errors import RecognizerError
 from .images import load_gray, to_ink
 from .models import ModelStore
 from .normalize import normalize_batch, normalize_digit
-from .paper_reader import SOURCES, StringModel, choose_source, read_paper
+from .paper_reader import PAPER_CANVAS_WEIGHT, SOURCES, StringModel, choose_source, read_paper
 from .prepare import Prepared, prepare
 from .threshold import DEFAULT_THRESHOLD
 
@@ -74,6 +74,7 @@ class Recognizer:
         self.profile = profile  # a recognizer.profile.Profile: read with the writer's adapted heads, or None
         self.source = source    # auto: paper for pictures with uneven light or texture, when the paper reader exists
         self.string_model = StringModel(self.store)
+        self.paper_canvas_weight = PAPER_CANVAS_WEIGHT  # share of the canvas model in a paper digit's probabilities
 
     _warm = False
 
@@ -133,20 +134,30 @@ class Recognizer:
         t0 = time.perf_counter()
         gray = load_gray(image)
         if self.source == "paper":
-            return self._paper_reading(gray, t0)
+            return self._paper_reading(gray, t0, name)
         ink = to_ink(gray)
         if not ink.blank and self.string_model.available() and choose_source(gray, ink.photo) == "paper":
-            return self._paper_reading(gray, t0)
+            return self._paper_reading(gray, t0, name)
         prep = prepare(gray, ink)
         prep.ms = (time.perf_counter() - t0) * 1000.0
         return self._reading(prep, name)
 
-    def _paper_reading(self, gray: np.ndarray, t0: float) -> Reading:
+    def _paper_reading(self, gray: np.ndarray, t0: float, name: str) -> Reading:
+        """Lines read whole by the string reader; each digit's crop also read by the canvas model `name` (with the
+        writer's adaptation, if any) and the two distributions mixed by `paper_canvas_weight`."""
         found = read_paper(gray, self.string_model)
-        inputs = normalize_batch([f.ink for f in found]) if found else []
+        inputs = normalize_batch([f.ink for f in found]) if found else np.zeros((0, 28, 28, 1), np.float32)
+        probs = np.stack([f.digit.probabilities for f in found]) if found else np.zeros((0, 10), np.float32)
+        adapted = False
+        w = self.paper_canvas_weight
+        if len(found) and w > 0:
+            if self.profile is not None:
+                canvas, adapted = self.profile.predict(name, inputs)
+            else:
+                canvas = self.store.predict(name, inputs)
+            probs = (1.0 - w) * probs + w * np.asarray(canvas, np.float32)
         digits = []
-        for f, x in zip(found, inputs):
-            p = f.digit.probabilities
+        for f, x, p in zip(found, inputs, probs):
             order = np.argsort(p)[::-1][:3]
             d, conf = int(order[0]), float(p[order[0]])
             uncertain = conf < self.threshold
@@ -154,7 +165,7 @@ class Recognizer:
                                        box=f.box, probabilities=p, uncertain=uncertain,
                                        label="?" if uncertain else str(d), line=f.line, input=x[..., 0]))
         reading = Reading(digits=digits, model=STRING_MODEL, ms=(time.perf_counter() - t0) * 1000.0,
-                          source="paper")
+                          adapted=adapted, source="paper")
         log.debug("paper read %r in %.1f ms", reading.text, reading.ms)
         return reading
 
