@@ -588,7 +588,9 @@ def main(argv=None) -> int:
                                metrics.get("ensemble"), machine.cpu_description(),
                                time.strftime("%Y-%m-%d", time.gmtime()))
         table = write_comparison(rows, args.run_dir / "plots",
-                                 f"This run ({args.run_dir}) beside the shipped models ({args.models_dir})",
+                                 f"This run ({args.run_dir}; {machine.cpu_description()}, "
+                                 f"{time.strftime('%Y-%m-%d', time.gmtime())}) beside the shipped models "
+                                 f"({args.models_dir})",
                                  {n: e["promotion"] for n, e in results.items() if "promotion" in e})
         if budget:
             budget.close()

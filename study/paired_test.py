@@ -32,6 +32,11 @@ def one_sided_p(wins: int, losses: int) -> float:
     return min(1.0, sum(math.comb(n, k) for k in range(wins, n + 1)) / 2**n)
 
 
+def _sig(p: float) -> float:
+    """Four significant digits: enough for a p-value, and 1e-9 stays 1e-9 in JSON."""
+    return float(f"{p:.4g}")
+
+
 def discordant(candidate_right: np.ndarray, shipped_right: np.ndarray) -> tuple[int, int]:
     """(digits only the candidate reads right, digits only the shipped model reads right)."""
     c, s = np.asarray(candidate_right, bool), np.asarray(shipped_right, bool)
@@ -52,7 +57,7 @@ def decide(candidate_pred, shipped_pred, labels) -> dict:
         on = y == k
         b, w = discordant(c_right[on], s_right[on])
         p_worse = one_sided_p(w, b)
-        classes[str(k)] = {"n": int(on.sum()), "better": b, "worse": w, "p_worse": round(p_worse, 6)}
+        classes[str(k)] = {"n": int(on.sum()), "better": b, "worse": w, "p_worse": _sig(p_worse)}
         if p_worse < CLASS_ALPHA:
             blocking.append(k)
     promote = p_better < ALPHA and not blocking
@@ -68,5 +73,5 @@ def decide(candidate_pred, shipped_pred, labels) -> dict:
     return {"test": "McNemar exact, one-sided", "alpha": ALPHA, "class_alpha": CLASS_ALPHA, "n": int(len(y)),
             "candidate_accuracy": float(c_right.mean()) if len(y) else float("nan"),
             "shipped_accuracy": float(s_right.mean()) if len(y) else float("nan"),
-            "better": better, "worse": worse, "p_better": round(p_better, 6), "classes": classes,
+            "better": better, "worse": worse, "p_better": _sig(p_better), "classes": classes,
             "blocking_classes": blocking, "promote": bool(promote), "reason": reason}

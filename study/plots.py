@@ -208,7 +208,10 @@ def plot_comparison(rows: Sequence, path: str | os.PathLike, title: str = "Model
     here, fine-tuned here, shipped); rows without a result are named under the plot, never drawn as a bar."""
     shown = [r for r in rows if r.kind in SOURCE_COLOURS]
     absent = [r for r in rows if r.kind not in SOURCE_COLOURS]
-    fig = _new_figure(3.4 * len(COMPARISON_METRICS), 4.8 + 0.25 * len(absent))
+    notes = list(dict.fromkeys(r.val_note for r in shown if r.val_note))
+    machines = [f"{r.model} shipped: {r.machine or 'machine not recorded'}, {r.date}" for r in shown
+                if r.kind == "shipped" and r.model != "ensemble"]
+    fig = _new_figure(3.8 * len(COMPARISON_METRICS), 4.8 + 0.25 * (len(absent) + len(notes) + len(machines)))
     axes = fig.subplots(1, len(COMPARISON_METRICS))
     labels = [f"{r.model}\n{SOURCE_SHORT[r.kind]}" for r in shown]
     for ax, (panel, key, style) in zip(axes, COMPARISON_METRICS):
@@ -223,7 +226,8 @@ def plot_comparison(rows: Sequence, path: str | os.PathLike, title: str = "Model
         bars = ax.bar(range(len(names)), values, color=[SOURCE_COLOURS[r.kind] for _, _, r in present],
                       hatch=None)
         ax.set_xticks(range(len(names)), names, fontsize=7)
-        marks = ["*" if r.val_note and key == "val_accuracy" else "" for _, _, r in present]
+        marks = ["*" * (notes.index(r.val_note) + 1) if r.val_note and key == "val_accuracy" else ""
+                 for _, _, r in present]
         ax.bar_label(bars, labels=[_format(v, style) + m for v, m in zip(values, marks)], padding=2, fontsize=7,
                      rotation=90 if style == "accuracy" else 0)
         if style == "accuracy":
@@ -234,9 +238,8 @@ def plot_comparison(rows: Sequence, path: str | os.PathLike, title: str = "Model
     handles = [Patch(color=c, label=k) for k, c in SOURCE_COLOURS.items() if any(r.kind == k for r in shown)]
     if handles:
         fig.legend(handles=handles, loc="outside upper right", fontsize=8, ncols=len(handles))
-    footer = [f"{r.model}: {r.source}" for r in absent]
-    if any(r.val_note for r in shown):
-        footer.append("* validation accuracy " + "; ".join(sorted({r.val_note for r in shown if r.val_note})))
+    footer = [f"{r.model}: {r.source}" for r in absent] + machines
+    footer += [f"{'*' * (i + 1)} validation accuracy {note}" for i, note in enumerate(notes)]
     if footer:
         fig.supxlabel("\n".join(footer), fontsize=8, ha="left", x=0.01)
     fig.suptitle(title, fontsize=10)

@@ -52,7 +52,12 @@ def _check_outputs(run_dir: Path, names, n_test):
     assert (plots_dir / "samples.png").exists() and (plots_dir / "comparison.png").exists()
     table = (plots_dir / "comparison.md").read_text()
     for name in names:
-        assert f"{metrics['models'][name]['test_accuracy'] * 100:.2f}" in table
+        m = metrics["models"][name]
+        row = next(line for line in table.splitlines() if line.startswith(f"| {name} | "))  # this run's, first
+        if m["val_accuracy"] >= 0.5:
+            assert f"| {m['test_accuracy'] * 100:.2f} | {m['val_accuracy'] * 100:.2f} | {m['epochs']:.1f} |" in row
+        else:  # near chance: no result, no figure shown as one (issue 39)
+            assert "did not learn here" in row and f"{m['test_accuracy'] * 100:.2f}" not in row
     return metrics
 
 
