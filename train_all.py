@@ -293,6 +293,22 @@ def shipped_val_probabilities(name: str, models_dir: Path, data):
     return float((probabilities.argmax(1) == data.val.y).mean()), probabilities
 
 
+def other_validation_data(entry: dict, data) -> str:
+    """Why a shipped entry's validation figure was measured on other digits than this run's ('' if it was not).
+    The handwriting part is prepared by code whose version the data record (`prepared_by`): the same code and
+    seed must give the same digits on every machine, so a difference then is a defect worth reporting."""
+    if entry.get("val_checksum") in (None, data.val_checksum):
+        return ""
+    theirs = ((entry.get("data") or {}).get("handwriting") or {}).get("prepared_by")
+    ours = (data.handwriting or {}).get("prepared_by")
+    if theirs is None or ours is None:
+        return f"checksum {entry['val_checksum']}, this run's {data.val_checksum}; its preparation code not recorded"
+    if theirs != ours:
+        return f"prepared by other code: {theirs}, this run's {ours}"
+    return (f"checksum {entry['val_checksum']}, this run's {data.val_checksum} with the same preparation code "
+            f"{ours}: the digits differ between machines, please report it")
+
+
 def promotion_decision(name: str, entry: dict, val_probabilities, shipped_val, data) -> dict:
     """Whether this run's model should replace the shipped one: McNemar's exact test on the validation digits the
     two read differently (study.paired_test); a model that did not learn never should."""
@@ -313,11 +329,15 @@ def decide_and_promote(name: str, entry: dict, val_probabilities, args, data, me
     import shutil
 
     from common.atomic import atomic_path
-    from study.promote import promote
+    from study.promote import promote, read_metrics
 
     old, old_val = shipped_val_probabilities(name, args.models_dir, data)
     if old_val is not None:
         measured[name] = old_val
+        why = other_validation_data(read_metrics(args.models_dir).get("models", {}).get(name, {}), data)
+        if why:
+            log.info("the shipped %s was measured on other validation data (%s); this run measured it anew: %.4f",
+                     name, why, old)
     decision = promotion_decision(name, entry, val_probabilities, old_val, data)
     promote_it = decision["promote"] or args.replace
     entry["promotion"] = decision | {"promoted": promote_it, "replace": bool(args.replace and not decision["promote"])}
