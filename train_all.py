@@ -622,9 +622,11 @@ def main(argv=None) -> int:
                     "files are in %s", args.models_dir, args.run_dir)
         return 130
     print(f"\nthis run ({args.run_dir}) beside the shipped models:\n{table}")
-    kept = [n for n in results if n not in promoted]
+    kept = [n for n in results if n not in promoted and (args.models_dir / model_file(n)).is_file()]
+    no_result = [n for n in results if n not in promoted and n not in kept]
     print(f"promoted into {args.models_dir}: {', '.join(promoted) or 'none'}"
           + (f"; kept the shipped {', '.join(kept)}" if kept else "")
+          + (f"; not promoted: {', '.join(no_result)} (did not learn)" if no_result else "")
           + (f"; not trained: {', '.join(metrics['skipped'])} (see above)" if metrics["skipped"] else ""))
     if not any((args.models_dir / model_file(n)).is_file() for n in MODEL_NAMES):
         print(train_hint())
