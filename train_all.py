@@ -606,7 +606,7 @@ def main(argv=None) -> int:
         rows = comparison.rows(args.models, results, metrics["skipped"], shipped_before, data.val_checksum,
                                {n: float((p.argmax(1) == data.val.y).mean()) for n, p in measured.items()},
                                metrics.get("ensemble"), machine.cpu_description(),
-                               time.strftime("%Y-%m-%d", time.gmtime()))
+                               time.strftime("%Y-%m-%d", time.gmtime()), promoted)
         table = write_comparison(rows, args.run_dir / "plots",
                                  f"This run ({args.run_dir}; {machine.cpu_description()}, "
                                  f"{time.strftime('%Y-%m-%d', time.gmtime())}) beside the shipped models "

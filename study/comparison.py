@@ -74,24 +74,29 @@ def run_row(name: str, entry: dict) -> Row:
     return Row(name, kind, source, **_figures(entry), machine=entry.get("cpu", ""), date=entry.get("date", ""))
 
 
-def shipped_row(name: str, entry: dict, val_checksum: str | None, remeasured: float | None = None) -> Row:
+def shipped_row(name: str, entry: dict, val_checksum: str | None, remeasured: float | None = None,
+                replaced: bool = False) -> Row:
     """The shipped model's recorded figures; its validation figure re-measured on this run's data where the run
-    measured it, else marked when it was measured on other validation data."""
+    measured it, else marked when it was measured on other validation data. `replaced`: this run promoted a model
+    in its place (it is now in models/previous/)."""
     figures = _figures(entry)
     note = ""
     if remeasured is not None:
         figures["val_accuracy"], note = remeasured, "measured by this run"
     elif val_checksum and entry.get("val_checksum") != val_checksum:
         note = "on other validation data"
-    return Row(name, SHIPPED, "shipped (models/)", **figures, val_note=note, machine=entry.get("cpu", ""),
+    source = "shipped before this run (now in models/previous/)" if replaced else "shipped (models/)"
+    return Row(name, SHIPPED, source, **figures, val_note=note, machine=entry.get("cpu", ""),
                date=recorded_date(entry))
 
 
 def rows(names, run_entries: dict, skipped: dict, shipped: dict, val_checksum: str | None,
-         remeasured: dict | None = None, run_ensemble: dict | None = None, machine: str = "", date: str = "") -> list:
+         remeasured: dict | None = None, run_ensemble: dict | None = None, machine: str = "", date: str = "",
+         promoted=()) -> list:
     """Every row of the comparison, model by model in the tables' order (this run first, then the shipped one),
     then the ensembles. `skipped`: model -> why this run did not train it; `shipped`: the shipped metrics.json
-    as it was before this run; `remeasured`: model -> the shipped model's validation accuracy on this run's data."""
+    as it was before this run; `remeasured`: model -> the shipped model's validation accuracy on this run's data;
+    `promoted`: the models this run put in place of the shipped ones."""
     remeasured = remeasured or {}
     shipped_models = shipped.get("models", {})
     out = []
@@ -101,7 +106,7 @@ def rows(names, run_entries: dict, skipped: dict, shipped: dict, val_checksum: s
         elif name in skipped:
             out.append(Row(name, NO_RESULT, f"not trained here: {skipped[name]}", machine=machine, date=date))
         if name in shipped_models:
-            out.append(shipped_row(name, shipped_models[name], val_checksum, remeasured.get(name)))
+            out.append(shipped_row(name, shipped_models[name], val_checksum, remeasured.get(name), name in promoted))
     if run_ensemble and run_ensemble.get("test_accuracy") is not None:
         out.append(Row("ensemble", HERE, f"this run: mean of {', '.join(run_ensemble['members'])}",
                        test_accuracy=run_ensemble.get("test_accuracy"), val_accuracy=run_ensemble.get("val_accuracy"),
@@ -109,7 +114,8 @@ def rows(names, run_entries: dict, skipped: dict, shipped: dict, val_checksum: s
     ensemble = shipped.get("ensemble") or {}
     if ensemble.get("test_accuracy") is not None:
         same = val_checksum and ensemble.get("val_checksum") == val_checksum
-        out.append(Row("ensemble", SHIPPED, f"shipped: mean of {', '.join(ensemble.get('members', []))}",
+        before = " before this run" if promoted else ""
+        out.append(Row("ensemble", SHIPPED, f"shipped{before}: mean of {', '.join(ensemble.get('members', []))}",
                        test_accuracy=ensemble["test_accuracy"], val_accuracy=ensemble.get("val_accuracy"),
                        val_note="" if same or not val_checksum else "on other validation data"))
     return out

@@ -243,3 +243,12 @@ def test_model_report_contains_sklearn_and_keras_text(setup, tmp_path):
     text = path.read_text(encoding="utf-8")
     assert r.report.strip() in text and "Total params" in text
     assert "Test accuracy (%)" in text and "90.00" in text and "7,850" in text
+
+
+def test_a_replaced_shipped_model_is_named_as_such():
+    from study import comparison
+
+    rows = comparison.rows(["cnn"], RUN, {}, SHIPPED, "new", promoted=["cnn"])
+    assert [(r.model, r.source) for r in rows if r.kind == "shipped"] == [
+        ("cnn", "shipped before this run (now in models/previous/)"), ("vgg16", "shipped (models/)"),
+        ("ensemble", "shipped before this run: mean of ann, cnn, vgg16")]
