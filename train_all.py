@@ -342,9 +342,12 @@ def decide_and_promote(name: str, entry: dict, val_probabilities, args, data, me
     promote_it = decision["promote"] or args.replace
     entry["promotion"] = decision | {"promoted": promote_it, "replace": bool(args.replace and not decision["promote"])}
     if not promote_it:
-        log.warning("kept the shipped %s (validation %s, this run's %.4f): %s; this run's model is in %s "
-                    "(--replace would take it)", name, "none" if old is None else f"{old:.4f}",
-                    entry["val_accuracy"], decision["reason"], args.run_dir / "models")
+        if old is None:
+            log.warning("did not promote %s: %s; it is in %s", name, decision["reason"], args.run_dir / "models")
+        else:
+            log.warning("kept the shipped %s (validation %.4f, this run's %.4f): %s; this run's model is in %s "
+                        "(--replace would take it)", name, old, entry["val_accuracy"], decision["reason"],
+                        args.run_dir / "models")
         return False
     promote(name, args.run_dir / "models", args.models_dir, entry)
     for f in (args.run_dir / "plots").glob(f"{name}_*"):
@@ -517,8 +520,8 @@ def train_models(args, recipes, data, budget, metrics, started) -> tuple[dict, l
         results[name], probs = train_one(name, recipes[name], args, data, steps, seconds, val_seconds, why)
         if not learned(results[name]):
             log.warning("%s did not learn: %.1f%% of the validation digits after %.2f epochs (chance 10%%); it is "
-                        "no result, left out of the ensemble and not promoted", name,
-                        100 * results[name]["val_accuracy"], results[name]["epochs"])
+                        "no result and left out of the ensemble%s", name, 100 * results[name]["val_accuracy"],
+                        results[name]["epochs"], "" if args.replace else ", and not promoted")
         else:
             probabilities[name] = probs
         if len(probabilities) > 1:
