@@ -81,6 +81,9 @@ def test_step_seconds_times_real_fit_steps():
         model.compile(optimizer="sgd", loss="mse")
         times[name] = budget.step_seconds(model, ds, steps=8)
     assert 0 < times["small"] < times["big"] < 5  # a million-parameter step costs more than a 36-parameter one
+    # a time limit stops the timing: a model that slow needs no more steps to say so
+    assert len(budget.step_intervals(big, ds, steps=8, limit=0.0)) == 1
+    assert len(budget.step_intervals(big, ds, steps=8)) == 8
     with pytest.raises(ValueError, match="steps must be >= 2"):
         budget.step_seconds(small, ds, steps=1)
 
@@ -247,7 +250,7 @@ def _slow(monkeypatch, step_seconds: dict):
     """Fake the timed steps: each model costs what the test says (the real fit runs at its own speed)."""
     from study.fit import steps_per_epoch
 
-    def fake_measure(rebuild, recipe, data, precision, seed=0, n_eval=None):
+    def fake_measure(rebuild, recipe, data, precision, seed=0, n_eval=None, time_limit=None):
         name = rebuild().name
         step = next(v for k, v in step_seconds.items() if k in name)
         return Cost(step=step, steps_per_epoch=steps_per_epoch(len(data.train), recipe), val_pass=0.1, fixed=2.0)
@@ -316,3 +319,25 @@ def test_a_model_given_under_an_epoch_is_fine_tuned_from_the_shipped_one_never_s
     table = (tmp_path / "scratch" / "plots" / "comparison.md").read_text()
     row = next(line for line in table.splitlines() if line.startswith("| ann |"))
     assert "did not learn here" in row and f"{ann['test_accuracy'] * 100:.2f}" not in row
+
+
+def test_models_are_not_timed_once_the_timed_ones_take_what_is_left(monkeypatch):
+    """Issue 37 item 13: timing VGG16's steps took most of a 3-minute budget. Once the models timed already need
+    all the time left, the others are not timed at all, and each timing stops at a share of the budget."""
+    seen = {}
+
+    def fake_measure(rebuild, recipe, data, precision, seed=0, n_eval=None, time_limit=None):
+        seen[rebuild] = time_limit
+        return _cost({"ann": 0.3, "cnn": 1.0, "vgg16": 60.0}[rebuild], fixed=60.0)
+
+    class Data:
+        train = range(N_TRAIN)
+
+    monkeypatch.setattr(budget, "measure", fake_measure)
+    run = budget.RunBudget(minutes=1.4, started=budget.time.perf_counter(), n_train=N_TRAIN)
+    kept = run.measure(RECIPES, {n: n for n in RECIPES}, Data(), "float32", 0, 100)
+    # the ANN's tenth of an epoch needs 65 s of the 80 s usable: less than the 20 s a timing may take are left
+    assert list(seen) == ["ann"] and seen["ann"] == budget.MIN_TIMING_SECONDS  # 10% of 1.4 min is less
+    assert list(kept) == ["ann"] and set(run.skipped) == {"cnn", "vgg16"}
+    assert run.skipped["cnn"].startswith("not timed: of the 1.4 min left, ann need 1.1 at the least")
+    assert run.record["skipped"] == run.skipped
