@@ -61,15 +61,13 @@ def decide(candidate_pred, shipped_pred, labels) -> dict:
         if p_worse < CLASS_ALPHA:
             blocking.append(k)
     promote = p_better < ALPHA and not blocking
-    if promote:
-        reason = f"better: {better} digits gained, {worse} lost (p = {p_better:.2g} < {ALPHA})"
-    elif blocking:
-        reason = "class " + ", ".join(
-            f"{k} significantly worse ({classes[str(k)]['worse']} lost, {classes[str(k)]['better']} gained, "
-            f"p = {classes[str(k)]['p_worse']:.2g} < {CLASS_ALPHA:g})" for k in blocking)
-    else:
-        reason = (f"not better beyond noise: {better} digits gained, {worse} lost (p = {p_better:.2g}, "
-                  f"needs < {ALPHA})")
+    parts = []
+    if p_better >= ALPHA:
+        parts.append(f"not better beyond noise: {better} digits gained, {worse} lost (p = {p_better:.2g}, "
+                     f"needs < {ALPHA})")
+    parts += [f"class {k} significantly worse ({classes[str(k)]['worse']} lost, {classes[str(k)]['better']} "
+              f"gained, p = {classes[str(k)]['p_worse']:.2g} < {CLASS_ALPHA:g})" for k in blocking]
+    reason = "; ".join(parts) or f"better: {better} digits gained, {worse} lost (p = {p_better:.2g} < {ALPHA})"
     return {"test": "McNemar exact, one-sided", "alpha": ALPHA, "class_alpha": CLASS_ALPHA, "n": int(len(y)),
             "candidate_accuracy": float(c_right.mean()) if len(y) else float("nan"),
             "shipped_accuracy": float(s_right.mean()) if len(y) else float("nan"),
