@@ -156,7 +156,7 @@ def load_data(args):
     data = load(args.data, args.limit)
     if args.preset == "seed" or args.no_handwriting:
         return data
-    from study.handwriting import ENV_VAR, load_handwriting
+    from study.handwriting import ENV_VAR, code_version, load_handwriting
 
     hand = load_handwriting(args.handwriting)
     if hand is None:
@@ -169,7 +169,11 @@ def load_data(args):
 
     hand, styles = with_styles(hand, Path(hand.path), DEFAULT_RATE if args.styles is None else args.styles)
     data = with_handwriting(data, hand, args.limit, args.handwriting_repeat)
-    return replace(data, handwriting={**data.handwriting, "styles": styles}) if styles else data
+    # the preparation code's version beside the validation checksum: a later run can tell whether other code or
+    # another machine made other validation digits (other_validation_data). Recorded here, not in
+    # study/handwriting.py, whose code is part of the cache key: a change there rebuilds everyone's cache.
+    described = {**data.handwriting, "prepared_by": code_version(), **({"styles": styles} if styles else {})}
+    return replace(data, handwriting=described)
 
 
 def take_weights(model, folder: Path, name: str) -> str | None:

@@ -102,7 +102,6 @@ class HandwritingData:
             "split_seed": SPLIT_SEED, "val_writer_share": VAL_SHARE, "cvl_val_writer_share": CVL_VAL_SHARE,
             "train_renders": TRAIN_RENDERS,
             "checksum": self.checksum,
-            "prepared_by": code_version(),  # the preparation's code: pixels are compared only if it is the same
             "per_set": {k: {kk: vv for kk, vv in v.items() if kk not in ("seconds", "cached")}
                         for k, v in sorted(self.sets.items())},
         }

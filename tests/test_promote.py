@@ -220,3 +220,21 @@ def test_a_real_class_loss_still_blocks_and_noise_overall_does_not_promote():
     # a gain within noise (52 against 45) is not evidence: the shipped model stays
     d = decide(*_readings({0: (30, 25), 5: (22, 20)}))
     assert d["promote"] is False and d["p_better"] > 0.2 and "not better beyond noise" in d["reason"]
+
+
+def test_a_run_says_whether_other_code_or_another_machine_made_other_validation_digits():
+    """Issue 39: the checksum differed between two runs; the record now tells the two causes apart."""
+    from types import SimpleNamespace
+
+    data = SimpleNamespace(val_checksum="new", handwriting={"prepared_by": "code-b"})
+
+    def entry(checksum, prepared_by=None):
+        hand = {"prepared_by": prepared_by} if prepared_by else {}
+        return {"val_checksum": checksum, "data": {"handwriting": hand}}
+
+    assert train_all.other_validation_data(entry("new", "code-a"), data) == ""  # same digits: nothing to say
+    assert "prepared by other code: code-a, this run's code-b" in train_all.other_validation_data(
+        entry("old", "code-a"), data)
+    assert "the digits differ between machines, please report it" in train_all.other_validation_data(
+        entry("old", "code-b"), data)
+    assert "preparation code not recorded" in train_all.other_validation_data(entry("old"), data)
