@@ -156,7 +156,7 @@ def load_data(args):
     data = load(args.data, args.limit)
     if args.preset == "seed" or args.no_handwriting:
         return data
-    from study.handwriting import ENV_VAR, load_handwriting
+    from study.handwriting import ENV_VAR, code_version, load_handwriting
 
     hand = load_handwriting(args.handwriting)
     if hand is None:
@@ -169,10 +169,15 @@ def load_data(args):
 
     hand, styles = with_styles(hand, Path(hand.path), DEFAULT_RATE if args.styles is None else args.styles)
     data = with_handwriting(data, hand, args.limit, args.handwriting_repeat)
-    return replace(data, handwriting={**data.handwriting, "styles": styles}) if styles else data
+    # the preparation code's version beside the validation checksum: a later run can tell whether other code or
+    # another machine made other validation digits (other_validation_data). Recorded here, not in
+    # study/handwriting.py, whose code is part of the cache key: a change there rebuilds everyone's cache.
+    described = {**data.handwriting, "prepared_by": code_version(), **({"styles": styles} if styles else {})}
+    return replace(data, handwriting=described)
 
 
-def warm_start(model, folder: Path, name: str) -> None:
+def take_weights(model, folder: Path, name: str) -> str | None:
+    """Start `model` from folder/<name>.keras (same architecture); the reason it could not, or None."""
     import keras
 
     path = folder / model_file(name)
@@ -180,8 +185,13 @@ def warm_start(model, folder: Path, name: str) -> None:
         source = keras.saving.load_model(path, compile=False)
         model.set_weights(source.get_weights())
     except (OSError, ValueError) as exc:
-        raise SystemExit(f"--warm-start: cannot take {name}'s weights from {path}: {exc}") from None
+        return f"cannot take {name}'s weights from {path}: {exc}"
     log.info("%s starts from the weights of %s", name, path)
+    return None
+
+
+def folder_label(folder: Path) -> str:
+    return folder.as_posix().rstrip("/") + "/"
 
 
 def export_twin(keras_path: Path) -> None:
@@ -208,9 +218,10 @@ def export_adaptation(model, keras_path: Path, data) -> None:
         log.warning("no adaptation file for %s (%s); make it with: python scripts/export_adapt.py", keras_path, exc)
 
 
-def train_one(name, recipe, args, data, steps=None, seconds=None, val_seconds=0.0):
+def train_one(name, recipe, args, data, steps=None, seconds=None, val_seconds=0.0, fine_tune=""):
     """Build, train, evaluate and save one model into this run's folder; returns (metrics entry, test
-    probabilities per test set)."""
+    probabilities per test set). It starts from --warm-start's weights, or (`fine_tune`: why) from the shipped
+    model's; from scratch where those cannot be read (said once)."""
     from common import atomic
     from study import machine, plots, reports
     from study.evaluation import evaluate_model, predict_probabilities
@@ -222,11 +233,15 @@ def train_one(name, recipe, args, data, steps=None, seconds=None, val_seconds=0.
     rebuild = builder(name, recipe, args)
     with fast_build(precision):
         model = rebuild()
-    if args.warm_start:
-        warm_start(model, args.warm_start, name)
+    start = args.warm_start or (args.models_dir if fine_tune else None)
+    if args.warm_start and (problem := take_weights(model, args.warm_start, name)):
+        raise SystemExit(f"--warm-start: {problem}")
+    if not args.warm_start and fine_tune and (problem := take_weights(model, args.models_dir, name)):
+        log.warning("%s trains from scratch, not fine-tuned: %s", name, problem)
+        start, fine_tune = None, ""
     log.info("== %s: %s parameters, %s, recipe %s", name, f"{model.count_params():,}", precision, recipe.to_dict())
     trained = fit(model, data, recipe, seed=args.seed, verbose=0 if args.quiet else None, steps=steps,
-                  seconds=seconds, val_seconds=val_seconds, lr_scale=WARM_START_LR_SCALE if args.warm_start else 1.0)
+                  seconds=seconds, val_seconds=val_seconds, lr_scale=WARM_START_LR_SCALE if start else 1.0)
     model = portable_twin(model, rebuild)  # what is evaluated and saved runs at full precision anywhere
     ev = evaluate_model(model, data.test.x, data.test.y)  # the one and only look at the test split
     probabilities = {"mnist": ev.probabilities, "val": predict_probabilities(model, data.val.x)}
@@ -247,9 +262,10 @@ def train_one(name, recipe, args, data, steps=None, seconds=None, val_seconds=0.
         "train_seconds": round(trained.seconds, 2), "steps": trained.steps, "epochs": round(trained.epochs, 3),
         "best_epoch": best_epoch + 1, "params": int(model.count_params()), "ms_per_image": ev.ms_per_image,
         "per_class": ev.per_class, "confusion": ev.confusion, "history": history, "recipe": recipe.to_dict(),
-        "precision": precision, "warm_start": str(args.warm_start) if args.warm_start else None,
-        "cpu": machine.cpu_description(), "data": data.describe(), "run": str(args.run_dir),
-        "keras_sha256": file_sha256(keras_path),
+        "precision": precision, "warm_start": str(start) if start else None,
+        "trained_from": folder_label(start) if start else None, "why_fine_tuned": fine_tune or None,
+        "cpu": machine.cpu_description(), "date": time.strftime("%Y-%m-%d", time.gmtime()),
+        "data": data.describe(), "run": str(args.run_dir), "keras_sha256": file_sha256(keras_path),
     }
     plots_dir = args.run_dir / "plots"
     plots.plot_curves(history, name, plots_dir / f"{name}_curves.png")
@@ -263,19 +279,15 @@ def train_one(name, recipe, args, data, steps=None, seconds=None, val_seconds=0.
 
 
 def shipped_val_probabilities(name: str, models_dir: Path, data):
-    """(validation accuracy, validation probabilities or None) of the shipped model on this run's validation
-    data; (None, None) where there is no usable shipped model. A figure measured on the same data is reused."""
+    """(validation accuracy, validation probabilities) of the shipped model on this run's validation data; (None,
+    None) where there is no usable shipped model. Always read anew: the paired test needs its every answer."""
     import keras
 
     from study.evaluation import predict_probabilities
-    from study.promote import read_metrics
 
     path = models_dir / model_file(name)
     if not path.is_file():
         return None, None
-    entry = read_metrics(models_dir).get("models", {}).get(name, {})
-    if entry.get("val_checksum") == data.val_checksum and isinstance(entry.get("val_accuracy"), float):
-        return entry["val_accuracy"], None
     try:
         model = keras.saving.load_model(path, compile=False)
     except (OSError, ValueError) as exc:
@@ -285,29 +297,68 @@ def shipped_val_probabilities(name: str, models_dir: Path, data):
     return float((probabilities.argmax(1) == data.val.y).mean()), probabilities
 
 
-def decide_and_promote(name: str, entry: dict, args, data, kept: dict) -> bool:
-    """Promote this run's model into models/ if it is better on validation (or --replace); say which way.
-    The validation probabilities of a shipped model that stays go into `kept` (for the shipped ensemble)."""
+def other_validation_data(entry: dict, data) -> str:
+    """Why a shipped entry's validation figure was measured on other digits than this run's ('' if it was not).
+    The handwriting part is prepared by code whose version the data record (`prepared_by`): the same code and
+    seed must give the same digits on every machine, so a difference then is a defect worth reporting."""
+    if entry.get("val_checksum") in (None, data.val_checksum):
+        return ""
+    theirs = ((entry.get("data") or {}).get("handwriting") or {}).get("prepared_by")
+    ours = (data.handwriting or {}).get("prepared_by")
+    if theirs is None or ours is None:
+        return f"checksum {entry['val_checksum']}, this run's {data.val_checksum}; its preparation code not recorded"
+    if theirs != ours:
+        return f"prepared by other code: {theirs}, this run's {ours}"
+    return (f"checksum {entry['val_checksum']}, this run's {data.val_checksum} with the same preparation code "
+            f"{ours}: the digits differ between machines, please report it")
+
+
+def promotion_decision(name: str, entry: dict, val_probabilities, shipped_val, data) -> dict:
+    """Whether this run's model should replace the shipped one: McNemar's exact test on the validation digits the
+    two read differently (study.paired_test); a model that did not learn never should."""
+    from study.comparison import learned
+    from study.paired_test import decide
+
+    if not learned(entry):
+        return {"promote": False, "reason": f"did not learn ({entry['val_accuracy']:.1%} of the validation digits)"}
+    if shipped_val is None:
+        return {"promote": True, "reason": "no usable shipped model"}
+    return decide(val_probabilities.argmax(1), shipped_val.argmax(1), data.val.y)
+
+
+def decide_and_promote(name: str, entry: dict, val_probabilities, args, data, measured: dict) -> bool:
+    """Promote this run's model into models/ if the paired test says it is better (or --replace); say which way.
+    The shipped model's validation probabilities go into `measured` (the comparison, the shipped ensemble); the
+    decision, its counts and p-values into the entry (and so into metrics.json)."""
     import shutil
 
     from common.atomic import atomic_path
-    from study.promote import promote
+    from study.promote import promote, read_metrics
 
     old, old_val = shipped_val_probabilities(name, args.models_dir, data)
-    better = old is None or entry["val_accuracy"] > old
-    if not (better or args.replace):
-        log.warning("kept the shipped %s: validation %.4f against this run's %.4f; this run's model is in %s "
-                    "(--replace would take it)", name, old, entry["val_accuracy"], args.run_dir / "models")
-        if old_val is not None:
-            kept[name] = old_val
+    if old_val is not None:
+        measured[name] = old_val
+        why = other_validation_data(read_metrics(args.models_dir).get("models", {}).get(name, {}), data)
+        if why:
+            log.info("the shipped %s was measured on other validation data (%s); this run measured it anew: %.4f",
+                     name, why, old)
+    decision = promotion_decision(name, entry, val_probabilities, old_val, data)
+    promote_it = decision["promote"] or args.replace
+    entry["promotion"] = decision | {"promoted": promote_it, "replace": bool(args.replace and not decision["promote"])}
+    if not promote_it:
+        if old is None:
+            log.warning("did not promote %s: %s; it is in %s", name, decision["reason"], args.run_dir / "models")
+        else:
+            log.warning("kept the shipped %s (validation %.4f, this run's %.4f): %s; this run's model is in %s "
+                        "(--replace would take it)", name, old, entry["val_accuracy"], decision["reason"],
+                        args.run_dir / "models")
         return False
     promote(name, args.run_dir / "models", args.models_dir, entry)
     for f in (args.run_dir / "plots").glob(f"{name}_*"):
         with atomic_path(args.plots_dir / f.name) as tmp:
             shutil.copyfile(f, tmp)
-    how = "no shipped model" if old is None else f"validation {entry['val_accuracy']:.4f} against {old:.4f}"
-    log.info("promoted %s into %s (%s%s); the one it replaced is in %s", name, args.models_dir, how,
-             "" if better else ", --replace", args.models_dir / "previous")
+    log.info("promoted %s into %s (%s%s); the one it replaced is in %s", name, args.models_dir, decision["reason"],
+             "" if decision["promote"] else "; --replace", args.models_dir / "previous")
     return True
 
 
@@ -391,24 +442,12 @@ def shipped_probabilities(names, models_dir: Path, data, val_known: dict) -> dic
     return out
 
 
-def print_table(results: dict, ensemble: dict | None, title: str) -> None:
-    print(f"\n{title}")
-    print(f"{'model':<9}{'test acc':>10}{'test loss':>11}{'val acc':>9}{'params':>12}{'train s':>9}{'epochs':>8}")
-    for name, s in results.items():
-        print(f"{name:<9}{s['test_accuracy']:>10.4%}{s['test_loss']:>11.4f}{s['val_accuracy']:>9.4%}"
-              f"{s['params']:>12,}{s['train_seconds']:>9.1f}{s.get('epochs', 0):>8.2f}")
-    if ensemble and "test_accuracy" in ensemble:
-        print(f"{'ensemble':<9}{ensemble['test_accuracy']:>10.4%}{ensemble['test_loss']:>11.4f}"
-              f"   (mean of {', '.join(ensemble['members'])})")
-
-
-def write_comparison(results: dict, plots_dir: Path) -> None:
-    """comparison.png and comparison.md from the per-model summaries (scalars only)."""
+def write_comparison(rows: list, plots_dir: Path, title: str, promotions: dict | None = None) -> str:
+    """comparison.png and comparison.md from the comparison's rows; returns the Markdown text."""
     from study import plots, reports
 
-    compare = {n: {k: v for k, v in s.items() if not isinstance(v, (dict, list))} for n, s in results.items()}
-    plots.plot_comparison(compare, plots_dir / "comparison.png")
-    reports.write_comparison_markdown(compare, plots_dir / "comparison.md", reference=REFERENCE)
+    plots.plot_comparison(rows, plots_dir / "comparison.png", title)
+    return reports.write_comparison_markdown(plots_dir / "comparison.md", rows, REFERENCE, promotions)
 
 
 def restore_models(args) -> int:
@@ -430,22 +469,120 @@ def restore_models(args) -> int:
     return 0
 
 
+def plan_models(args, recipes: dict, data, started: float):
+    """(the budget or None, {model: why it is not trained}); BudgetError where not even one model fits."""
+    from study.budget import RunBudget
+    from study.precision import resolve_precision
+
+    if not args.budget_minutes:
+        return None, {}
+    budget = RunBudget(args.budget_minutes, started, len(data.train))
+    # after training: the test sets, its validation figure and the shipped model's, and (if the shipped
+    # model stays) its MNIST test pass for the shipped ensemble
+    n_eval = 2 * len(data.test) + sum(len(s) for s in data.test_parts.values()) + 2 * len(data.val)
+    budget.measure(recipes, {n: builder(n, r, args) for n, r in recipes.items()}, data,
+                   resolve_precision(args.precision), args.seed, n_eval)
+    return budget, dict(budget.skipped)
+
+
+def fine_tune_reason(name: str, steps: int | None, budget, args) -> str:
+    """Why this model is fine-tuned from the shipped weights instead of trained from scratch ('' when it is not):
+    its share of the budget is under the epochs a model needs to learn (study.budget.MIN_LEARNING_EPOCHS)."""
+    from study.budget import MIN_LEARNING_EPOCHS, too_short
+
+    if budget is None or args.warm_start or not (args.models_dir / model_file(name)).is_file():
+        return ""
+    cost = budget.costs[name]
+    if not too_short(steps, cost):
+        return ""
+    return (f"{steps / cost.steps_per_epoch:.1f} epochs fit in its share of the budget, under the "
+            f"{MIN_LEARNING_EPOCHS:g} a model needs to learn from scratch")
+
+
+def train_models(args, recipes, data, budget, metrics, started) -> tuple[dict, list, dict]:
+    """Train, evaluate and judge each model in turn; returns (validation probabilities by model, promoted
+    models, the shipped models' validation probabilities as this run measured them)."""
+    from common import atomic
+    from study.comparison import learned
+
+    results, skipped, probabilities, promoted, measured = metrics["models"], metrics["skipped"], {}, [], {}
+    todo = [n for n in args.models if n not in skipped]
+    for i, name in enumerate(todo):
+        t0 = time.perf_counter()
+        steps = seconds = None
+        val_seconds = 0.0
+        if budget:
+            allotted = budget.allot(name, {n: recipes[n] for n in todo[i:] if n not in budget.skipped})
+            if allotted is None:
+                skipped[name] = budget.skipped[name]
+                continue
+            steps, seconds = allotted
+            val_seconds = budget.costs[name].val_pass
+        why = fine_tune_reason(name, steps, budget, args)
+        if why:
+            log.warning("%s: %s: it is fine-tuned from the shipped weights in %s instead", name, why, args.models_dir)
+        results[name], probs = train_one(name, recipes[name], args, data, steps, seconds, val_seconds, why)
+        if not learned(results[name]):
+            log.warning("%s did not learn: %.1f%% of the validation digits after %.2f epochs (chance 10%%); it is "
+                        "no result and left out of the ensemble%s", name, 100 * results[name]["val_accuracy"],
+                        results[name]["epochs"], "" if args.replace else ", and not promoted")
+        else:
+            probabilities[name] = probs
+        if len(probabilities) > 1:
+            metrics["ensemble"] = ensemble_summary(probabilities, data)
+        if decide_and_promote(name, results[name], probs["val"], args, data, measured):
+            promoted.append(name)
+        metrics["run_seconds"] = round(time.perf_counter() - started, 1)
+        atomic.write_json(args.run_dir / "models" / METRICS_FILE, metrics)
+        if budget:
+            budget.spent(name, results[name]["steps"], results[name]["train_seconds"], time.perf_counter() - t0)
+            metrics["budget"] = budget.record
+    return probabilities, promoted, measured
+
+
+def update_shipped(args, data, probabilities: dict, promoted: list, measured: dict, metrics: dict) -> None:
+    """After promotions: models/metrics.json describes the files beside it (kept models' figures re-measured on
+    this run's validation data), the shipped ensemble, calibration and plots. A run that promotes nothing
+    changes no file there: what it re-measured goes into its own metrics.json (`shipped_remeasured`)."""
+    from common import atomic
+    from study import comparison
+    from study.promote import read_metrics
+
+    shipped = read_metrics(args.models_dir)
+    kept_val = {n: p for n, p in measured.items() if n not in promoted}
+    if not promoted:
+        remeasured = {n: {} for n in kept_val}
+        refresh_kept(remeasured, kept_val, data, args.run_dir)
+        metrics["shipped_remeasured"] = remeasured
+        return
+    refresh_kept(shipped.get("models", {}), kept_val, data, args.run_dir)
+    have = [n for n in MODEL_NAMES if (args.models_dir / model_file(n)).is_file()]
+    probs = {n: probabilities[n] for n in have if n in promoted and n in probabilities}
+    probs |= shipped_probabilities([n for n in have if n not in probs], args.models_dir, data, kept_val)
+    # the shipped file describes the files beside it, each entry from the run that made it: nothing else
+    shipped = {"models": shipped.get("models", {}), "reference_study": REFERENCE}
+    if len(probs) > 1:
+        shipped["ensemble"] = ensemble_summary(probs, data)
+    calibrate_models(args.models_dir, {n: p["val"] for n, p in probs.items()}, data)
+    atomic.write_json(args.models_dir / METRICS_FILE, shipped)
+    write_comparison(comparison.shipped_rows(shipped), args.plots_dir, "The shipped models (models/)")
+
+
 def main(argv=None) -> int:
     started = time.perf_counter()
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from study.promote import recover
+    from study.promote import read_metrics, recover
 
     if args.restore is not None:
         return restore_models(args)
     recover(args.models_dir)  # a promotion an earlier run was killed in is finished first
 
     from common import atomic
-    from study import plots
-    from study.budget import BudgetError, RunBudget
+    from study import comparison, machine, plots
+    from study.budget import BudgetError
     from study.data import DataError
-    from study.precision import configure_threads, resolve_precision
-    from study.promote import read_metrics
+    from study.precision import configure_threads
     from study.recipes import recipe_for
 
     try:
@@ -457,65 +594,31 @@ def main(argv=None) -> int:
     for d in (args.run_dir / "models", args.run_dir / "plots", args.models_dir, args.plots_dir):
         d.mkdir(parents=True, exist_ok=True)
     log.info("this run writes into %s; better models are promoted into %s", args.run_dir, args.models_dir)
+    shipped_before = read_metrics(args.models_dir)  # what this run is compared with, before any promotion
     recipes = {n: recipe_for(args.preset, n, epochs=args.epochs, batch_size=args.batch_size,
                              learning_rate=args.learning_rate) for n in args.models}
     metrics = {"preset": args.preset, "seed": args.seed, "limit": args.limit, "split": data.describe(),
-               "versions": versions(), "reference_study": REFERENCE, "models": {}, "budget": None}
+               "versions": versions(), "reference_study": REFERENCE, "models": {}, "skipped": {}, "budget": None}
     plots.plot_samples(data.train.x, data.train.y, args.run_dir / "plots" / "samples.png")
-    budget = None
-    if args.budget_minutes:
-        budget = RunBudget(args.budget_minutes, started, len(data.train))
-        # after training: the test sets, its validation figure and the shipped model's, and (if the shipped
-        # model stays) its MNIST test pass for the shipped ensemble
-        n_eval = 2 * len(data.test) + sum(len(s) for s in data.test_parts.values()) + 2 * len(data.val)
-        try:
-            budget.measure(recipes, {n: builder(n, r, args) for n, r in recipes.items()}, data,
-                           resolve_precision(args.precision), args.seed, n_eval)
-        except BudgetError as exc:
-            log.error("%s", exc)
-            return 3
-    results, probabilities, promoted, kept_val = metrics["models"], {}, [], {}
     try:
-        for i, name in enumerate(args.models):
-            t0 = time.perf_counter()
-            steps = seconds = None
-            val_seconds = 0.0
-            if budget:
-                steps, seconds = budget.allot(name, {n: recipes[n] for n in args.models[i:]})
-                val_seconds = budget.costs[name].val_pass
-            results[name], probabilities[name] = train_one(name, recipes[name], args, data, steps, seconds,
-                                                           val_seconds)
-            if len(probabilities) > 1:
-                metrics["ensemble"] = ensemble_summary(probabilities, data)
-            metrics["run_seconds"] = round(time.perf_counter() - started, 1)
-            atomic.write_json(args.run_dir / "models" / METRICS_FILE, metrics)
-            if decide_and_promote(name, results[name], args, data, kept_val):
-                promoted.append(name)
-            if budget:
-                budget.spent(name, results[name]["steps"], results[name]["train_seconds"], time.perf_counter() - t0)
-                metrics["budget"] = budget.record
-        write_comparison(results, args.run_dir / "plots")
-        calibrate_models(args.run_dir / "models", {n: probabilities[n]["val"] for n in results}, data)
-        shipped = read_metrics(args.models_dir)
-        refreshed = refresh_kept(shipped.get("models", {}), kept_val, data, args.run_dir)
-        if promoted:
-            have = [n for n in MODEL_NAMES if (args.models_dir / model_file(n)).is_file()]
-            probs = {n: probabilities[n] for n in have if n in promoted}
-            probs |= shipped_probabilities([n for n in have if n not in probs], args.models_dir, data, kept_val)
-            # the shipped file describes the files beside it, each entry from the run that made it: nothing else
-            shipped = {"models": shipped.get("models", {}), "reference_study": REFERENCE}
-            if len(probs) > 1:
-                shipped["ensemble"] = ensemble_summary(probs, data)
-            calibrate_models(args.models_dir, {n: p["val"] for n, p in probs.items()}, data)
-            atomic.write_json(args.models_dir / METRICS_FILE, shipped)
-            write_comparison({n: e for n, e in shipped.get("models", {}).items() if n in MODEL_NAMES},
-                             args.plots_dir)
-        elif refreshed:
-            ensemble = shipped.get("ensemble") or {}
-            if ensemble.get("val_checksum") != data.val_checksum:  # measured on other data: not comparable
-                for key in ("val_accuracy", "val_checksum"):
-                    ensemble.pop(key, None)
-            atomic.write_json(args.models_dir / METRICS_FILE, shipped)
+        budget, metrics["skipped"] = plan_models(args, recipes, data, started)
+    except BudgetError as exc:
+        log.error("%s", exc)
+        return 3
+    try:
+        probabilities, promoted, measured = train_models(args, recipes, data, budget, metrics, started)
+        results = metrics["models"]
+        calibrate_models(args.run_dir / "models", {n: probabilities[n]["val"] for n in probabilities}, data)
+        update_shipped(args, data, probabilities, promoted, measured, metrics)
+        rows = comparison.rows(args.models, results, metrics["skipped"], shipped_before, data.val_checksum,
+                               {n: float((p.argmax(1) == data.val.y).mean()) for n, p in measured.items()},
+                               metrics.get("ensemble"), machine.cpu_description(),
+                               time.strftime("%Y-%m-%d", time.gmtime()), promoted)
+        table = write_comparison(rows, args.run_dir / "plots",
+                                 f"This run ({args.run_dir}; {machine.cpu_description()}, "
+                                 f"{time.strftime('%Y-%m-%d', time.gmtime())}) beside the shipped models "
+                                 f"({args.models_dir})",
+                                 {n: e["promotion"] for n, e in results.items() if "promotion" in e})
         if budget:
             budget.close()
             metrics["budget"] = budget.record
@@ -525,10 +628,13 @@ def main(argv=None) -> int:
         log.warning("interrupted: %s is as it was, or holds whole promoted models only; this run's finished "
                     "files are in %s", args.models_dir, args.run_dir)
         return 130
-    print_table(results, metrics.get("ensemble"), f"this run ({args.run_dir}):")
-    kept = [n for n in args.models if n not in promoted]
+    print(f"\nthis run ({args.run_dir}) beside the shipped models:\n{table}")
+    kept = [n for n in results if n not in promoted and (args.models_dir / model_file(n)).is_file()]
+    no_result = [n for n in results if n not in promoted and n not in kept]
     print(f"promoted into {args.models_dir}: {', '.join(promoted) or 'none'}"
-          + (f"; kept the shipped {', '.join(kept)} (better on validation)" if kept else ""))
+          + (f"; kept the shipped {', '.join(kept)}" if kept else "")
+          + (f"; not promoted: {', '.join(no_result)} (did not learn)" if no_result else "")
+          + (f"; not trained: {', '.join(metrics['skipped'])} (see above)" if metrics["skipped"] else ""))
     if not any((args.models_dir / model_file(n)).is_file() for n in MODEL_NAMES):
         print(train_hint())
     return 0

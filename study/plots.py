@@ -16,6 +16,7 @@ from typing import Mapping, Sequence
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.patches import Patch
 from sklearn.metrics import ConfusionMatrixDisplay
 
 from common.atomic import atomic_path
@@ -25,14 +26,17 @@ log = logging.getLogger(__name__)
 DPI = 110
 N_CLASSES = 10
 
-# (title, key of the model's summary in metrics.json as train_all.py writes it, style) per bar chart
+# (title, field of a study.comparison.Row, style) per bar chart
 COMPARISON_METRICS: list[tuple[str, str, str]] = [
     ("Test accuracy (%)", "test_accuracy", "accuracy"),
-    ("Test loss", "test_loss", "{:.4f}"),
-    ("Parameters", "params", "params"),
+    ("Validation accuracy (%)", "val_accuracy", "accuracy"),
+    ("Epochs", "epochs", "{:.1f}"),
     ("Training time (s)", "train_seconds", "{:.0f}"),
     ("Inference (ms / image)", "ms_per_image", "{:.3f}"),
 ]
+# one colour per source of the numbers, so that no bar passes for what it is not
+SOURCE_COLOURS = {"trained here": "C0", "fine-tuned here": "C1", "shipped": "0.6"}
+SOURCE_SHORT = {"trained here": "this run", "fine-tuned here": "fine-tuned", "shipped": "shipped"}
 
 
 # ------------------------------------------------------------------------------------------ helpers
@@ -184,16 +188,9 @@ def plot_samples(x: np.ndarray, y: np.ndarray, path: str | os.PathLike, per_clas
 
 
 # ------------------------------------------------------------------------------------------ comparison
-def _metric_value(summary: Mapping, key: str) -> float | None:
-    value = summary.get(key)
-    return None if value is None else float(value)
-
-
 def _format(value: float, style: str) -> str:
     if style == "accuracy":
         return f"{value:.2f}%"
-    if style == "params":
-        return f"{value / 1e6:.2f}M" if value >= 1e6 else f"{value / 1e3:.1f}k"
     return style.format(value)
 
 
@@ -206,34 +203,44 @@ def _zoom_accuracy(ax, values: list[float]) -> None:
     ax.set_ylim(max(0.0, lo - 2 * pad), hi + pad)
 
 
-def plot_comparison(results: Mapping[str, Mapping], path: str | os.PathLike) -> None:
-    """Side-by-side bars of the headline numbers for every model (missing numbers are skipped)."""
-    names = list(results)
-    fig = _new_figure(3.2 * len(COMPARISON_METRICS), 4.2)
+def plot_comparison(rows: Sequence, path: str | os.PathLike, title: str = "Model comparison") -> None:
+    """Bars of the headline numbers (study.comparison rows), coloured by where each number comes from (trained
+    here, fine-tuned here, shipped); rows without a result are named under the plot, never drawn as a bar."""
+    shown = [r for r in rows if r.kind in SOURCE_COLOURS]
+    absent = [r for r in rows if r.kind not in SOURCE_COLOURS]
+    notes = list(dict.fromkeys(r.val_note for r in shown if r.val_note))
+    machines = [f"{r.model} shipped: {r.machine or 'machine not recorded'}, {r.date}" for r in shown
+                if r.kind == "shipped" and r.model != "ensemble"]
+    fig = _new_figure(3.8 * len(COMPARISON_METRICS), 4.8 + 0.25 * (len(absent) + len(notes) + len(machines)))
     axes = fig.subplots(1, len(COMPARISON_METRICS))
-    colors = [f"C{i}" for i in range(len(names))]
-    for ax, (title, key, style) in zip(axes, COMPARISON_METRICS):
-        values = [_metric_value(results[n], key) for n in names]
-        if style == "accuracy":
-            values = [None if v is None else v * 100.0 for v in values]
-        present = [(n, v, c) for n, v, c in zip(names, values, colors) if v is not None]
-        ax.set_title(title)
+    labels = [f"{r.model}\n{SOURCE_SHORT[r.kind]}" for r in shown]
+    for ax, (panel, key, style) in zip(axes, COMPARISON_METRICS):
+        present = [(lab, getattr(r, key), r) for lab, r in zip(labels, shown) if getattr(r, key) is not None]
+        ax.set_title(panel)
         if not present:
             ax.text(0.5, 0.5, "n/a", ha="center", va="center", transform=ax.transAxes)
             ax.set_xticks([])
             continue
-        bar_names, bar_values, bar_colors = zip(*present)
-        bars = ax.bar(bar_names, bar_values, color=bar_colors)
-        ax.bar_label(bars, labels=[_format(v, style) for v in bar_values], padding=2, fontsize=9)
+        names = [lab for lab, _, _ in present]
+        values = [float(v) * (100.0 if style == "accuracy" else 1.0) for _, v, _ in present]
+        bars = ax.bar(range(len(names)), values, color=[SOURCE_COLOURS[r.kind] for _, _, r in present],
+                      hatch=None)
+        ax.set_xticks(range(len(names)), names, fontsize=7)
+        marks = ["*" * (notes.index(r.val_note) + 1) if r.val_note and key == "val_accuracy" else ""
+                 for _, _, r in present]
+        ax.bar_label(bars, labels=[_format(v, style) + m for v, m in zip(values, marks)], padding=2, fontsize=7,
+                     rotation=90 if style == "accuracy" else 0)
         if style == "accuracy":
-            _zoom_accuracy(ax, list(bar_values))
-        elif style == "params":
-            ax.set_yscale("log")  # ANN ~1e5 vs VGG16 ~1e7: linear bars would hide the small ones
-            ax.set_ylim(min(bar_values) / 3, max(bar_values) * 4)
+            _zoom_accuracy(ax, values)
         else:
-            ax.set_ylim(0, max(bar_values) * 1.18 or 1.0)
+            ax.set_ylim(0, max(values) * 1.25 or 1.0)
         ax.grid(axis="y", alpha=0.3)
-    n_test = {int(r["n_test"]) for r in results.values() if r.get("n_test")}
-    on = f" on the {n_test.pop():,} test images" if len(n_test) == 1 else ""
-    fig.suptitle(f"MNIST: model comparison{on}")
+    handles = [Patch(color=c, label=k) for k, c in SOURCE_COLOURS.items() if any(r.kind == k for r in shown)]
+    if handles:
+        fig.legend(handles=handles, loc="outside upper right", fontsize=8, ncols=len(handles))
+    footer = [f"{r.model}: {r.source}" for r in absent] + machines
+    footer += [f"{'*' * (i + 1)} validation accuracy {note}" for i, note in enumerate(notes)]
+    if footer:
+        fig.supxlabel("\n".join(footer), fontsize=8, ha="left", x=0.01)
+    fig.suptitle(title, fontsize=10)
     _save(fig, path)

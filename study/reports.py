@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Mapping
+from typing import Mapping, Sequence
 
 from common.atomic import write_text
 
@@ -40,7 +40,7 @@ def _headline(summary: Mapping) -> list[str]:
         ("Test loss", _num(summary.get("test_loss"), ".4f")),
         ("Validation accuracy (%)", _pct(summary.get("val_accuracy"))),
         ("Parameters", _num(summary.get("params"), ",")),
-        ("Epochs", _num(summary.get("epochs"), "d")),
+        ("Epochs", _num(summary.get("epochs"), ".1f")),
         ("Training time (s)", _num(summary.get("train_seconds"), ".1f")),
         ("Inference (ms / image)", _num(summary.get("ms_per_image"), ".3f")),
     ]
@@ -84,34 +84,50 @@ def _reference_pct(value) -> str:
     return f"{value * 100:.2f}" if value <= 1.0 else f"{value:.2f}"
 
 
-def comparison_markdown(results: Mapping[str, Mapping], reference: Mapping[str, float] | None = None) -> str:
-    """The comparison table as Markdown text (one row per model, in the given order)."""
-    header = ["Model", "Test accuracy %", "Test loss", "Val accuracy %", "Params", "Train s", "Epochs", "ms/image"]
-    if reference is not None:
-        header.append("Published accuracy %")
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
-    for name, s in results.items():
-        row = [
-            name,
-            _pct(s.get("test_accuracy")),
-            _num(s.get("test_loss"), ".4f"),
-            _pct(s.get("val_accuracy")),
-            _num(s.get("params"), ","),
-            _num(s.get("train_seconds"), ".1f"),
-            _num(s.get("epochs"), "d"),
-            _num(s.get("ms_per_image"), ".3f"),
-        ]
-        if reference is not None:
-            row.append(_reference_pct(reference.get(name)))
-        lines.append("| " + " | ".join(row) + " |")
+COMPARISON_HEADER = ["Model", "Numbers from", "Test accuracy %", "Val accuracy %", "Epochs", "Train s", "ms/image",
+                     "Params", "Machine", "Date"]
+
+
+def comparison_markdown(rows: Sequence, reference: Mapping[str, float] | None = None,
+                        promotions: Mapping[str, Mapping] | None = None) -> str:
+    """The comparison table (study.comparison rows: this run beside the shipped models, each row saying where its
+    numbers come from), the reference study's published accuracies, and this run's promotion decisions."""
+    lines = ["| " + " | ".join(COMPARISON_HEADER) + " |",
+             "|" + "|".join(["---", "---"] + ["---:"] * 6 + ["---", "---"]) + "|"]
+    notes = []
+    for r in rows:
+        val = _pct(r.val_accuracy)
+        if r.val_note and r.val_accuracy is not None:
+            if r.val_note not in notes:
+                notes.append(r.val_note)
+            val += "*" * (notes.index(r.val_note) + 1)
+        cells = [r.model, r.source, _pct(r.test_accuracy), val, _num(r.epochs, ".1f"), _num(r.train_seconds, ".0f"),
+                 _num(r.ms_per_image, ".3f"), _num(r.params, ","), r.machine or MISSING, r.date or MISSING]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines.append("")
+    lines += [f"{'*' * (i + 1)} validation accuracy {note}." for i, note in enumerate(notes)]
+    if reference:
+        lines.append("Published test accuracy of the reference study: "
+                     + ", ".join(f"{n} {_reference_pct(v)}%" for n, v in reference.items()) + ".")
+    if promotions:
+        lines += ["", "Promotion (McNemar's exact test on the validation digits the two models read differently):", "",
+                  "| Model | Gained | Lost | p (better) | Classes significantly worse | Decision |",
+                  "|---|---:|---:|---:|---|---|"]
+        for name, d in promotions.items():
+            if "better" not in d:
+                lines.append(f"| {name} | {MISSING} | {MISSING} | {MISSING} | {MISSING} | {d.get('reason', '')} |")
+                continue
+            worse = ", ".join(str(k) for k in d["blocking_classes"]) or "none"
+            verdict = "promoted" if d.get("promoted") else "kept the shipped model"
+            lines.append(f"| {name} | {d['better']} | {d['worse']} | {d['p_better']:.2g} | {worse} | "
+                         f"{verdict}: {d['reason']} |")
     return "\n".join(lines) + "\n"
 
 
-def write_comparison_markdown(
-    results: Mapping[str, Mapping], path: str | os.PathLike, reference: Mapping[str, float] | None = None
-) -> str:
-    """Write the Markdown comparison table; returns the text so callers can also log or embed it."""
-    text = comparison_markdown(results, reference)
+def write_comparison_markdown(path: str | os.PathLike, rows: Sequence, reference: Mapping[str, float] | None = None,
+                              promotions: Mapping[str, Mapping] | None = None) -> str:
+    """Write the Markdown comparison; returns the text so callers can also print it."""
+    text = comparison_markdown(rows, reference, promotions)
     write_text(path, text)
     log.info("wrote %s", path)
     return text

@@ -81,6 +81,9 @@ def test_step_seconds_times_real_fit_steps():
         model.compile(optimizer="sgd", loss="mse")
         times[name] = budget.step_seconds(model, ds, steps=8)
     assert 0 < times["small"] < times["big"] < 5  # a million-parameter step costs more than a 36-parameter one
+    # a time limit stops the timing: a model that slow needs no more steps to say so
+    assert len(budget.step_intervals(big, ds, steps=8, limit=0.0)) == 1
+    assert len(budget.step_intervals(big, ds, steps=8)) == 8
     with pytest.raises(ValueError, match="steps must be >= 2"):
         budget.step_seconds(small, ds, steps=1)
 
@@ -223,3 +226,118 @@ def test_budget_flag_is_checked_and_defaults_follow_the_preset():
     assert train_all.parse_args(["--budget-minutes", "12"]).budget_minutes == 12
     with pytest.raises(SystemExit):
         train_all.parse_args(["--budget-minutes", "-1"])
+
+
+# ------------------------------------------------------------------------------ slow models (issues 37 and 39)
+def test_a_model_that_cannot_get_a_tenth_of_an_epoch_is_skipped_and_the_others_fit():
+    costs = {"ann": _cost(0.4), "cnn": _cost(1.0), "vgg16": _cost(60.0)}  # a tenth of a VGG16 epoch: 610 s
+    kept, skipped = budget.fitting(RECIPES, costs, seconds_left=600, n_train=N_TRAIN)
+    assert list(kept) == ["ann", "cnn"] and list(skipped) == ["vgg16"]
+    assert "a tenth of an epoch takes ~10.2 min" in skipped["vgg16"] and "beside ann, cnn" in skipped["vgg16"]
+    plan = budget.plan_steps(kept, costs, 600, N_TRAIN)
+    assert sum(costs[n].seconds(plan[n]) for n in plan) <= 600 * budget.SAFETY
+    assert budget.fitting(RECIPES, costs, 10_000, N_TRAIN) == (RECIPES, {})  # time enough: nobody skipped
+    with pytest.raises(BudgetError, match="at least"):  # not even the cheapest: refused as before
+        budget.fitting(RECIPES, costs, seconds_left=10, n_train=N_TRAIN)
+
+
+def test_under_one_epoch_is_too_short_to_learn_from_scratch():
+    assert budget.MIN_LEARNING_EPOCHS == 1.0
+    assert budget.too_short(99, _cost(1.0)) and not budget.too_short(100, _cost(1.0))
+
+
+def _slow(monkeypatch, step_seconds: dict):
+    """Fake the timed steps: each model costs what the test says (the real fit runs at its own speed)."""
+    from study.fit import steps_per_epoch
+
+    def fake_measure(rebuild, recipe, data, precision, seed=0, n_eval=None, time_limit=None):
+        name = rebuild().name
+        step = next(v for k, v in step_seconds.items() if k in name)
+        return Cost(step=step, steps_per_epoch=steps_per_epoch(len(data.train), recipe), val_pass=0.1, fixed=2.0)
+
+    monkeypatch.setattr(budget, "measure", fake_measure)
+
+
+def _budget_argv(tmp_path, fake_npz, run, models, minutes, *extra):
+    return ["--models", *models, "--limit", "256", "--data", str(fake_npz), "--models-dir", str(tmp_path / "m"),
+            "--plots-dir", str(tmp_path / "p"), "--run-dir", str(tmp_path / run), "-q", "--budget-minutes",
+            str(minutes), *extra]
+
+
+def test_a_slow_model_that_does_not_fit_is_skipped_and_the_others_train(tmp_path, fake_npz, monkeypatch, caplog):
+    """Issue 37, item 13: `--budget-minutes 3` on a slow machine trained nothing (rc 3); now the models that fit
+    train, and the run says which one was skipped and why (log, metrics.json, comparison)."""
+    import logging
+
+    caplog.set_level(logging.INFO)
+    _slow(monkeypatch, {"ann": 0.01, "cnn": 200.0})  # a tenth of a CNN epoch (1 step): over 3 minutes
+    assert train_all.main(_budget_argv(tmp_path, fake_npz, "run", ["ann", "cnn"], 0.5)) == 0
+    metrics = json.loads((tmp_path / "run" / "models" / "metrics.json").read_text())
+    assert list(metrics["models"]) == ["ann"] and list(metrics["skipped"]) == ["cnn"]
+    assert "a tenth of an epoch takes ~3.4 min" in metrics["skipped"]["cnn"]
+    assert "cnn is not trained in this run: a tenth of an epoch" in caplog.text
+    table = (tmp_path / "run" / "plots" / "comparison.md").read_text()
+    assert "| cnn | not trained here: a tenth of an epoch takes ~3.4 min" in table
+    assert (tmp_path / "m" / "ann.keras").exists() and not (tmp_path / "m" / "cnn.keras").exists()
+
+
+def test_a_model_given_under_an_epoch_is_fine_tuned_from_the_shipped_one_never_shown_at_chance(
+        tmp_path, fake_npz, monkeypatch):
+    """Issue 39: a fake slow ANN (its plan: half an epoch) whose recipe cannot learn from scratch (learning rate
+    1e-9). With a shipped ANN it is fine-tuned from it ("from models/") and its figures are real; without one it
+    trains from scratch, ends at chance, and is then no result: not in the table's figures, not in the ensemble,
+    not promoted."""
+    from dataclasses import replace
+
+    from study.recipes import PRESETS
+
+    shipped = tmp_path / "m"
+    assert train_all.main(_budget_argv(tmp_path, fake_npz, "setup", ["ann"], 0, "--epochs", "3", "--batch-size",
+                                       "32", "--learning-rate", "3e-3")) == 0
+    good = json.loads((shipped / "metrics.json").read_text())["models"]["ann"]
+    assert good["val_accuracy"] > 0.9
+    monkeypatch.setitem(PRESETS["best"], "ann", replace(PRESETS["best"]["ann"], learning_rate=1e-9))
+    _slow(monkeypatch, {"ann": 30.0, "cnn": 0.01})  # 2 steps per epoch of 30 s: the ANN gets 1 step in 1 min
+    assert train_all.main(_budget_argv(tmp_path, fake_npz, "slow", ["ann"], 1.0)) == 0
+    entry = json.loads((tmp_path / "slow" / "models" / "metrics.json").read_text())["models"]["ann"]
+    assert entry["trained_from"] == f"{shipped.as_posix()}/" and entry["epochs"] < 1
+    assert "under the 1 a model needs to learn from scratch" in entry["why_fine_tuned"]
+    assert entry["val_accuracy"] > 0.9  # the shipped weights, fine-tuned: not chance
+    table = (tmp_path / "slow" / "plots" / "comparison.md").read_text()
+    assert f"| ann | fine-tuned here from {shipped.as_posix()}/ (0.5 epochs fit" in table
+    assert "| ann | shipped (models/) |" in table and "2026" in table  # the shipped figures with their date
+    # no shipped model to start from: trained from scratch, at chance, and so no result anywhere
+    empty = tmp_path / "fresh"
+    argv = _budget_argv(tmp_path, fake_npz, "scratch", ["ann", "cnn"], 1.0, "--models-dir", str(empty),
+                        "--plots-dir", str(tmp_path / "fresh_plots"))
+    assert train_all.main(argv) == 0
+    metrics = json.loads((tmp_path / "scratch" / "models" / "metrics.json").read_text())
+    ann = metrics["models"]["ann"]
+    assert ann["trained_from"] is None and ann["val_accuracy"] < 0.5
+    assert ann["promotion"]["promoted"] is False and not (empty / "ann.keras").exists()
+    assert "ann" not in metrics.get("ensemble", {}).get("members", [])
+    table = (tmp_path / "scratch" / "plots" / "comparison.md").read_text()
+    row = next(line for line in table.splitlines() if line.startswith("| ann |"))
+    assert "did not learn here" in row and f"{ann['test_accuracy'] * 100:.2f}" not in row
+
+
+def test_models_are_not_timed_once_the_timed_ones_take_what_is_left(monkeypatch):
+    """Issue 37 item 13: timing VGG16's steps took most of a 3-minute budget. Once the models timed already need
+    all the time left, the others are not timed at all, and each timing stops at a share of the budget."""
+    seen = {}
+
+    def fake_measure(rebuild, recipe, data, precision, seed=0, n_eval=None, time_limit=None):
+        seen[rebuild] = time_limit
+        return _cost({"ann": 0.3, "cnn": 1.0, "vgg16": 60.0}[rebuild], fixed=60.0)
+
+    class Data:
+        train = range(N_TRAIN)
+
+    monkeypatch.setattr(budget, "measure", fake_measure)
+    run = budget.RunBudget(minutes=1.4, started=budget.time.perf_counter(), n_train=N_TRAIN)
+    kept = run.measure(RECIPES, {n: n for n in RECIPES}, Data(), "float32", 0, 100)
+    # the ANN's tenth of an epoch needs 65 s of the 80 s usable: less than the 20 s a timing may take are left
+    assert list(seen) == ["ann"] and seen["ann"] == budget.MIN_TIMING_SECONDS  # 10% of 1.4 min is less
+    assert list(kept) == ["ann"] and set(run.skipped) == {"cnn", "vgg16"}
+    assert run.skipped["cnn"].startswith("not timed: of the 1.4 min left, ann need 1.1 at the least")
+    assert run.record["skipped"] == run.skipped

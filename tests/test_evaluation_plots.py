@@ -171,30 +171,67 @@ def test_misclassified_with_no_errors(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------ reports
-RESULTS = {
-    "ann": {"test_accuracy": 0.9781, "test_loss": 0.0734, "val_accuracy": 0.9775, "params": 109_386,
-            "train_seconds": 41.2, "epochs": 12, "ms_per_image": 0.012, "n_test": 10_000},
-    "cnn": {"test_accuracy": 0.9923, "test_loss": 0.0251, "val_accuracy": 0.9911, "params": 225_034,
-            "train_seconds": 301.7, "epochs": 10, "ms_per_image": 0.19, "n_test": 10_000},
-    "vgg16": {"test_accuracy": 0.9947, "test_loss": 0.0188, "val_accuracy": 0.9940, "params": 14_982_474,
-              "train_seconds": 2410.0, "epochs": 5, "ms_per_image": 4.6, "n_test": 10_000},
+RUN = {
+    "ann": {"test_accuracy": 0.9781, "val_accuracy": 0.9775, "params": 109_386, "train_seconds": 41.2,
+            "epochs": 12.04, "ms_per_image": 0.012, "cpu": "Zen 1", "date": "2026-12-07"},
+    "cnn": {"test_accuracy": 0.9923, "val_accuracy": 0.9911, "params": 225_034, "train_seconds": 301.7,
+            "epochs": 0.46, "ms_per_image": 0.19, "cpu": "Zen 1", "date": "2026-12-07", "trained_from": "models/",
+            "why_fine_tuned": "0.5 epochs fit"},
+    "vgg16": {"test_accuracy": 0.0958, "val_accuracy": 0.0992, "params": 14_982_474, "train_seconds": 240.0,
+              "epochs": 0.12, "ms_per_image": 4.6, "cpu": "Zen 1", "date": "2026-12-07"},
 }
+SHIPPED = {"models": {
+    "cnn": {"test_accuracy": 0.9939, "val_accuracy": 0.9908, "val_checksum": "old", "epochs": 4.704,
+            "train_seconds": 287.07, "params": 340_434, "ms_per_image": 0.184, "cpu": "Zen 3", "run": "runs/s27-keep2"},
+    "vgg16": {"test_accuracy": 0.9933, "val_accuracy": 0.9881, "val_checksum": "new", "epochs": 1.577,
+              "train_seconds": 866.35, "params": 14_860_106, "ms_per_image": 2.337, "cpu": "Zen 4",
+              "run": "runs/best-20261130-101500"}},
+    "ensemble": {"members": ["ann", "cnn", "vgg16"], "test_accuracy": 0.9947, "val_accuracy": 0.9905,
+                 "val_checksum": "old"}}
 
 
-def test_comparison_plot_and_markdown(tmp_path):
-    plot_comparison(RESULTS, tmp_path / "comparison.png")
+def test_comparison_shows_each_number_with_its_source(tmp_path):
+    from study import comparison
+
+    rows = comparison.rows(["ann", "cnn", "vgg16"], RUN, {}, SHIPPED, "new", {"cnn": 0.9901},
+                           {"members": ["ann", "cnn"], "test_accuracy": 0.993, "val_accuracy": 0.992},
+                           "Zen 1", "2026-12-07")
+    assert [(r.model, r.kind) for r in rows] == [
+        ("ann", "trained here"), ("cnn", "fine-tuned here"), ("cnn", "shipped"), ("vgg16", "no result"),
+        ("vgg16", "shipped"), ("ensemble", "trained here"), ("ensemble", "shipped")]
+    plot_comparison(rows, tmp_path / "comparison.png", "this run beside the shipped models")
     _assert_png(tmp_path / "comparison.png", min_w=600)
-    text = write_comparison_markdown(RESULTS, tmp_path / "comparison.md", reference={"cnn": 99.25, "ann": 0.98})
+    text = write_comparison_markdown(tmp_path / "comparison.md", rows, reference={"cnn": 98.78, "ann": 0.954})
     assert (tmp_path / "comparison.md").read_text(encoding="utf-8") == text
     lines = text.splitlines()
-    assert lines[0].startswith("| Model | Test accuracy %") and "Published accuracy %" in lines[0]
-    assert lines[1].startswith("|---|")
-    assert "| ann | 97.81 | 0.0734 | 97.75 | 109,386 | 41.2 | 12 | 0.012 | 98.00 |" in lines
-    assert "| cnn | 99.23 | 0.0251 | 99.11 | 225,034 | 301.7 | 10 | 0.190 | 99.25 |" in lines
-    assert "| vgg16 | 99.47 | 0.0188 | 99.40 | 14,982,474 | 2410.0 | 5 | 4.600 | – |" in lines
-    plain = write_comparison_markdown({"cnn": {"test_accuracy": 0.5}}, tmp_path / "plain.md")
-    assert "Published" not in plain and "| cnn | 50.00 | – |" in plain
+    assert lines[0].startswith("| Model | Numbers from | Test accuracy % | Val accuracy % | Epochs |")
+    assert "| ann | trained here | 97.81 | 97.75 | 12.0 | 41 | 0.012 | 109,386 | Zen 1 | 2026-12-07 |" in lines
+    assert "| cnn | fine-tuned here from models/ (0.5 epochs fit) | 99.23 | 99.11 | 0.5 | 302 |" in text
+    # the shipped CNN: its recorded figures, its validation figure re-measured by this run, its machine and date
+    assert "| cnn | shipped (models/) | 99.39 | 99.01* | 4.7 | 287 | 0.184 | 340,434 | Zen 3 | not recorded " \
+           "(run runs/s27-keep2) |" in lines
+    assert "| vgg16 | shipped (models/) | 99.33 | 98.81 | 1.6 | 866 | 2.337 | 14,860,106 | Zen 4 | 2026-11-30 |" in lines
+    # the VGG16 at chance is no result: none of its figures is shown
+    vgg_here = next(line for line in lines if line.startswith("| vgg16 | did not learn here: 9.9%"))
+    assert "9.58" not in vgg_here and "| – | – | 0.1 |" in vgg_here
+    assert "| ensemble | this run: mean of ann, cnn | 99.30 | 99.20 |" in text
+    assert "| ensemble | shipped: mean of ann, cnn, vgg16 | 99.47 | 99.05** |" in text
+    assert "* validation accuracy measured by this run." in lines
+    assert "** validation accuracy on other validation data." in lines
+    assert "Published test accuracy of the reference study: cnn 98.78%, ann 95.40%." in lines
     _no_temp_files(tmp_path)
+
+
+def test_comparison_reports_the_promotion_decisions(tmp_path):
+    from study import comparison
+    from study.paired_test import decide
+
+    y = np.repeat(np.arange(10), 20)
+    decision = decide(y, np.where(np.arange(200) % 10 == 0, (y + 1) % 10, y), y) | {"promoted": True}
+    text = write_comparison_markdown(tmp_path / "c.md", comparison.rows(["ann"], RUN, {}, {}, "new"),
+                                     promotions={"ann": decision, "cnn": {"reason": "no usable shipped model"}})
+    assert "| ann | 20 | 0 | 9.5e-07 | none | promoted: better: 20 digits gained, 0 lost" in text
+    assert "| cnn | – | – | – | – | no usable shipped model |" in text
 
 
 def test_model_report_contains_sklearn_and_keras_text(setup, tmp_path):
@@ -206,3 +243,12 @@ def test_model_report_contains_sklearn_and_keras_text(setup, tmp_path):
     text = path.read_text(encoding="utf-8")
     assert r.report.strip() in text and "Total params" in text
     assert "Test accuracy (%)" in text and "90.00" in text and "7,850" in text
+
+
+def test_a_replaced_shipped_model_is_named_as_such():
+    from study import comparison
+
+    rows = comparison.rows(["cnn"], RUN, {}, SHIPPED, "new", promoted=["cnn"])
+    assert [(r.model, r.source) for r in rows if r.kind == "shipped"] == [
+        ("cnn", "shipped before this run (now in models/previous/)"), ("vgg16", "shipped (models/)"),
+        ("ensemble", "shipped before this run: mean of ann, cnn, vgg16")]

@@ -470,3 +470,29 @@ def test_cache_key_covers_every_file_that_decides_the_pixels():
                   "recognizer/pipeline.py", "recognizer/head.py", "recognizer/adapt.py", "recognizer/profile_store.py",
                   "recognizer/profile.py", "recognizer/calibration.py"}
     assert readers - not_pixels <= set(hw._CODE_FILES)
+
+
+def test_prepared_digits_do_not_depend_on_opencv_threads():
+    """Issue 39: the validation checksum differed between two machines. Thread counts are what differs first
+    between machines; the same strokes and scans must give the same pixels with 1 or 4 OpenCV threads."""
+    import cv2
+
+    def prepared():
+        out = []
+        for label in range(10):
+            strokes = [np.array(s, float) for s in digit_strokes(label, writer=label % 3)]
+            out.append(render.prepare(render.pen_canvas(strokes, np.random.default_rng(label)))[0])
+            out.append(render.prepare(render.scan_image(scan_digit(label), "cvl"))[0])
+        return [x for x in out if x is not None]
+
+    before = cv2.getNumThreads()
+    try:
+        cv2.setNumThreads(1)
+        one = prepared()
+        cv2.setNumThreads(4)
+        four = prepared()
+    finally:
+        cv2.setNumThreads(before)
+    assert len(one) == len(four) >= 15
+    for a, b in zip(one, four, strict=True):
+        np.testing.assert_array_equal(a, b)

@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import train_all
@@ -149,19 +150,91 @@ def test_a_killed_run_leaves_models_as_they_were_or_wholly_replaced(tmp_path, fa
     assert entry["keras_sha256"] == promote.file_sha256(shipped / "ann.keras")
 
 
-def test_a_kept_model_measured_on_new_validation_data_takes_that_figure(tmp_path, fake_npz):
-    """After the validation data change (a new writer split), a kept model's entry must compare with the promoted
-    ones': otherwise the default model would be chosen by test accuracy."""
+def _files(folder: Path) -> dict:
+    return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_a_run_that_promotes_nothing_changes_no_shipped_file_and_keeps_what_it_measured(tmp_path, fake_npz):
+    """Issue 39: a fresh clone stays clean. The shipped model was measured on other validation data (an older
+    split); this run re-measures it, keeps it, and writes the new figure into its own folder, not models/."""
     assert train_all.main(_argv(tmp_path, fake_npz, "good", "--epochs", "3", "--learning-rate", "3e-3")) == 0
-    shipped = tmp_path / "models"
+    shipped, plots = tmp_path / "models", tmp_path / "plots"
     metrics = promote.read_metrics(shipped)
     good = dict(metrics["models"]["ann"])
     metrics["models"]["ann"] |= {"val_accuracy": 0.2, "val_checksum": "an-older-split"}
     (shipped / "metrics.json").write_text(json.dumps(metrics))
+    before = {"models": _files(shipped), "plots": _files(plots)}
     assert train_all.main(_argv(tmp_path, fake_npz, "worse", "--epochs", "0.1", "--learning-rate", "1e-6")) == 0
-    entry = promote.read_metrics(shipped)["models"]["ann"]
-    assert entry["keras_sha256"] == good["keras_sha256"]  # kept
-    assert entry["val_checksum"] == good["val_checksum"]
-    assert entry["val_accuracy"] == pytest.approx(good["val_accuracy"]) and entry["val_accuracy"] > 0.5
-    assert entry["val_measured_in"] == str(tmp_path / "worse")
-    assert promote.consistent(shipped) == []
+    assert {"models": _files(shipped), "plots": _files(plots)} == before  # not one byte changed
+    run = json.loads((tmp_path / "worse" / "models" / "metrics.json").read_text())
+    figure = run["shipped_remeasured"]["ann"]
+    assert figure["val_checksum"] == good["val_checksum"] and figure["val_measured_in"] == str(tmp_path / "worse")
+    assert figure["val_accuracy"] == pytest.approx(good["val_accuracy"]) and figure["val_accuracy"] > 0.5
+    assert run["models"]["ann"]["promotion"]["promoted"] is False
+
+
+# ------------------------------------------------------------------------------ promotion by a paired test
+def _readings(per_class: dict, n_per_class: int = 1800):
+    """Labels and two models' predictions built from made-up counts: per class (gained, lost) = digits only the
+    candidate reads right, digits only the shipped model reads right; every other digit both read right."""
+    y, cand, ship = [], [], []
+    for k in range(10):
+        gained, lost = per_class.get(k, (0, 0))
+        wrong = (k + 1) % 10
+        for c_ok, s_ok, n in ((True, False, gained), (False, True, lost), (True, True, n_per_class - gained - lost)):
+            y += [k] * n
+            cand += [k if c_ok else wrong] * n
+            ship += [k if s_ok else wrong] * n
+    return np.array(cand), np.array(ship), np.array(y)
+
+
+def test_exact_mcnemar_tail_matches_the_binomial():
+    from study.paired_test import one_sided_p
+
+    assert one_sided_p(0, 0) == 1.0
+    assert one_sided_p(5, 0) == pytest.approx(1 / 32)  # all five discordant digits one way: (1/2)^5
+    assert one_sided_p(3, 3) == pytest.approx(42 / 64)  # P(X >= 3 | n=6) = (20 + 15 + 6 + 1) / 64
+    assert one_sided_p(60, 40) == pytest.approx(0.02844, abs=1e-4)  # the normal approximation gives 0.0287
+
+
+def test_a_noise_level_class_loss_no_longer_blocks_a_better_model():
+    """Issue 38's case: a CNN better overall refused because classes 1, 4 and 8 lost 2-3 digits of ~1,800."""
+    from study.paired_test import decide
+
+    per_class = {0: (14, 4), 2: (15, 5), 3: (12, 3), 5: (13, 4), 6: (10, 2), 7: (12, 3), 9: (14, 5),
+                 1: (3, 6), 4: (2, 4), 8: (4, 7)}  # 1, 4, 8: net -3, -2, -3
+    d = decide(*_readings(per_class))
+    assert (d["better"], d["worse"]) == (99, 43) and d["p_better"] < 1e-5
+    assert d["classes"]["1"] == {"n": 1800, "better": 3, "worse": 6, "p_worse": pytest.approx(0.2539, abs=1e-4)}
+    assert d["blocking_classes"] == [] and d["promote"] is True and "99 digits gained, 43 lost" in d["reason"]
+
+
+def test_a_real_class_loss_still_blocks_and_noise_overall_does_not_promote():
+    from study.paired_test import decide
+
+    per_class = {0: (14, 4), 2: (15, 5), 3: (12, 3), 5: (13, 4), 6: (10, 2), 9: (14, 5), 7: (2, 22)}
+    d = decide(*_readings(per_class))
+    assert d["p_better"] < 0.05  # better overall (80 gained, 45 lost) ...
+    assert d["blocking_classes"] == [7] and d["promote"] is False  # ... but its 7s are really worse
+    assert d["classes"]["7"]["p_worse"] < 1e-4 and "class 7 significantly worse (22 lost, 2 gained" in d["reason"]
+    # a gain within noise (52 against 45) is not evidence: the shipped model stays
+    d = decide(*_readings({0: (30, 25), 5: (22, 20)}))
+    assert d["promote"] is False and d["p_better"] > 0.2 and "not better beyond noise" in d["reason"]
+
+
+def test_a_run_says_whether_other_code_or_another_machine_made_other_validation_digits():
+    """Issue 39: the checksum differed between two runs; the record now tells the two causes apart."""
+    from types import SimpleNamespace
+
+    data = SimpleNamespace(val_checksum="new", handwriting={"prepared_by": "code-b"})
+
+    def entry(checksum, prepared_by=None):
+        hand = {"prepared_by": prepared_by} if prepared_by else {}
+        return {"val_checksum": checksum, "data": {"handwriting": hand}}
+
+    assert train_all.other_validation_data(entry("new", "code-a"), data) == ""  # same digits: nothing to say
+    assert "prepared by other code: code-a, this run's code-b" in train_all.other_validation_data(
+        entry("old", "code-a"), data)
+    assert "the digits differ between machines, please report it" in train_all.other_validation_data(
+        entry("old", "code-b"), data)
+    assert "preparation code not recorded" in train_all.other_validation_data(entry("old"), data)
