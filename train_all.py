@@ -19,12 +19,13 @@ from pathlib import Path
 
 from common import tf_env  # noqa: F401  TensorFlow settings (oneDNN, quiet start-up) before anything loads it
 from common.names import BASE_MODELS as MODEL_NAMES
-from common.names import DEFAULT_MODELS_DIR, METRICS_FILE, model_file, train_hint
+from common.names import DEFAULT_MODELS_DIR, METRICS_FILE, STRING_MODEL, model_file, train_hint
 from study.precision import PRECISIONS
 from study.recipes import PRESET_NAMES
 
 BUDGET_MINUTES = 30.0  # the 'best' preset's whole run, on 2 CPU cores
 WARM_START_LR_SCALE = 0.25  # fine-tuning a trained model: a gentler peak than training from scratch
+PAPER_ENV = "PAPER_PATH"  # where --paper defaults from
 REFERENCE = {"ann": 0.954, "cnn": 0.9878, "vgg16": 0.9907}  # published test accuracies of the reference study
 ADAPT_STATS_PER_CLASS = 1000  # training digits per class behind adapt.npz in a run (VGG16: ~20 s of the budget)
 log = logging.getLogger("train_all")
@@ -47,8 +48,12 @@ def parse_args(argv=None) -> argparse.Namespace:
         "('best' only) from --handwriting or $HANDWRITING_PATH.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--models", nargs="+", choices=MODEL_NAMES, default=list(MODEL_NAMES), metavar="MODEL",
-                   help="which models to train: ann cnn vgg16 (default: all three)")
+    p.add_argument("--models", nargs="+", choices=MODEL_NAMES + (STRING_MODEL,), default=list(MODEL_NAMES),
+                   metavar="MODEL", help="which models to train: ann cnn vgg16 (default: all three), and/or "
+                   f"'{STRING_MODEL}': the paper reader, on --paper and --handwriting (not in the 30 minutes)")
+    p.add_argument("--paper", metavar="DIR", default=os.environ.get(PAPER_ENV),
+                   help=f"folder with the real register scans (registers-rowid.tar) for '{STRING_MODEL}' "
+                   f"(default: ${PAPER_ENV})")
     p.add_argument("--preset", choices=PRESET_NAMES, default="best",
                    help="'seed' = reference study (Adam 1e-4, 5 epochs, batch 32, no augmentation, MNIST only); "
                    "'best' = each model's tuned recipe, MNIST plus real handwriting (default)")
@@ -568,6 +573,26 @@ def update_shipped(args, data, probabilities: dict, promoted: list, measured: di
     write_comparison(comparison.shipped_rows(shipped), args.plots_dir, "The shipped models (models/)")
 
 
+def train_string_reader(args) -> int:
+    """The paper reader (issue 36): its own data (real register scans, CVL numbers composed on made paper), its
+    own figures (models/string.metrics.json), promoted when its validation score beats the shipped one's."""
+    from string_reader.model import build_model
+    from study.handwriting import find
+    from study.string_training import StringRecipe, run
+
+    hand = find(args.handwriting)
+    if not args.paper or not (Path(args.paper) / "registers-rowid.tar").is_file() or hand is None:
+        log.error("the paper reader trains on --paper DIR (with registers-rowid.tar) and --handwriting DIR (with "
+                  "cvl/); got --paper %s and --handwriting %s", args.paper, args.handwriting)
+        return 2
+    recipe = StringRecipe() if args.epochs is None else StringRecipe(epochs=max(1, round(args.epochs)))
+    figures = run(build_model, args.paper, hand, args.models_dir, args.run_dir / "models", recipe,
+                  replace=args.replace)
+    log.info("%s: validation %s -> %s", STRING_MODEL, figures["validation"],
+             "promoted into " + str(args.models_dir) if figures["promoted"] else "kept in the run's folder only")
+    return 0
+
+
 def main(argv=None) -> int:
     started = time.perf_counter()
     args = parse_args(argv)
@@ -577,6 +602,11 @@ def main(argv=None) -> int:
     if args.restore is not None:
         return restore_models(args)
     recover(args.models_dir)  # a promotion an earlier run was killed in is finished first
+    if STRING_MODEL in args.models:
+        code = train_string_reader(args)
+        args.models = [m for m in args.models if m != STRING_MODEL]
+        if code or not args.models:
+            return code
 
     from common import atomic
     from study import comparison, machine, plots

@@ -69,10 +69,11 @@ def ink_mask(ink: np.ndarray) -> np.ndarray:
 
     Fainter pixels are kept only within GROW_PX of a firm one: a stroke's faint edges and ends stay, but a printed
     pattern (guilloche, screen, ruled grid) that touches the ink is not followed across the page."""
-    noise = 1.4826 * float(np.median(np.abs(ink.astype(np.int16) - int(np.median(ink))))) + 1.0
+    paper = int(np.median(ink))  # the flattened paper's own level (its grain lifts it above 0)
+    noise = 1.4826 * float(np.median(np.abs(ink.astype(np.int16) - paper))) + 1.0
     strong_ink = float(np.percentile(ink, 99.5)) if ink.size >= 200 else float(ink.max())
-    strong_level = max(MIN_INK_SIGMAS * noise, STRONG_SHARE * strong_ink, 12.0)
-    weak_level = max(0.5 * MIN_INK_SIGMAS * noise, WEAK_SHARE * strong_ink, 6.0)
+    strong_level = max(paper + MIN_INK_SIGMAS * noise, STRONG_SHARE * strong_ink, 12.0)
+    weak_level = max(paper + 0.5 * MIN_INK_SIGMAS * noise, WEAK_SHARE * strong_ink, 6.0)
     grown = (ink > strong_level).astype(np.uint8) * 255
     weak = (ink > weak_level).astype(np.uint8) * 255
     step = cv2.getStructuringElement(cv2.MORPH_RECT, (3, 3))

@@ -13,13 +13,14 @@ import logging
 import threading
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 from common.names import STRING_MODEL, onnx_file
 
 from .errors import RecognizerError
 from .paper import STRIP_HEIGHT, prepare_paper
-from .string_reader import FRAME_PX, StringDigit, decode, digit_box
+from .string_reader import FRAME_PX, StringDigit, decode, digit_spans
 
 log = logging.getLogger(__name__)
 
@@ -97,10 +98,36 @@ def read_paper(gray: np.ndarray, model: StringModel) -> list[PaperDigit]:
         found = decode(f)
         if not found:
             continue  # a line of non-digits (printed text, a rule's remnant): nothing to read
-        for d in found:
-            box = digit_box(d, line.box, line.x_scale, page.ink, page.scale)
-            x, y, w, h = (int(round(v * page.scale)) for v in box)
-            ink = np.where(page.ink[y:y + max(1, h), x:x + max(1, w)] > 0, np.uint8(255), np.uint8(0))
+        for d, span in zip(found, digit_spans(found, line.strip.shape[1])):
+            box, ink = digit_ink(d, span, line, page)
             digits.append(PaperDigit(d, box, line_no, ink))
         line_no += 1
     return digits
+
+
+def digit_ink(d: StringDigit, span: tuple[int, int], line, page) -> tuple[tuple, np.ndarray]:
+    """A decoded digit's box in input pixels and its ink mask: the pieces of ink within its span that reach the
+    columns where the reader saw it (a separator or tick beside it stays out), cut at the span's edges."""
+    s, inv = page.scale, 1.0 / page.scale
+    lx, ly, lw, lh = (int(round(v * s)) for v in line.box)
+    xs = line.x_scale * s  # working pixels per strip column
+    x0, x1 = lx + int(span[0] * xs), min(lx + lw, lx + int(np.ceil(span[1] * xs)))
+    region = np.where(page.ink[ly:ly + lh, x0:max(x0 + 1, x1)] > 0, np.uint8(255), np.uint8(0))
+    n, labels = cv2.connectedComponents(region, connectivity=8)
+    if n > 1:
+        p0 = max(0, int(d.first * FRAME_PX * xs) + lx - x0)
+        p1 = max(p0 + 1, int(np.ceil((d.last + 1) * FRAME_PX * xs)) + lx - x0)
+        under = np.unique(labels[:, p0:p1])
+        keep = np.zeros(n, bool)
+        keep[under] = True
+        keep[0] = False
+        if keep.any():
+            region = np.where(keep[labels], np.uint8(255), np.uint8(0))
+    rows, cols = np.nonzero(region.any(axis=1))[0], np.nonzero(region.any(axis=0))[0]
+    if not len(rows):
+        box = (x0, ly, max(1, x1 - x0), max(1, lh))
+        return tuple(int(round(v * inv)) for v in box), region
+    region = region[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    box = (x0 + cols[0], ly + rows[0], region.shape[1], region.shape[0])
+    bx, by = int(np.floor(box[0] * inv)), int(np.floor(box[1] * inv))
+    return (bx, by, max(1, int(np.ceil(box[2] * inv))), max(1, int(np.ceil(box[3] * inv)))), region

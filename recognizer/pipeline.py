@@ -136,7 +136,7 @@ class Recognizer:
         if self.source == "paper":
             return self._paper_reading(gray, t0, name)
         ink = to_ink(gray)
-        if not ink.blank and self.string_model.available() and choose_source(gray, ink.photo) == "paper":
+        if self.string_model.available() and choose_source(gray, ink.photo) == "paper":
             return self._paper_reading(gray, t0, name)
         prep = prepare(gray, ink)
         prep.ms = (time.perf_counter() - t0) * 1000.0

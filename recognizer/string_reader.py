@@ -50,19 +50,9 @@ def text_of(frames: np.ndarray) -> str:
     return "".join(str(d.digit) for d in decode(frames))
 
 
-def digit_box(d: StringDigit, line_box: tuple, x_scale: float, ink: np.ndarray | None = None,
-              ink_scale: float = 1.0) -> tuple:
-    """(x, y, w, h) in input pixels of a decoded digit: its frames' columns, the ink rows under them."""
-    lx, ly, lw, lh = line_box
-    x0 = lx + d.first * FRAME_PX * x_scale
-    x1 = lx + (d.last + 1) * FRAME_PX * x_scale
-    x0, x1 = int(max(lx, np.floor(x0))), int(min(lx + lw, np.ceil(x1)))
-    y0, y1 = ly, ly + lh
-    if ink is not None:
-        s = ink_scale
-        cols = ink[int(ly * s):int((ly + lh) * s) + 1, int(x0 * s):int(x1 * s) + 1]
-        rows = np.nonzero(cols.max(axis=1) > 0)[0] if cols.size else []
-        if len(rows):
-            y0 = int(ly + rows[0] / s)
-            y1 = int(np.ceil(ly + (rows[-1] + 1) / s))
-    return (x0, y0, max(1, x1 - x0), max(1, y1 - y0))
+def digit_spans(found: list[StringDigit], width: int) -> list[tuple[int, int]]:
+    """Each decoded digit's column range in its strip: from halfway to the previous digit to halfway to the next
+    (CTC marks a digit with a spike of a frame or two, narrower than the digit's ink)."""
+    peaks = [(d.first * FRAME_PX, (d.last + 1) * FRAME_PX) for d in found]
+    cuts = [0] + [(a[1] + b[0]) // 2 for a, b in zip(peaks, peaks[1:])] + [width]
+    return [(cuts[i], cuts[i + 1]) for i in range(len(found))]

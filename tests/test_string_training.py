@@ -1,0 +1,82 @@
+"""The string reader's training and export on a few strips made here: CTC learns, the kept epoch is the best
+validation one, the ONNX twin reads any width like Keras, and train_all's `--models string` says what it needs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from recognizer.paper import STRIP_HEIGHT
+from recognizer.string_reader import text_of
+
+
+def strips(n: int, seed: int = 0):
+    """Strips of 1-3 'digits' that are bars of different heights (a digit's class = its bar height)."""
+    rng = np.random.default_rng(seed)
+    x = np.zeros((n, STRIP_HEIGHT, 64), np.float16)
+    labels, widths = [], []
+    for i in range(n):
+        k = int(rng.integers(1, 4))
+        label = "".join(str(int(d)) for d in rng.integers(0, 3, k))
+        col = 4
+        for c in label:
+            top = 4 + 8 * int(c)
+            x[i, top:28, col:col + 6] = 1.0
+            col += 16
+        labels.append(label)
+        widths.append(col)
+    return x, np.array(widths), labels
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    from string_reader.model import build_model
+    from study.string_training import StringRecipe, train
+
+    x, w, y = strips(384)
+    vx, _, vy = strips(64, seed=1)
+    model = build_model(filters=(16, 16, 16, 16, 16), context_units=32, dropout=0.0)
+    model, history = train(model, x, w, y, {"bars": (vx, vy)},
+                           StringRecipe(epochs=12, per_epoch=0, batch_size=32, learning_rate=1e-2, shift=False))
+    return model, history
+
+
+def test_ctc_training_learns_and_keeps_the_best_epoch(trained):
+    model, history = trained
+    assert history[-1]["loss"] < 0.5 * history[0]["loss"]
+    best = max(h["bars"] for h in history)
+    assert best >= 0.8
+    from study.string_training import exact, read_texts
+
+    vx, _, vy = strips(64, seed=1)
+    assert exact(read_texts(model, vx), vy) == pytest.approx(best)
+
+
+def test_the_onnx_twin_reads_every_width_like_keras(trained, tmp_path):
+    from study.export import export_string_onnx
+    from study.string_training import with_probabilities
+
+    import onnxruntime as ort
+
+    model = with_probabilities(trained[0])
+    keras_path = tmp_path / "string.keras"
+    model.save(keras_path)
+    onnx_path = export_string_onnx(keras_path, model=model)
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    x, _, y = strips(8, seed=2)
+    for width in (40, 64, 100):
+        batch = np.zeros((8, STRIP_HEIGHT, width, 1), np.float32)
+        batch[:, :, :min(64, width), 0] = x[:, :, :min(64, width)]
+        got = session.run(None, {session.get_inputs()[0].name: batch})[0]
+        assert got.shape == (8, width // 4, 11)
+        np.testing.assert_allclose(got, np.asarray(model(batch, training=False)), atol=1e-4)
+    assert [text_of(f) for f in got] == [text_of(f) for f in np.asarray(model(batch, training=False))]
+
+
+def test_train_all_string_needs_its_data(tmp_path, caplog):
+    import train_all
+
+    code = train_all.main(["--models", "string", "--paper", str(tmp_path), "--run-dir", str(tmp_path / "run"),
+                           "--models-dir", str(tmp_path / "models")])
+    assert code == 2
+    assert "registers-rowid.tar" in caplog.text
