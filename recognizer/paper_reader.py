@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 SOURCES = ("auto", "canvas", "paper")
 CANVAS_FLAT = 0.5  # share of the pixels at one exact grey level that marks a drawn (digital) background
-PAPER_CANVAS_WEIGHT = 0.5  # a paper digit's probabilities: this share from the canvas model reading its crop
+PAPER_CANVAS_WEIGHT = 0.0  # share of the canvas model in a paper digit: 0, 0.5, 1 read 78.2 / 73.0 / 37.5% of validation registers
 
 
 def choose_source(gray: np.ndarray, photo: bool) -> str:

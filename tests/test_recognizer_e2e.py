@@ -189,7 +189,8 @@ def test_cli_json_folders_bad_files_and_annotate(models_dir, mnist, tmp_path, ca
     lines = [json.loads(s) for s in out.strip().splitlines()]
     assert [Path(o["image"]).name for o in lines] == ["a_number.png", "b_blank.jpg"]
     a, b = lines
-    assert set(a) == {"image", "text", "digits", "model", "ms", "adapted"} and a["model"] == "cnn" and a["ms"] > 0
+    assert set(a) == {"image", "text", "digits", "model", "ms", "adapted", "source"} and a["model"] == "cnn"
+    assert a["ms"] > 0 and a["source"] == "canvas"
     assert len(a["digits"]) == 4 and len(a["text"]) == 4
     for d in a["digits"]:  # Reading.to_dict's digits: the same fields as the API (one home for the shape)
         assert set(d) == {"digit", "confidence", "box", "top3", "uncertain", "line"}
