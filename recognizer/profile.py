@@ -159,7 +159,8 @@ class Profile:
                 base = self._base(name)
                 sha = self.store.load(name).sha256 or base.sha256
                 feats = self.store.features(name, x) if len(y) else np.zeros((0, base.head.w1.shape[0]), np.float32)
-                decision = adapt.decide(base.head, base.stats, feats, y, settings)
+                temperature = self.store.calibration.temperature(name) if self.store.calibration else 1.0
+                decision = adapt.decide(base.head, base.stats, feats, y, settings, temperature)
                 aside = None
                 in_use = self.adapted(name) if not decision.accepted else None
                 if in_use is not None and in_use.base_sha256 == sha and len(y) > in_use.corrections:
