@@ -594,7 +594,7 @@ class DigitApp:
             log.info("correction undone id=%s deleted=%s", msg.id, msg.deleted)
             if msg.deleted:
                 self.statusbar.set_learning("correction forgotten")
-                self._reread()  # the adaptation fitted on it is gone: read with what is left
+                # no re-read now: the adaptation in use reads on until the re-adaptation decides (one flip at most)
                 self._schedule_adapt()
         elif isinstance(msg, AdaptationDone):
             log.info("adaptation accepted=%s model=%s: %s", msg.accepted, msg.model, msg.text)

@@ -343,6 +343,24 @@ def test_an_adaptation_that_misreads_the_newest_corrections_is_set_aside(tmp_pat
     assert profile.stats("cnn")["adaptations"]["cnn"]["last"]["reason"] == d.reason
 
 
+def test_deleting_a_correction_flips_a_reading_at_most_once(tmp_path):
+    """Undo in the app deletes a correction and re-adapts: until that attempt decides, the adaptation in use
+    reads on (it used to give way to the shipped model at once, then came back: two flips); a refused attempt
+    then sets it aside, an accepted one replaces it."""
+    store = ModelStore(_cnn_only(tmp_path / "models"))
+    profile = Profile(tmp_path / "me", store)
+    rest = _teach_nines_as_fours(profile)
+    assert profile.adapt("cnn", UNGUARDED)["cnn"].accepted
+    before, _ = profile.predict("cnn", rest[..., None])
+    assert profile.delete(profile.db.newest_id())
+    meanwhile, adapted = profile.predict("cnn", rest[..., None])
+    assert adapted and np.array_equal(meanwhile.argmax(1), before.argmax(1))
+    d = profile.adapt("cnn", AdaptSettings(guard_agreement=1.01))["cnn"]  # refused: the old one must go
+    assert not d.accepted and d.set_aside and "deleted correction is set aside" in d.reason
+    assert not profile.predict("cnn", rest[..., None])[1]
+    assert profile.adapt("cnn", UNGUARDED)["cnn"].accepted and profile.predict("cnn", rest[..., None])[1]
+
+
 def test_a_refused_attempt_keeps_an_adaptation_that_reads_the_newest_corrections_right(tmp_path):
     store = ModelStore(_cnn_only(tmp_path / "models"))
     profile = Profile(tmp_path / "me", store)
