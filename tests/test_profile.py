@@ -132,10 +132,12 @@ def test_the_numpy_head_is_the_models_own(cnn_base):
 @pytest.mark.parametrize("shown,truth", [(1, 7), (0, 8)])
 def test_a_deliberately_mislabelled_set_is_refused(cnn_base, shown, truth):
     """Every 1 called a 7 (or every 0 an 8): consistent, so held-out corrections agree, but it would break how
-    everyone else's digits are read; the guard must refuse it."""
+    everyone else's digits are read; it must be refused (rehearsing the shipped model's own digits next to
+    each correction leaves it nothing it reads better; without that rehearsal the guards refuse it)."""
     x, y = cnn_base.stats.sample(30, np.random.default_rng(0))
-    d = decide(cnn_base.head, cnn_base.stats, x[y == shown], np.full(30, truth))
-    assert not d.accepted and "forget" in d.reason and d.head is None
+    for settings in (AdaptSettings(), AdaptSettings(neighbours=0)):
+        d = decide(cnn_base.head, cnn_base.stats, x[y == shown], np.full(30, truth), settings)
+        assert not d.accepted and d.head is None, d.reason
 
 
 def test_typical_margins_see_a_class_taken_away(cnn_base):
@@ -144,7 +146,7 @@ def test_typical_margins_see_a_class_taken_away(cnn_base):
     same = typical_margins(cnn_base.head, cnn_base.head, cnn_base.stats, AdaptSettings())
     assert same == pytest.approx(np.ones(10))
     x, y = cnn_base.stats.sample(30, np.random.default_rng(0))
-    unguarded = AdaptSettings(guard_agreement=0.0, guard_target=0.0, typical_margin=-np.inf)
+    unguarded = AdaptSettings(guard_agreement=0.0, guard_target=0.0, typical_margin=-np.inf, neighbours=0)
     d = decide(cnn_base.head, cnn_base.stats, x[y == 1], np.full(30, 7), unguarded)
     kept = typical_margins(d.head, cnn_base.head, cnn_base.stats, AdaptSettings())
     assert d.accepted and kept.argmin() == 1 and kept[1] < 0 and np.median(kept) > 0.8
@@ -172,7 +174,7 @@ def test_real_digits_of_a_class_taught_as_another_are_refused(cnn_base, real_pen
     features, labels = real_pen_digits
     idx = np.random.default_rng(shown).choice(np.flatnonzero(labels == shown), 30, replace=False)
     d = decide(cnn_base.head, cnn_base.stats, features[idx], np.full(30, taught))
-    assert not d.accepted and "forget" in d.reason and d.head is None
+    assert not d.accepted and d.head is None, d.reason
 
 
 def test_random_labels_are_refused(cnn_base):
@@ -208,7 +210,8 @@ def test_a_style_taught_without_its_neighbour_is_refused_with_the_digit_named(cn
     """The same 4s corrected with none of the writer's 9s confirmed: the fit takes a typical 9's margin away
     (more than a tenth: no real writer of bench_adapt.py came near it), so it is refused, naming the 9."""
     taught, labels, _, _ = _four_nine_writer(cnn_base)
-    d = decide(cnn_base.head, cnn_base.stats, taught[labels == 4], labels[labels == 4])
+    alone = AdaptSettings(neighbours=0)  # no rehearsal of the 9s next to the corrections: the typical-margin guard
+    d = decide(cnn_base.head, cnn_base.stats, taught[labels == 4], labels[labels == 4], alone)
     assert not d.accepted and "a typical 9" in d.reason and "confirm" in d.reason
 
 
@@ -261,6 +264,42 @@ def test_a_convention_taught_twice_is_not_set_aside(cnn_base):
     assert d.ignored == ()
 
 
+def test_the_adapted_head_sounds_only_as_sure_as_its_held_out_record():
+    """The fit learns corrections as certainties; where a fit misread a correction it did not see, and surely,
+    the adapted head's logits are scaled down (shipped temperature applied after); a clean record keeps them."""
+    from recognizer.adapt import sharpness
+
+    labels = np.array([0, 1, 2, 3, 4])
+    clean = np.eye(10, dtype=np.float32)[labels] * 12
+    assert sharpness(clean, labels, temperature=0.6, floor=0.25) == 1.0
+    wrong = clean.copy()
+    wrong[4] = np.eye(10, dtype=np.float32)[9] * 12  # a 4 read as 9, surely
+    s = sharpness(wrong, labels, temperature=0.6, floor=0.25)
+    assert 0.25 <= s < 0.6
+    p = np.exp(wrong * s / 0.6)
+    assert (p / p.sum(1, keepdims=True)).max() < 0.999  # no more "100%"
+
+
+def test_european_ones_do_not_make_a_rising_seven_read_one_for_sure(tmp_path):
+    """The issue's case, drawn like the app draws: three corrections of the writer's European 1 (read 7) are
+    learned, yet ordinary 7s whose bar rises a little still read 7, and none reads "1" at 90% or more (the app
+    said "1 100%")."""
+    from test_gui_learning import render, seed_eu1
+
+    store = ModelStore(MODELS)
+    profile = Profile(tmp_path / "me", store)
+    seed_eu1(profile, store, 3)
+    assert profile.adapt("cnn")["cnn"].accepted
+    adapted, shipped = Recognizer(store, profile=profile), Recognizer(store)
+    eu1 = render([[(0.02, 0.12), (0.7, 0.0), (0.6, 1.0)]], 300, 150, 190)
+    assert shipped.read(eu1, "cnn").text == "7" and adapted.read(eu1, "cnn").text == "1"
+    for rise in (0.05, 0.1, 0.15, 0.2):
+        seven = render([[(0.05, 0.02 + rise), (0.95, 0.02), (0.4, 1.0)]], 300, 150, 200)
+        assert shipped.read(seven, "cnn").text == "7"
+        d = adapted.read(seven, "cnn").digits[0]
+        assert d.digit == 7 or (rise >= 0.2 and d.confidence < 0.9), (rise, d.digit, d.confidence)
+
+
 def test_too_few_corrections_are_not_judged(cnn_base):
     x, _ = cnn_base.stats.sample(1, np.random.default_rng(0))
     d = decide(cnn_base.head, cnn_base.stats, x[:2], np.array([1, 2]))
@@ -271,7 +310,7 @@ def test_too_few_corrections_are_not_judged(cnn_base):
 # the profile tests below are about isolation and redo, not the guards: drawn 9s taught as 4s (with no 9
 # confirmed) take a typical 9's margin and move the shipped boundaries past the target, which would refuse or
 # scale back the change (both tested on features above)
-UNGUARDED = AdaptSettings(guard_target=0.0, typical_margin=-np.inf)
+UNGUARDED = AdaptSettings(guard_agreement=0.0, guard_target=0.0, typical_margin=-np.inf)
 
 
 def _cnn_only(folder: Path) -> Path:
