@@ -48,8 +48,8 @@ class AdaptSettings:
                                    # less than this probability is set aside (a mistyped label, not a style)
     sharpness_floor: float = 0.25  # the adapted head's last layer is scaled by [this, 1] to match its held-out record
     threads: int = 1               # BLAS threads while adapting (more fight the reading and other work: RESULTS)
-    neighbours: int = 150          # rehearsal draws per misread correction from the nearest way of writing what
-    neighbours_max: int = 450      # was read, and in all (a fixed cost however many corrections)
+    neighbours: int = 60           # rehearsal draws per misread correction from the nearest way of writing what
+    neighbours_max: int = 180      # was read, and in all (a fixed cost however many corrections)
     seed: int = 0
 
 
