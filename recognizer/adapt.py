@@ -12,6 +12,9 @@ The decision, with no data set to check against:
      everywhere, and every class's typical draw must be read almost as surely as before (a set that
      relabels a whole class passes the first check and fails this one).
 A change above the floor but short of the guard's target is scaled back towards the shipped head (bisection).
+Before fitting, a lone correction that both the shipped head and the held-out fits contradict is left out (a
+mistyped label); next to each misread correction the rehearsal adds the shipped head's own digits of the class
+it was read as; the accepted head is scaled to sound no surer than its held-out record (issue 37).
 Refused adaptations say why in one line; the reader keeps reading as before, unless the adaptation in use
 misread the newest corrections more than the shipped head would have (set_aside): then the shipped head reads.
 """
@@ -112,9 +115,9 @@ class Rehearsal:
         Why: a European 1 read as 7 is corrected next to everyone's 7 with a rising bar; rehearsing those 7s
         where the correction sits makes the fit find what tells them apart, instead of moving the whole
         boundary (three such corrections made an ordinary rising 7 read "1 99%", issue 37)."""
-        read = base.logits(features).argmax(1) if len(features) else np.zeros(0, np.int64)
         if per_correction <= 0 or not len(features):
             return self
+        read = base.logits(features).argmax(1)
         rng = np.random.default_rng(seed)
         extra = []
         for x, r in zip(features, read):
