@@ -348,6 +348,23 @@ def learning(display, monkeypatch):
     gc.collect()
 
 
+def test_after_a_restart_the_status_line_says_the_adaptation_reads(display, monkeypatch):
+    """Nothing new to learn at start (no unseen corrections): the line still says what reads."""
+    from types import SimpleNamespace
+
+    monkeypatch.setattr(FakeProfile, "adapted", lambda self, name: SimpleNamespace(corrections=5))
+    root = tk.Tk(screenName=display)
+    a = app_module.DigitApp(root, "unused", worker_factory=lambda _d: (Store(), LearningRec(FakeProfile())))
+    try:
+        pump_until(root, lambda: "CNN reads with your handwriting (learned from 5 corrections)"
+                   in a.statusbar.learning["text"])
+    finally:
+        a.worker.stop(5)
+        root.destroy()
+        a.__dict__.clear()
+        gc.collect()
+
+
 def _stroke(a, x0, y0, x1, y1):
     a._on_press(Event(x0, y0))
     a._on_drag(Event(x1, y1))
