@@ -11,7 +11,12 @@ writers drawn on the canvas through the app's own path, and CVL's validation wri
     writers) with this writer's adaptation;
   * a session: the writer's digits in order, every misread corrected as it happens and adapted after each
     correction as the app does; errors over the second half against the shipped model;
-  * deliberately wrong teaching (30 real digits of a class all labelled as another): refused, or what it costs.
+  * deliberately wrong teaching (30 real digits of a class all labelled as another): refused, or what it costs;
+  * one mistyped correction (one of the writer's 7s marked 1 among k = 3 right ones per class): the writer's
+    other digits against the shipped model, and whether the typical digits of every class (MNIST validation
+    digits the shipped model reads at 99% or more, calibrated) keep their reading;
+  * calibration: the expected calibration error of the adapted heads (with the shipped temperature, as a profile
+    reads) on the writers' other digits, pooled, against the shipped model's on the same digits.
 
 Readings use the model's ONNX features and the NumPy head, the computation `recognize.py --profile` runs; a
 check at the start reads one writer through a real Profile and Recognizer and must give the same answers.
@@ -37,6 +42,7 @@ sys.path.insert(0, str(ROOT))
 
 from recognizer import ModelStore  # noqa: E402
 from recognizer.adapt import DEFAULT_SETTINGS, AdaptSettings, decide, set_aside  # noqa: E402
+from recognizer.calibration import apply_temperature  # noqa: E402
 from recognizer.head import load_base_head  # noqa: E402
 
 log = logging.getLogger("bench_adapt")
@@ -57,6 +63,8 @@ def parse_args(argv=None):
     p.add_argument("--ks", type=int, nargs="+", default=[1, 3, 5], help="corrected digits per class")
     p.add_argument("--sets", nargs="+", default=["pendigits", "cvl"], help="whose validation writers are users")
     p.add_argument("--no-session", action="store_true", help="skip the in-order session simulation")
+    p.add_argument("--only", nargs="+", choices=["per_k", "mistyped"], default=None,
+                   help="run only these sections (with --no-session; the quick check of one change)")
     p.add_argument("--split", choices=["val", "test"], default="val",
                    help="whose writers: the validation writers (settings are chosen on them) or, once, after the "
                         "choice, the test writers and MNIST test (a check that the choice was not tuned to them)")
@@ -136,6 +144,7 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     store = ModelStore(args.models_dir)
     base = load_base_head(store.adapt_path(args.model))
+    temperature = store.calibration.temperature(args.model)
     hand_val, mnist_val = load(args)
     t0 = time.perf_counter()
     f_hand = np.concatenate([store.features(args.model, hand_val.x[i:i + 1024]) for i in range(0, len(hand_val.y), 1024)])
@@ -163,8 +172,9 @@ def main(argv=None) -> int:
     log.info("bench path == Profile + Recognizer on writer %s: %s", first, results["same_as_profile"])
     base_generic = generic_accuracy(base.head, np.zeros(len(y_hand), bool))
     results["generic_before"] = base_generic
-    for k in args.ks:
-        rows = []
+    sections = set(args.only or ["per_k", "mistyped"])
+    for k in args.ks if "per_k" in sections else []:
+        rows, shipped_p, adapted_p, truth = [], [], [], []
         for seed in args.seeds:
             for w in writers_of(hand_val, args.sets, k + 1):
                 on = hand_val.writer == w
@@ -173,8 +183,11 @@ def main(argv=None) -> int:
                 chosen = pick(y_hand[idx], k, rng)
                 rest = np.setdiff1d(np.arange(len(idx)), chosen)
                 fx, fy = f_hand[idx], y_hand[idx]
-                d = decide(base.head, base.stats, fx[chosen], fy[chosen], args.settings)
+                d = decide(base.head, base.stats, fx[chosen], fy[chosen], args.settings, temperature)
                 head = d.head if d.accepted else base.head
+                shipped_p.append(apply_temperature(base.head.probabilities(fx[rest]), temperature))
+                adapted_p.append(apply_temperature(head.probabilities(fx[rest]), temperature))
+                truth.append(fy[rest])
                 before = int((base.head.logits(fx[rest]).argmax(1) != fy[rest]).sum())
                 after = int((head.logits(fx[rest]).argmax(1) != fy[rest]).sum())
                 generic_base = generic_accuracy(base.head, on)
@@ -184,10 +197,15 @@ def main(argv=None) -> int:
                              "guard_agreement": round(d.guard_agreement, 4),
                              "generic_before": generic_base, "generic_after": generic})
         summary = summarise(rows, args.sets)
+        summary["ece"] = calibration_error(shipped_p, adapted_p, truth, rows)
         summary["per_seed"] = {seed: summarise([r for r in rows if r["seed"] == seed], args.sets, brief=True)
                                for seed in args.seeds}
         results["per_k"][k] = {"summary": summary, "writers": rows}
         log.info("k=%d: %s", k, json.dumps(summary))
+    if "mistyped" in sections:
+        results["mistyped"] = mistyped(args, hand_val, f_hand, y_hand, f_mnist, y_mnist, base, temperature)
+    if args.only:
+        return finish(args, results)
     if not args.no_session:
         results["session"] = session(args, hand_val, f_hand, y_hand, base)
     results["mislabelled"] = mislabelled(args, f_hand, y_hand, base, generic_accuracy)
@@ -200,6 +218,10 @@ def main(argv=None) -> int:
     results["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     log.info("300 corrections: %.2f s (%s); peak memory %.0f MB", results["seconds_300"], d.reason,
              results["peak_rss_mb"])
+    return finish(args, results)
+
+
+def finish(args, results: dict) -> int:
     if args.out:
         from common.atomic import write_json
 
@@ -227,6 +249,71 @@ def summarise(rows: list[dict], sets: list[str], brief: bool = False) -> dict:
         out[s] = {"writers": len({r["writer"] for r in part}), "errors_before": b, "errors_after": a,
                   "fewer": round(1 - a / b, 4) if b else None}
     return out
+
+
+def calibration_error(shipped_p, adapted_p, truth, rows) -> dict:
+    """Pooled ECE (15 bins, study/calibration.py) on the writers' other digits: the shipped model and the heads in
+    use after adapting (the shipped head where refused), both with the shipped temperature; and the accepted
+    adaptations' digits alone."""
+    from study.calibration import ece
+
+    y = np.concatenate(truth)
+    accepted = np.concatenate([np.full(len(t), r["accepted"]) for t, r in zip(truth, rows)])
+    shipped, adapted = np.concatenate(shipped_p), np.concatenate(adapted_p)
+    out = {"shipped": round(ece(shipped, y), 4), "in_use": round(ece(adapted, y), 4)}
+    if accepted.any():
+        out["accepted_only"] = round(ece(adapted[accepted], y[accepted]), 4)
+        out["accepted_only_shipped"] = round(ece(shipped[accepted], y[accepted]), 4)
+    return out
+
+
+MISTYPED = (7, 1)  # the issue's case: one 7 marked 1
+
+
+def mistyped(args, hand_val, f_hand, y_hand, f_mnist, y_mnist, base, temperature) -> dict:
+    """One mistyped correction among k = 3 right ones per class: the writer's own 7s are the ones a 7 marked 1
+    would turn; typical digits are MNIST validation digits the shipped model reads right at 99% or more
+    (calibrated, as the app shows it)."""
+    shown, typed = MISTYPED
+    p_mnist = apply_temperature(base.head.probabilities(f_mnist), temperature)  # as the app shows them
+    typical = (p_mnist.argmax(1) == y_mnist) & (p_mnist.max(1) >= 0.99)
+    f_typ, y_typ = f_mnist[typical], y_mnist[typical]
+    rows = []
+    for seed in args.seeds:
+        for w in writers_of(hand_val, args.sets, 4):
+            idx = np.flatnonzero(hand_val.writer == w)
+            fx, fy = f_hand[idx], y_hand[idx]
+            rng = np.random.default_rng(seed + 3)
+            chosen = pick(fy, 3, rng)
+            wrong = int(rng.choice(np.setdiff1d(np.flatnonzero(fy == shown), chosen)))
+            x = np.concatenate([fx[chosen], fx[wrong:wrong + 1]])
+            y = np.append(fy[chosen], typed)
+            d = decide(base.head, base.stats, x, y, args.settings, temperature)
+            head = d.head if d.accepted else base.head
+            rest = np.setdiff1d(np.arange(len(idx)), np.append(chosen, wrong))
+            reads = head.logits(fx[rest]).argmax(1)
+            base_reads = base.head.logits(fx[rest]).argmax(1)
+            typ = head.logits(f_typ).argmax(1) == y_typ
+            own = fy[rest] == shown
+            rows.append({"writer": w, "seed": seed, "digits": len(rest), "accepted": d.accepted,
+                         "set_aside": len(d.ignored), "reason": d.reason,
+                         "before": int((base_reads != fy[rest]).sum()), "after": int((reads != fy[rest]).sum()),
+                         "own_sevens": int(own.sum()), "own_sevens_as_typed": int((reads[own] == typed).sum()),
+                         "own_sevens_as_typed_before": int((base_reads[own] == typed).sum()),
+                         "typical_kept_min": round(float(min(typ[y_typ == c].mean() for c in range(10))), 4),
+                         "typical_kept_worst_class": int(np.argmin([typ[y_typ == c].mean() for c in range(10)]))})
+    b, a = sum(r["before"] for r in rows), sum(r["after"] for r in rows)
+    worst = min(rows, key=lambda r: r["typical_kept_min"])
+    summary = {"picks": len(rows), "writers": len({r["writer"] for r in rows}), "accepted": sum(r["accepted"] for r in rows),
+               "mistyped_set_aside": sum(r["set_aside"] > 0 for r in rows),
+               "errors_before": b, "errors_after": a, "fewer": round(1 - a / b, 4) if b else None,
+               "writers_worse": sorted({r["writer"] for r in rows if r["after"] - r["before"] > max(1, r["digits"] / 50)}),
+               "own_sevens_read_as_typed": f"{sum(r['own_sevens_as_typed_before'] for r in rows)} -> "
+                                           f"{sum(r['own_sevens_as_typed'] for r in rows)} of {sum(r['own_sevens'] for r in rows)}",
+               "typical_digits": int(typical.sum()),
+               "typical_kept_worst": worst["typical_kept_min"], "typical_kept_worst_class": worst["typical_kept_worst_class"]}
+    log.info("one mistyped correction: %s", json.dumps(summary))
+    return {"summary": summary, "picks": rows}
 
 
 MISLABELLED = ((1, 7), (0, 8), (4, 9), (3, 5), (7, 1), (2, 3), (6, 5), (8, 3))

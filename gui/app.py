@@ -141,7 +141,7 @@ class DigitApp:
         self.number = tk.Label(side, text="", font=("Helvetica", 44, "bold"), anchor="w", justify="left",
                                wraplength=230)
         self.number.pack(anchor="w", fill="x")
-        self.per_model = tk.Label(side, text="", font=("Courier", 12), anchor="w", justify="left", wraplength=230)
+        self.per_model = tk.Label(side, text="", font="TkFixedFont", anchor="w", justify="left", wraplength=230)
         self.per_model.pack(anchor="w", fill="x", pady=(0, 8))
         self.probs = ProbabilityPanel(side, on_pick=self.correct)
         self.probs.pack(anchor="w")
@@ -399,8 +399,7 @@ class DigitApp:
         self._unfinished = (len(digits), bool(getattr(readings[primary], "adapted", False))) if digits else None
         self._selected = 0 if digits else None
         self._show_number()
-        self.per_model.configure(text="\n".join(f"{NAMES.get(k, k):<8} {r.text.replace(chr(10), ' / ') or '—'}"
-                                                 for k, r in readings.items()), fg="black")
+        self._show_models()
         self.statusbar.set_timing(f"last: {msg.ms:.0f} ms ({name})")
         self._draw_overlay()
         self._show_probabilities()
@@ -429,6 +428,12 @@ class DigitApp:
         self.number.configure(text=self.corrections.text(digits) or "—",
                               fg=overlay.UNSURE_COLOUR if unsure else "black")
 
+    def _show_models(self) -> None:
+        """Each model's reading, with the writer's corrections in it (the Number and the rows agree)."""
+        self.per_model.configure(text="\n".join(
+            f"{NAMES.get(k, k):<8} {self.corrections.text(r.digits).replace(chr(10), ' / ') or '-'}"
+            for k, r in self._readings.items()), fg="black")
+
     def _draw_overlay(self) -> None:
         if not self._readings:
             self.canvas.delete(overlay.TAG)
@@ -455,7 +460,8 @@ class DigitApp:
             for name, r in self._readings.items():
                 sel = r.digits[self._selected] if self._selected < len(r.digits) else None
                 extra = f"  #{self._selected + 1}: {sel.label} {float(sel.confidence):.0%}" if sel else ""
-                lines.append(f"{NAMES.get(name, name):<6} {r.text.replace(chr(10), ' / ') or '—'}{extra}")
+                text = self.corrections.text(r.digits).replace(chr(10), ' / ') or '-'
+                lines.append(f"{NAMES.get(name, name):<8} {text}{extra}")
             self.per_model.configure(text="\n".join(lines), fg="black")
 
     # --- corrections and the writer's profile ---------------------------------------------------------
@@ -493,7 +499,8 @@ class DigitApp:
             self.learner.submit(Undo(prev.job.token))  # the writer changed their mind about this digit
         if job is not None:
             self.learner.submit(job)
-            self.statusbar.set_learning("correction kept; learning from it in a moment...")
+            what = "confirmed" if label == d.digit else "correction kept"
+            self.statusbar.set_learning(f"{what}; learning from it in a moment...")
         else:
             self.statusbar.set_learning(self._not_kept_reason())
         log.info("correction digit=%d read=%d label=%d shown=%s", self._selected + 1, d.digit, label,
@@ -519,6 +526,8 @@ class DigitApp:
 
     def _show_corrections(self) -> None:
         self._show_number()
+        if self._readings:
+            self._show_models()
         self._draw_overlay()
         self._show_probabilities()
         self.root.update_idletasks()
@@ -551,10 +560,11 @@ class DigitApp:
     def _adapt_model(self) -> str | None:
         return self._model_choice() or self.default_model
 
-    def _check_adaptation(self) -> None:
-        """Once per model: redo its adaptation if corrections are unseen (e.g. the shipped model was updated)."""
+    def _check_adaptation(self, again: bool = False) -> None:
+        """Once per model (`again`: when it is picked): redo its adaptation if corrections are unseen (e.g. the
+        shipped model was updated); the Learner answers with what reads, for the status line."""
         model = self._adapt_model()
-        if model and self._kept() and model not in self._adapt_checked:
+        if model and self._kept() and (again or model not in self._adapt_checked):
             self._adapt_checked.add(model)
             self.learner.submit(Adapt(model, only_if_stale=True))
 
@@ -596,18 +606,20 @@ class DigitApp:
             log.info("correction undone id=%s deleted=%s", msg.id, msg.deleted)
             if msg.deleted:
                 self.statusbar.set_learning("correction forgotten")
-                self._reread()  # the adaptation fitted on it is gone: read with what is left
+                # no re-read now: the adaptation in use reads on until the re-adaptation decides (one flip at most)
                 self._schedule_adapt()
         elif isinstance(msg, AdaptationDone):
             log.info("adaptation accepted=%s model=%s: %s", msg.accepted, msg.model, msg.text)
-            self.statusbar.set_learning(msg.text)
+            if msg.text or msg.decisions:  # "": nothing to say; keep what the line says (e.g. a moved database)
+                self.statusbar.set_learning(msg.text)
             if msg.changed:
                 self._reread()
             self._refresh_handwriting()
         elif isinstance(msg, ProfileStats):
             log.info("profile stats: %s", " | ".join(msg.lines))
-            if self._handwriting_text is not None:
+            if self._handwriting_text is not None and self._handwriting_text.winfo_exists():
                 self._handwriting_text.configure(text="\n".join(msg.lines))
+                self._forget_button.configure(state="normal" if msg.corrections else "disabled")
         elif isinstance(msg, ProfileReset):
             where = f"; your corrections were kept in {msg.export}" if msg.export else ""
             log.info("profile reset, corrections kept in %s", msg.export)
@@ -629,16 +641,18 @@ class DigitApp:
             top.title("My handwriting")
             top.geometry("+40+60")
             self._handwriting = top
-            self._handwriting_text = tk.Label(top, text="", justify="left", anchor="w", font=("Courier", 10))
+            buttons = tk.Frame(top)  # packed first, at the bottom: always visible, however long the text
+            buttons.pack(side="bottom", fill="x", padx=10, pady=8)
+            self._forget_button = tk.Button(buttons, text="Forget my handwriting...", command=self.forget_handwriting,
+                                            state="disabled")
+            self._forget_button.pack(side="left")
+            self._handwriting_close = tk.Button(buttons, text="Close", command=top.destroy)
+            self._handwriting_close.pack(side="right")
+            self._handwriting_text = tk.Label(top, text="", justify="left", anchor="nw", wraplength=520)
             self._handwriting_text.pack(fill="both", expand=True, padx=10, pady=(10, 4))
             self._handwriting_note = tk.Label(top, text="", justify="left", anchor="w", fg="#1c4fd8",
-                                              wraplength=560)
+                                              wraplength=520)
             self._handwriting_note.pack(fill="x", padx=10)
-            buttons = tk.Frame(top)
-            buttons.pack(fill="x", padx=10, pady=8)
-            self._forget_button = tk.Button(buttons, text="Forget my handwriting...", command=self.forget_handwriting)
-            self._forget_button.pack(side="left")
-            tk.Button(buttons, text="Close", command=top.destroy).pack(side="right")
             top.bind("<Escape>", lambda e: top.destroy())
         self._handwriting.deiconify()
         self._handwriting.lift()
@@ -649,8 +663,7 @@ class DigitApp:
             return
         if note is not None:
             self._handwriting_note.configure(text=note)
-        if self._kept():
-            self._forget_button.configure(state="normal")
+        if self._kept():  # Forget is enabled by the figures, once they show there is something to forget
             self.learner.submit(Stats(self._adapt_model()))
         else:
             self._forget_button.configure(state="disabled")
@@ -661,9 +674,9 @@ class DigitApp:
             return
         if confirm and not messagebox.askyesno(
                 "Forget my handwriting",
-                "Forget every correction and what was learned from them?\n\nThe corrections are first exported "
-                f"beside the profile in {self.profile_opened.folder}\n(recognize.py --corrections import FILE brings "
-                "them back).", parent=self._handwriting or self.root):
+                "Forget every correction and what was learned from them?\n\nA copy of your corrections is "
+                f"kept first, in a file inside your profile folder:\n{self.profile_opened.folder}",
+                parent=self._handwriting or self.root):
             return
         log.info("forgetting handwriting")
         self.learner.submit(Reset())
@@ -673,7 +686,7 @@ class DigitApp:
     def _on_model_picked(self, value: str) -> None:
         log.info("model selected: %s", value)
         self.worker.preload(value)
-        self._check_adaptation()
+        self._check_adaptation(again=True)
         self.recognize()
 
     def select_model(self, value: str) -> None:

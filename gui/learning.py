@@ -57,6 +57,7 @@ class AdaptationDone:
 @dataclass(frozen=True)
 class ProfileStats:
     lines: tuple[str, ...]
+    corrections: int = 0  # none: "Forget my handwriting" has nothing to forget
 
 
 @dataclass(frozen=True)
@@ -119,17 +120,67 @@ def profile_model(model: str | None) -> str | None:
     return "ensemble" if model == ALL_MODELS else model
 
 
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'s' if n != 1 else ''}"
+
+
 def adaptation_text(decisions: dict[str, dict]) -> tuple[bool, str]:
-    """(accepted, one status line) from {base model: Decision.summary()}."""
+    """(accepted, one status line) from {base model: Decision.summary()}: how much of the change was kept when
+    it was scaled back, and how many corrections were set aside as mistyped."""
     if not decisions:
         return False, ""
     accepted = {n: d for n, d in decisions.items() if d["accepted"]}
     if accepted:
-        n = max(d["corrections"] for d in accepted.values())
+        n = max(d["corrections"] - d.get("ignored", 0) for d in accepted.values())
         names = ", ".join(m.upper() for m in accepted)
-        return True, f"{names} learned from {n} correction{'s' if n != 1 else ''} of your handwriting"
+        text = f"{names} learned from {_plural(n, 'correction')} of your handwriting"
+        kept = min(d.get("kept", 1.0) for d in accepted.values())
+        if kept < 1.0:
+            text += f"; kept {kept:.0%} of the change, so that other people's digits read as before"
+        ignored = max(d.get("ignored", 0) for d in accepted.values())
+        if ignored:
+            text += f"; left out {_plural(ignored, 'correction')} nothing else supports (mistyped?)"
+        return True, text
     name, d = next(iter(decisions.items()))
     return False, f"{name.upper()} not adapted: {d['reason']}"
+
+
+def in_use_text(model: str, adapted: dict[str, int], corrections: int) -> str:
+    """The status line when nothing new was learned (at start, after switching models): {base model: the
+    corrections its adaptation in use learned from}; "" when there is nothing to say (no corrections)."""
+    if not adapted:
+        return f"{model.upper()} reads as shipped (not adapted to your handwriting)" if corrections else ""
+    names = ", ".join(m.upper() for m in adapted)
+    return f"{names} reads with your handwriting (learned from {_plural(max(adapted.values()), 'correction')})"
+
+
+def handwriting_lines(stats: dict) -> list[str]:
+    """What the profile holds, in plain words, for the "My handwriting" window (Profile.stats())."""
+    def part(p: dict, when: str) -> str:
+        if not p["digits"]:
+            return f"{when}: no digits read yet."
+        return (f"{when}: {_plural(p['digits'], 'digit')} read, {p['corrected']} of them corrected"
+                + (f" ({p['error_rate']:.1%})." if p["error_rate"] is not None else "."))
+
+    lines = [f"Your corrections are kept in {stats['profile']}.",
+             f"{_plural(stats['corrections'], 'correction')} kept: {stats['corrected_digits']} of digits it "
+             f"misread, {stats['confirmed_digits']} of digits it read right that you confirmed.",
+             part(stats["before_adaptation"], "Before it learned your handwriting"),
+             part(stats["with_adaptation"], "Since it learned your handwriting")]
+    for name, a in stats["adaptations"].items():
+        last = a["last"]
+        if a["in_use"]:
+            lines.append(f"{name.upper()} reads with your handwriting, learned from "
+                         f"{_plural(a['corrections'], 'correction')}.")
+        elif last:
+            lines.append(f"{name.upper()} reads as shipped: the last try to learn was not used ({last['reason']}).")
+        else:
+            lines.append(f"{name.upper()} reads as shipped.")
+    if stats["confusions"]:
+        lines.append("Misread most often: " + ", ".join(
+            f"your {c['label']} read as {c['read']} ({_plural(c['count'], 'time')})" for c in stats["confusions"])
+            + ".")
+    return lines
 
 
 # --- the thread --------------------------------------------------------------------------------------
@@ -216,12 +267,16 @@ class Learner:
                 accepted, text = adaptation_text(summaries)
                 changed = accepted or any(d.get("set_aside") for d in summaries.values())
                 self.results.put(AdaptationDone(model, accepted, changed, text, summaries))
+            elif job.only_if_stale:  # nothing new: say what reads (after a restart, after switching models)
+                from recognizer.profile import members
+
+                adapted = {n: a.corrections for n in members(model) if (a := p.adapted(n)) is not None}
+                self.results.put(AdaptationDone(model, False, False, in_use_text(model, adapted, p.db.count())))
         elif isinstance(job, CountReading):
             p.count_reading(job.digits, job.adapted)
-        elif isinstance(job, Stats):
-            from recognizer.profile import stats_lines
-
-            self.results.put(ProfileStats(tuple(stats_lines(p.stats(profile_model(job.model))))))
+        elif isinstance(job, Stats):  # every base model, not only the one picked: each may have adapted
+            stats = p.stats()
+            self.results.put(ProfileStats(tuple(handwriting_lines(stats)), stats["corrections"]))
         elif isinstance(job, Reset):
             kept = p.reset(keep_export=True)
             self._ids.clear()

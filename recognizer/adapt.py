@@ -12,6 +12,9 @@ The decision, with no data set to check against:
      everywhere, and every class's typical draw must be read almost as surely as before (a set that
      relabels a whole class passes the first check and fails this one).
 A change above the floor but short of the guard's target is scaled back towards the shipped head (bisection).
+Before fitting, a lone correction that both the shipped head and the held-out fits contradict is left out (a
+mistyped label); next to each misread correction the rehearsal adds the shipped head's own digits of the class
+it was read as; the accepted head is scaled to sound no surer than its held-out record (issue 37).
 Refused adaptations say why in one line; the reader keeps reading as before, unless the adaptation in use
 misread the newest corrections more than the shipped head would have (set_aside): then the shipped head reads.
 """
@@ -24,7 +27,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .head import FeatureStats, Head
+from .head import FeatureStats, Head, softmax
 
 MIN_CORRECTIONS = 3  # fewer cannot be judged on held-out corrections
 # The fit's matrices are small (hundreds x 2048): OpenBLAS's threads gain little on them and, on busy cores, fight
@@ -64,6 +67,11 @@ class AdaptSettings:
     typical_margin: float = 0.9    # every digit's typical form must keep this share of its margin (median per class)
     scale_steps: int = 6           # bisection steps that find how much of the change to keep
     scale_floor: float = 0.25      # never keep less than this share of an accepted change
+    contradiction: float = 0.02    # a lone correction both the shipped head and the held-out fits give its label
+                                   # less than this probability is set aside (a mistyped label, not a style)
+    sharpness_floor: float = 0.25  # the adapted head's last layer is scaled by [this, 1] to match its held-out record
+    neighbours: int = 60           # rehearsal draws per misread correction from the nearest way of writing what
+    neighbours_max: int = 180      # was read, and in all (a fixed cost however many corrections)
     seed: int = 0
 
 
@@ -83,13 +91,15 @@ class Decision:
     seconds: float
     head: Head | None = field(default=None, repr=False)
     set_aside: bool = False        # refused, and the adaptation that was in use gave way to the shipped head
+    kept: float = 1.0              # share of the fitted change kept (scaled back to spare others' digits)
+    ignored: tuple[int, ...] = ()  # positions of corrections set aside as contradicted (mistyped labels)
 
     def summary(self) -> dict:
         return {"accepted": self.accepted, "reason": self.reason, "corrections": self.corrections,
                 "held_out_errors_before": self.held_out_errors_before,
                 "held_out_errors_after": self.held_out_errors_after,
                 "guard_agreement": round(self.guard_agreement, 4), "seconds": round(self.seconds, 3),
-                "set_aside": self.set_aside}
+                "set_aside": self.set_aside, "kept": round(self.kept, 3), "ignored": len(self.ignored)}
 
 
 @dataclass(frozen=True)
@@ -115,6 +125,28 @@ class Rehearsal:
             t = rng.uniform(0.2, 0.8, (n_mix, 1)).astype(np.float32)
             x[:n_mix] = (1 - t) * x[:n_mix] + t * other
         return cls(x, base.probabilities(x), x @ base.w1)
+
+    def with_neighbours(self, base: Head, stats: FeatureStats, features: np.ndarray, per_correction: int,
+                        seed: int) -> Rehearsal:
+        """This rehearsal plus, for each correction the shipped head misreads, `per_correction` draws from the
+        way of writing the misread class that lies nearest to it (its closest mixture component).
+
+        Why: a European 1 read as 7 is corrected next to everyone's 7 with a rising bar; rehearsing those 7s
+        where the correction sits makes the fit find what tells them apart, instead of moving the whole
+        boundary (three such corrections made an ordinary rising 7 read "1 99%", issue 37)."""
+        if per_correction <= 0 or not len(features):
+            return self
+        read = base.logits(features).argmax(1)
+        rng = np.random.default_rng(seed)
+        extra = []
+        for x, r in zip(features, read):
+            means, stds = stats.mean[r], stats.std[r]
+            comp = int(np.argmin((((x - means) / np.maximum(stds, 1e-3)) ** 2).sum(1)))
+            noise = rng.standard_normal((per_correction, stats.dim), dtype=np.float32)
+            extra.append(np.maximum(means[comp] + stds[comp] * noise, 0.0))
+        x = np.concatenate(extra)
+        return Rehearsal(np.concatenate([self.features, x]), np.concatenate([self.targets, base.probabilities(x)]),
+                         np.concatenate([self.pre, x @ base.w1]))
 
 
 def fit(base: Head, rehearsal: Rehearsal, features: np.ndarray, labels: np.ndarray,
@@ -167,11 +199,6 @@ def blend(base: Head, adapted: Head, scale: float) -> Head:
         (base.w1, base.b1, base.w2, base.b2), (adapted.w1, adapted.b1, adapted.w2, adapted.b2))))
 
 
-def _nll(head: Head, features: np.ndarray, labels: np.ndarray) -> float:
-    p = head.probabilities(features)
-    return float(-np.log(np.maximum(p[np.arange(len(labels)), labels], 1e-12)).sum())
-
-
 def _folds(labels: np.ndarray, k: int, seed: int) -> np.ndarray:
     """Fold number of each correction: seeded, and every class spread over the folds."""
     rng = np.random.default_rng(seed)
@@ -221,42 +248,107 @@ def typical_margins(head: Head, base: Head, stats: FeatureStats, settings: Adapt
     return medians(head) / np.maximum(medians(base), 1e-6)
 
 
+def _cross_validate(base: Head, rehearsal: Rehearsal, features: np.ndarray, labels: np.ndarray,
+                    settings: AdaptSettings) -> np.ndarray:
+    """Each correction's logits from the fit that did not see it (k folds)."""
+    k = min(settings.folds, len(labels))
+    fold = _folds(labels, k, settings.seed)
+    held_logits = np.zeros((len(labels), 10), np.float32)
+    for f in range(k):
+        held = fold == f
+        head = fit(base, rehearsal, features[~held], labels[~held], settings, seed=settings.seed + 1 + f)
+        held_logits[held] = head.logits(features[held])
+    return held_logits
+
+
+def contradicted(base_probs: np.ndarray, held_probs: np.ndarray, labels: np.ndarray, limit: float) -> np.ndarray:
+    """Which corrections look mistyped: the shipped head and the fit on the other corrections both give the label
+    less than `limit`, and no other correction pairs the same reading with the same label.
+
+    Why: one 7 marked 1 among right corrections was fitted like any other and turned textbook 7s into 1s; a
+    writer's real convention (a European 1 read as 7) shows up more than once, and a second one like it is
+    enough to be learned."""
+    rows = np.arange(len(labels))
+    read = base_probs.argmax(1)
+    pair_count = {}
+    for r, y in zip(read.tolist(), labels.tolist()):
+        pair_count[(r, y)] = pair_count.get((r, y), 0) + 1
+    alone = np.array([pair_count[(r, y)] == 1 for r, y in zip(read.tolist(), labels.tolist())], bool)
+    return alone & (base_probs[rows, labels] < limit) & (held_probs[rows, labels] < limit)
+
+
+def sharpness(held_logits: np.ndarray, labels: np.ndarray, temperature: float, floor: float) -> float:
+    """The factor in [floor, 1] on the adapted head's logits that best predicts the held-out corrections once the
+    shipped temperature is applied (least cross-entropy; a grid, NumPy only).
+
+    Why: the fit learns the corrections as certainties, so the shipped temperature alone let an adapted head say
+    100% on digits it misread; its record on corrections it did not see says how sure it may sound."""
+    factors = np.linspace(floor, 1.0, 31)
+    rows = np.arange(len(labels))
+    best, best_nll = 1.0, np.inf
+    for s in factors:
+        z = held_logits.astype(np.float64) * s / temperature
+        z -= z.max(1, keepdims=True)
+        nll = float(-(z[rows, labels] - np.log(np.exp(z).sum(1))).sum())
+        if nll < best_nll - 1e-9:
+            best, best_nll = float(s), nll
+    return best
+
+
 def decide(base: Head, stats: FeatureStats, features: np.ndarray, labels: np.ndarray,
-           settings: AdaptSettings = DEFAULT_SETTINGS) -> Decision:
+           settings: AdaptSettings = DEFAULT_SETTINGS, temperature: float = 1.0) -> Decision:
     """Fit, judge on held-out corrections and on the guard set; the adapted head if it passes both.
 
     "Reads the corrections better" when judged on corrections each fit did not see: fewer of them wrong, or as
     many wrong and a lower cross-entropy on them (e.g. a writer whose few corrections the shipped model
-    already reads right, unsurely). NumPy's BLAS runs on BLAS_THREADS threads meanwhile."""
+    already reads right, unsurely). `temperature` is the shipped model's (recognizer/calibration.py), applied to
+    the adapted head when it reads: the head's last layer is scaled so that it is calibrated with it. NumPy's
+    BLAS runs on BLAS_THREADS threads meanwhile."""
     with blas_threads(BLAS_THREADS):
-        return _decide(base, stats, features, labels, settings)
+        return _decide(base, stats, np.asarray(features, np.float32), np.asarray(labels, np.int64), settings,
+                       temperature)
 
 
-def _decide(base: Head, stats: FeatureStats, features: np.ndarray, labels: np.ndarray,
-            settings: AdaptSettings) -> Decision:
+def _decide(base: Head, stats: FeatureStats, features: np.ndarray, labels: np.ndarray, settings: AdaptSettings,
+            temperature: float) -> Decision:
     t0 = time.perf_counter()
-    features = np.asarray(features, np.float32)
-    labels = np.asarray(labels, np.int64)
     n = len(labels)
 
-    def refused(reason: str, before: int = 0, after: int = 0, agreement: float = 1.0) -> Decision:
-        return Decision(False, reason, n, before, after, agreement, time.perf_counter() - t0)
+    def refused(reason: str, before: int = 0, after: int = 0, agreement: float = 1.0,
+                ignored: tuple[int, ...] = ()) -> Decision:
+        return Decision(False, reason, n, before, after, agreement, time.perf_counter() - t0, ignored=ignored)
 
     if n < MIN_CORRECTIONS:
         return refused(f"needs at least {MIN_CORRECTIONS} corrections to judge, has {n}")
     rehearsal = Rehearsal.draw(base, stats, settings.replay_per_class, settings.seed, settings.replay_between)
-    k = min(settings.folds, n)
-    fold = _folds(labels, k, settings.seed)
-    before = int((base.logits(features).argmax(1) != labels).sum())
-    nll_before, nll_after, after = _nll(base, features, labels), 0.0, 0
-    for f in range(k):
-        held = fold == f
-        head = fit(base, rehearsal, features[~held], labels[~held], settings, seed=settings.seed + 1 + f)
-        after += int((head.logits(features[held]).argmax(1) != labels[held]).sum())
-        nll_after += _nll(head, features[held], labels[held])
+    misread = base.logits(features).argmax(1) != labels
+    per_correction = min(settings.neighbours, settings.neighbours_max // max(int(misread.sum()), 1))
+    rehearsal = rehearsal.with_neighbours(base, stats, features[misread], per_correction, settings.seed + 30_000)
+    base_probs = base.probabilities(features)
+    held_logits = _cross_validate(base, rehearsal, features, labels, settings)
+    odd = contradicted(base_probs, softmax(held_logits), labels, settings.contradiction)
+    ignored = tuple(int(i) for i in np.flatnonzero(odd))
+    set_aside_text = ""
+    if ignored:
+        first = ignored[0]
+        set_aside_text = (f"; set aside {len(ignored)} correction{'s' if len(ignored) > 1 else ''} nothing else "
+                          f"supports (a {int(base_probs[first].argmax())} marked {int(labels[first])}: if it was "
+                          "right, add another like it)")
+        features, labels, base_probs = features[~odd], labels[~odd], base_probs[~odd]
+        if len(labels) < MIN_CORRECTIONS:
+            return refused(f"needs at least {MIN_CORRECTIONS} corrections to judge{set_aside_text}",
+                           ignored=ignored)
+        held_logits = _cross_validate(base, rehearsal, features, labels, settings)
+    m = len(labels)
+    rows = np.arange(m)
+    before = int((base_probs.argmax(1) != labels).sum())
+    after = int((held_logits.argmax(1) != labels).sum())
+    nll_before = float(-np.log(np.maximum(base_probs[rows, labels], 1e-12)).sum())
+    nll_after = float(-np.log(np.maximum(softmax(held_logits)[rows, labels], 1e-12)).sum())
     if after > before or (after == before and nll_after >= nll_before):
         return refused(f"it would not read your corrections better (judged on ones it was not fitted on: "
-                       f"{after} wrong, the shipped model {before})", before, after)
+                       f"{after} wrong, the shipped model {before}){set_aside_text}", before, after,
+                       ignored=ignored)
     head = fit(base, rehearsal, features, labels, settings, seed=settings.seed)
     # the guard set: features between two classes, where an adaptation moves the shipped head's boundaries
     # (its agreement there tracked the generic validation drop across writers, docs/DECISIONS.md; class
@@ -270,13 +362,13 @@ def _decide(base: Head, stats: FeatureStats, features: np.ndarray, labels: np.nd
     agreement = agreement_of(head)
     if agreement < settings.guard_agreement:
         return refused(f"it would forget how others write (it changes {1 - agreement:.1%} of the model's answers "
-                       "near the boundaries between digits)", before, after, agreement)
+                       "near the boundaries between digits)", before, after, agreement, ignored)
     kept = typical_margins(head, base, stats, settings)
     if kept.min() < settings.typical_margin:
         digit = int(kept.argmin())
         return refused(f"it would forget how others write a {digit} (it reads a typical {digit} "
                        f"{1 - kept[digit]:.0%} less surely; confirming a few of your own {digit}s helps)",
-                       before, after, agreement)
+                       before, after, agreement, ignored)
     # a change that moves the shipped boundaries more than the target is scaled back towards the shipped head
     scale = 1.0
     if agreement < settings.guard_target:
@@ -290,6 +382,9 @@ def _decide(base: Head, stats: FeatureStats, features: np.ndarray, labels: np.nd
         scale = max(lo, settings.scale_floor)
         head = blend(base, head, scale)
         agreement = agreement_of(head)
+    sure = sharpness(held_logits, labels, temperature, settings.sharpness_floor)
+    head = Head(head.w1, head.b1, head.w2 * np.float32(sure), head.b2 * np.float32(sure))
     held_back = f"; {scale:.0%} of the change kept, to keep others' digits read as before" if scale < 1.0 else ""
-    return Decision(True, f"learned from {n} corrections ({before} -> {after} wrong when held out{held_back})", n,
-                    before, after, agreement, time.perf_counter() - t0, head)
+    return Decision(True, f"learned from {m} corrections ({before} -> {after} wrong when held out{held_back})"
+                    f"{set_aside_text}", n, before, after, agreement, time.perf_counter() - t0, head,
+                    kept=scale, ignored=ignored)

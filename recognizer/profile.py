@@ -97,6 +97,7 @@ class Profile:
         self._adapt_lock = threading.Lock()
         self._bases: dict[str, BaseHead] = {}
         self._in_use: dict[str, Adapted | None] = {}
+        self._fitted_on_deleted: set[str] = set()  # in use, fitted on a correction deleted since: replace or drop
 
     @property
     def read_only(self) -> str | None:
@@ -178,12 +179,18 @@ class Profile:
                 base = self._base(name)
                 sha = self.store.load(name).sha256 or base.sha256
                 feats = self.store.features(name, x) if len(y) else np.zeros((0, base.head.w1.shape[0]), np.float32)
-                decision = adapt.decide(base.head, base.stats, feats, y, settings)
+                temperature = self.store.calibration.temperature(name) if self.store.calibration else 1.0
+                decision = adapt.decide(base.head, base.stats, feats, y, settings, temperature)
                 aside = None
                 in_use = self.adapted(name) if not decision.accepted else None
                 made_since = ids > in_use.last_correction if in_use is not None else None  # while it was reading
                 if in_use is not None and in_use.base_sha256 == sha and made_since.any():
                     aside = adapt.set_aside(in_use.head, base.head, feats[made_since], y[made_since])
+                with self._lock:
+                    fitted_on_deleted = name in self._fitted_on_deleted
+                    self._fitted_on_deleted.discard(name)
+                if fitted_on_deleted and not decision.accepted and self.adapted(name) is not None:
+                    aside = "the adaptation fitted on the deleted correction is set aside"
                 if aside:
                     decision = dataclasses.replace(decision, reason=f"{decision.reason}; {aside}", set_aside=True)
                 self.db.add_adaptation(name, sha, decision.summary(), newest,
@@ -302,10 +309,12 @@ class Profile:
         return [i for i in ids if i is not None]
 
     def delete(self, correction_id: int) -> bool:
+        """Remove one correction. The adaptations in use read on until the next attempt (the caller's re-adapt)
+        replaces them, or sets them aside when it is refused: a reading flips at most once (issue 37)."""
         gone = self.db.delete(correction_id)
         if gone:
             with self._lock:
-                self._in_use.clear()
+                self._fitted_on_deleted.update(n for n, a in self._in_use.items() if a is not None)
         return gone
 
     def reset(self, keep_export: bool = True) -> Path | None:

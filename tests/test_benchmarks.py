@@ -3,6 +3,7 @@ the plumbing is: which digits are drawn, the JSON it writes, its errors)."""
 
 import json
 
+import numpy as np
 import pytest
 
 from mnist_fakes import fake_arrays, write_npz
@@ -88,6 +89,17 @@ def test_bench_adapt_overrides_the_settings_it_is_told_and_refuses_the_rest(caps
         with pytest.raises(SystemExit):
             bench.parse_args(["--set", *bad])
         assert said in capsys.readouterr().err
+
+
+def test_bench_adapt_calibration_error_pools_writers_and_separates_accepted_ones():
+    bench = load_benchmark("bench_adapt")
+    y = np.array([0, 1, 2, 3])
+    sure = np.eye(10, dtype=np.float32)[y]
+    wrong_and_sure = np.eye(10, dtype=np.float32)[[0, 1, 2, 4]]
+    out = bench.calibration_error([sure[:2], sure[2:]], [sure[:2], wrong_and_sure[2:]], [y[:2], y[2:]],
+                                  [{"accepted": False}, {"accepted": True}])
+    assert out["shipped"] == 0.0 and out["in_use"] == pytest.approx(0.25)
+    assert out["accepted_only"] == pytest.approx(0.5) and out["accepted_only_shipped"] == 0.0
 
 
 def test_bench_adapt_totals_sum_over_picks_and_name_writers_made_worse():

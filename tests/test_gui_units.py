@@ -316,6 +316,39 @@ def test_adaptation_line_says_what_was_learned_or_why_not():
     assert adaptation_text({"cnn": no}) == (False, "CNN not adapted: needs at least 3 corrections to judge, has 1")
     assert adaptation_text({}) == (False, "")
     assert profile_model("all") == "ensemble" and profile_model("cnn") == "cnn"
+    held_back = dict(ok, kept=0.8, ignored=1, corrections=24)  # the README promises the share kept
+    assert adaptation_text({"cnn": held_back}) == (True, "CNN learned from 23 corrections of your handwriting; kept "
+                                                   "80% of the change, so that other people's digits read as "
+                                                   "before; left out 1 correction nothing else supports (mistyped?)")
+
+
+def test_the_line_after_a_restart_or_a_model_switch_says_what_reads():
+    from gui.learning import in_use_text
+
+    assert in_use_text("ensemble", {"cnn": 23, "ann": 20}, 23) == \
+        "CNN, ANN reads with your handwriting (learned from 23 corrections)"
+    assert in_use_text("vgg16", {}, 23) == "VGG16 reads as shipped (not adapted to your handwriting)"
+    assert in_use_text("cnn", {}, 0) == ""
+
+
+def test_my_handwriting_is_in_plain_words_and_lists_every_model():
+    from gui.learning import handwriting_lines
+
+    rate = {"readings": 4, "digits": 12, "corrected": 3, "error_rate": 0.25}
+    stats = {"profile": "/home/me/profile", "corrections": 5, "corrected_digits": 3, "confirmed_digits": 2,
+             "before_adaptation": rate, "with_adaptation": {**rate, "digits": 0, "error_rate": None},
+             "confusions": [{"label": 2, "read": 1, "count": 2}],
+             "adaptations": {"ann": {"in_use": True, "corrections": 5, "last": None},
+                             "cnn": {"in_use": True, "corrections": 5, "last": None},
+                             "vgg16": {"in_use": False, "corrections": 0,
+                                       "last": {"reason": "needs at least 3 corrections to judge, has 2"}}}}
+    text = "\n".join(handwriting_lines(stats))
+    assert "ANN reads with your handwriting, learned from 5 corrections." in text
+    assert "CNN reads with your handwriting" in text and "VGG16 reads as shipped" in text
+    assert "your 2 read as 1 (2 times)" in text and "5 corrections kept: 3 of digits it misread" in text
+    assert "12 digits read, 3 of them corrected (25.0%)" in text and "Since it learned your handwriting: no" in text
+    for jargon in ("->", "held out", "last attempt", "2x"):
+        assert jargon not in text
 
 
 def test_probability_rows_and_corrected_labels():

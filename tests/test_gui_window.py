@@ -184,7 +184,7 @@ def test_all_three_reads_side_by_side(win, caplog):
     pump_until(win.root, lambda: any("model=all" in r.getMessage() for r in caplog.records))
     line = next(r.getMessage() for r in caplog.records if "model=all" in r.getMessage())
     assert line == "recognized text=ann:4?,cnn:4? model=all ms=3"
-    assert win.per_model["text"].splitlines() == ["ANN    4?  #1: 4 97%", "CNN    4?  #1: 4 97%"]
+    assert win.per_model["text"].splitlines() == ["ANN      4?  #1: 4 97%", "CNN      4?  #1: 4 97%"]
     caplog.clear()
     win.select_model("vgg16")  # greyed out: refused
     assert win.picker.get() == "all"
@@ -292,7 +292,7 @@ class FakeProfile:
     folder = "fake-profile"
 
     def __init__(self):
-        self.added, self.deleted, self.adapted, self.counted = [], [], [], []
+        self.added, self.deleted, self.adapt_calls, self.counted = [], [], [], []
 
     def add_correction(self, **kw):
         self.added.append(kw)
@@ -303,11 +303,19 @@ class FakeProfile:
         return True
 
     def adapt(self, model):
-        self.adapted.append(model)
+        self.adapt_calls.append(model)
         return {"cnn": FakeDecision(len(self.added) - len(self.deleted))}
 
     def adapt_if_stale(self, model):
         return {}
+
+    def adapted(self, name):
+        return None
+
+    class db:  # noqa: N801 - the profile's database, as far as the Learner asks it
+        @staticmethod
+        def count():
+            return 0
 
     def count_reading(self, digits, adapted):
         self.counted.append((digits, adapted))
@@ -338,6 +346,23 @@ def learning(display, monkeypatch):
     root.destroy()
     a.__dict__.clear()
     gc.collect()
+
+
+def test_after_a_restart_the_status_line_says_the_adaptation_reads(display, monkeypatch):
+    """Nothing new to learn at start (no unseen corrections): the line still says what reads."""
+    from types import SimpleNamespace
+
+    monkeypatch.setattr(FakeProfile, "adapted", lambda self, name: SimpleNamespace(corrections=5))
+    root = tk.Tk(screenName=display)
+    a = app_module.DigitApp(root, "unused", worker_factory=lambda _d: (Store(), LearningRec(FakeProfile())))
+    try:
+        pump_until(root, lambda: "CNN reads with your handwriting (learned from 5 corrections)"
+                   in a.statusbar.learning["text"])
+    finally:
+        a.worker.stop(5)
+        root.destroy()
+        a.__dict__.clear()
+        gc.collect()
 
 
 def _stroke(a, x0, y0, x1, y1):
@@ -372,14 +397,22 @@ def test_typed_digit_corrects_the_selected_box_and_one_undo_history(learning, ca
     pump_until(a.root, lambda: "learned from 1 correction of" in a.statusbar.learning["text"])
     pump_until(a.root, lambda: len(a.rec.requests) > requests)  # accepted: the drawing is read again
     assert a.number["text"] == "47"  # the same box: the writer's label follows the re-reading
+    assert a.per_model["text"].split() == ["CNN", "47"]  # the model's row agrees with the Number
 
     _stroke(a, 300, 200, 320, 260)
     strokes = len(a.drawing.strokes)
     a.undo()  # the stroke was the last thing done
     assert len(a.drawing.strokes) == strokes - 1 and a.number["text"] == "47"
+    requests, adapted = len(a.rec.requests), len(profile.adapt_calls)
     a.undo()  # now the correction: gone from the screen and from the profile
     assert a.number["text"] == "4?" and _label(a, 1)[0] == "? 41%"
+    assert a.per_model["text"].split() == ["CNN", "4?"]
     pump_until(a.root, lambda: profile.deleted == [1])
+    pump_until(a.root, lambda: len(profile.adapt_calls) > adapted and len(a.rec.requests) > requests)
+    deadline = time.monotonic() + 0.5
+    while time.monotonic() < deadline:
+        a.root.update()
+    assert len(a.rec.requests) == requests + 1  # read again once, after re-adapting (not at once and again)
     a.undo()
     assert len(a.drawing.strokes) == strokes - 2
 
@@ -393,15 +426,20 @@ def test_probability_row_click_corrects_and_adaptation_waits_for_a_pause(learnin
     recognize_and_wait(a, caplog)
     assert a._selected == 0
     a.probs._click(Event(50, TOP_Y + 9 * ROW + 5))  # row "9"
+    assert a.statusbar.learning["text"].startswith("correction kept;")
     a._typed(8)  # changed their mind: the 9 is taken back, the 8 kept
     assert a.number["text"] == "8?"
-    pump_until(a.root, lambda: profile.adapted)
+    pump_until(a.root, lambda: profile.adapt_calls)
     assert [k["label"] for k in profile.added] == [9, 8] and profile.deleted == [1]
-    assert profile.adapted == ["cnn"]  # one adaptation for both corrections
+    assert profile.adapt_calls == ["cnn"]  # one adaptation for both corrections
     a._typed(8)  # the same label again: nothing new
     a.clear()  # a finished drawing is counted once
     pump_until(a.root, lambda: profile.counted)
     assert profile.counted == [(2, False)] and len(profile.added) == 2
+    _stroke(a, 200, 200, 220, 260)
+    recognize_and_wait(a, caplog)
+    a._typed(4)  # the digit it read (4): a confirmation, and the line says so
+    assert a.statusbar.learning["text"].startswith("confirmed;")
 
 
 def test_without_a_profile_a_correction_is_shown_and_not_kept(win, caplog):
@@ -440,11 +478,21 @@ def test_my_handwriting_shows_the_figures_and_forget_keeps_an_export(display, le
         a.show_handwriting()
         pump_until(root, lambda: said("profile stats: "))
         text = a._handwriting_text["text"]
-        assert "corrections stored: 2 (2 misread" in text and "1 read as 7 (2x)" in text
+        assert "2 corrections kept: 2 of digits it misread" in text and "your 1 read as 7 (2 times)" in text
+        assert "CNN reads" in text and "held out" not in text and "last attempt" not in text
+        assert a._forget_button["state"] == "normal"
+        top = a._handwriting
+        top.geometry("420x200")  # a small window: the text wraps and Close stays in view
+        pump_until(root, lambda: top.winfo_height() <= 260)
+        close = a._handwriting_close
+        assert close.winfo_ismapped() and close.winfo_y() + close.winfo_height() <= top.winfo_height()
+        assert a._handwriting_text["wraplength"] and "Courier" not in str(a._handwriting_text["font"])
         asked = []
         monkeypatch.setattr(app_module.messagebox, "askyesno", lambda *args, **k: asked.append(args) or False)
         a.forget_handwriting()  # "No": nothing forgotten
         assert asked and not said("forgetting handwriting")
+        question = asked[0][1]
+        assert "inside your profile folder" in question and "recognize.py" not in question and "beside" not in question
         monkeypatch.setattr(app_module.messagebox, "askyesno", lambda *args, **k: True)
         a._forget_button.invoke()
         pump_until(root, lambda: said("profile reset, corrections kept in "))
@@ -452,8 +500,9 @@ def test_my_handwriting_shows_the_figures_and_forget_keeps_an_export(display, le
                       .rsplit(" ", 1)[1])
         assert export.parent == folder and export.is_file() and "kept in" in a.statusbar.learning["text"]
         assert Profile(folder, ModelStore(learn_models)).db.count() == 0
-        pump_until(root, lambda: "corrections stored: 0" in a._handwriting_text["text"])
+        pump_until(root, lambda: "0 corrections kept" in a._handwriting_text["text"])
         assert "Forgot your handwriting" in a._handwriting_note["text"]
+        assert a._forget_button["state"] == "disabled"  # nothing left to forget
     finally:
         a.worker.stop(5)
         root.destroy()

@@ -145,10 +145,12 @@ def test_the_numpy_head_is_the_models_own(cnn_base):
 @pytest.mark.parametrize("shown,truth", [(1, 7), (0, 8)])
 def test_a_deliberately_mislabelled_set_is_refused(cnn_base, shown, truth):
     """Every 1 called a 7 (or every 0 an 8): consistent, so held-out corrections agree, but it would break how
-    everyone else's digits are read; the guard must refuse it."""
+    everyone else's digits are read; it must be refused (rehearsing the shipped model's own digits next to
+    each correction leaves it nothing it reads better; without that rehearsal the guards refuse it)."""
     x, y = cnn_base.stats.sample(30, np.random.default_rng(0))
-    d = decide(cnn_base.head, cnn_base.stats, x[y == shown], np.full(30, truth))
-    assert not d.accepted and "forget" in d.reason and d.head is None
+    for settings in (AdaptSettings(), AdaptSettings(neighbours=0)):
+        d = decide(cnn_base.head, cnn_base.stats, x[y == shown], np.full(30, truth), settings)
+        assert not d.accepted and d.head is None, d.reason
 
 
 def test_typical_margins_see_a_class_taken_away(cnn_base):
@@ -157,7 +159,7 @@ def test_typical_margins_see_a_class_taken_away(cnn_base):
     same = typical_margins(cnn_base.head, cnn_base.head, cnn_base.stats, AdaptSettings())
     assert same == pytest.approx(np.ones(10))
     x, y = cnn_base.stats.sample(30, np.random.default_rng(0))
-    unguarded = AdaptSettings(guard_agreement=0.0, guard_target=0.0, typical_margin=-np.inf)
+    unguarded = AdaptSettings(guard_agreement=0.0, guard_target=0.0, typical_margin=-np.inf, neighbours=0)
     d = decide(cnn_base.head, cnn_base.stats, x[y == 1], np.full(30, 7), unguarded)
     kept = typical_margins(d.head, cnn_base.head, cnn_base.stats, AdaptSettings())
     assert d.accepted and kept.argmin() == 1 and kept[1] < 0 and np.median(kept) > 0.8
@@ -185,7 +187,7 @@ def test_real_digits_of_a_class_taught_as_another_are_refused(cnn_base, real_pen
     features, labels = real_pen_digits
     idx = np.random.default_rng(shown).choice(np.flatnonzero(labels == shown), 30, replace=False)
     d = decide(cnn_base.head, cnn_base.stats, features[idx], np.full(30, taught))
-    assert not d.accepted and "forget" in d.reason and d.head is None
+    assert not d.accepted and d.head is None, d.reason
 
 
 def test_random_labels_are_refused(cnn_base):
@@ -221,7 +223,8 @@ def test_a_style_taught_without_its_neighbour_is_refused_with_the_digit_named(cn
     """The same 4s corrected with none of the writer's 9s confirmed: the fit takes a typical 9's margin away
     (more than a tenth: no real writer of bench_adapt.py came near it), so it is refused, naming the 9."""
     taught, labels, _, _ = _four_nine_writer(cnn_base)
-    d = decide(cnn_base.head, cnn_base.stats, taught[labels == 4], labels[labels == 4])
+    alone = AdaptSettings(neighbours=0)  # no rehearsal of the 9s next to the corrections: the typical-margin guard
+    d = decide(cnn_base.head, cnn_base.stats, taught[labels == 4], labels[labels == 4], alone)
     assert not d.accepted and "a typical 9" in d.reason and "confirm" in d.reason
 
 
@@ -236,6 +239,78 @@ def test_a_change_past_the_guards_target_is_scaled_back_just_enough(cnn_base):
     kept = int(part.reason.split("% of the change kept")[0].rsplit(" ", 1)[1])
     assert part.accepted and 25 <= kept < 100 and part.guard_agreement >= target
     assert not np.allclose(part.head.w2, cnn_base.head.w2) and not np.allclose(part.head.w2, full.head.w2)
+
+
+def _styled_writer_with_a_typo(base):
+    """Three of the 4-9 writer's styled 4s corrected, three of their 9s confirmed, and one ordinary 7 mistyped as
+    1; and 7s like the mistyped one (mostly it, partly other 7s)."""
+    x, y = base.stats.sample(200, np.random.default_rng(3))
+    fours, nines, sevens = x[y == 4], x[y == 9], x[y == 7]
+    mixed = 0.35 * fours + 0.65 * nines
+    styled = mixed[base.head.logits(mixed).argmax(1) == 9]
+    taught = np.concatenate([styled[:3], nines[100:103], sevens[:1]])
+    labels = np.concatenate([np.full(3, 4), np.full(3, 9), [1]])
+    return taught, labels, 0.8 * sevens[:1] + 0.2 * sevens[1:101]
+
+
+def test_a_lone_mistyped_label_is_set_aside_and_does_not_flip_its_class(cnn_base):
+    """One 7 marked 1 among right corrections: fitted like the others, every 7 like it read 1 (the issue's
+    "every textbook 7 turns into a 1"); set aside, they stay 7s and the right corrections are still learned."""
+    taught, labels, like = _styled_writer_with_a_typo(cnn_base)
+    assert (cnn_base.head.logits(like).argmax(1) == 7).all()
+    d = decide(cnn_base.head, cnn_base.stats, taught, labels)
+    assert d.accepted and d.ignored == (6,) and "a 7 marked 1" in d.reason, d.reason
+    assert (d.head.logits(like).argmax(1) == 7).all()
+    assert (d.head.logits(taught[:3]).argmax(1) == 4).sum() >= 2
+    # the same set with the rule off (contradiction 0) is what the app did: the 7s read as 1
+    old = decide(cnn_base.head, cnn_base.stats, taught, labels, AdaptSettings(contradiction=0.0))
+    assert old.accepted and (old.head.logits(like).argmax(1) == 1).mean() > 0.9
+
+
+def test_a_convention_taught_twice_is_not_set_aside(cnn_base):
+    """Two corrections alike (the same reading, the same label) support each other: a writer's own way of
+    writing a digit is learned, never taken for a typo."""
+    taught, labels, _ = _styled_writer_with_a_typo(cnn_base)
+    taught = np.concatenate([taught, taught[-1:] * 0.98])
+    labels = np.append(labels, 1)
+    d = decide(cnn_base.head, cnn_base.stats, taught, labels)
+    assert d.ignored == ()
+
+
+def test_the_adapted_head_sounds_only_as_sure_as_its_held_out_record():
+    """The fit learns corrections as certainties; where a fit misread a correction it did not see, and surely,
+    the adapted head's logits are scaled down (shipped temperature applied after); a clean record keeps them."""
+    from recognizer.adapt import sharpness
+
+    labels = np.array([0, 1, 2, 3, 4])
+    clean = np.eye(10, dtype=np.float32)[labels] * 12
+    assert sharpness(clean, labels, temperature=0.6, floor=0.25) == 1.0
+    wrong = clean.copy()
+    wrong[4] = np.eye(10, dtype=np.float32)[9] * 12  # a 4 read as 9, surely
+    s = sharpness(wrong, labels, temperature=0.6, floor=0.25)
+    assert 0.25 <= s < 0.6
+    p = np.exp(wrong * s / 0.6)
+    assert (p / p.sum(1, keepdims=True)).max() < 0.999  # no more "100%"
+
+
+def test_european_ones_do_not_make_a_rising_seven_read_one_for_sure(tmp_path):
+    """The issue's case, drawn like the app draws: three corrections of the writer's European 1 (read 7) are
+    learned, yet ordinary 7s whose bar rises a little still read 7, and none reads "1" at 90% or more (the app
+    said "1 100%"; before the rehearsal next to corrections, bars rising 10-20% of the height read 1 at 88-99%)."""
+    from test_gui_learning import render, seed_eu1
+
+    store = ModelStore(MODELS)
+    profile = Profile(tmp_path / "me", store)
+    seed_eu1(profile, store, 3)
+    assert profile.adapt("cnn")["cnn"].accepted
+    adapted, shipped = Recognizer(store, profile=profile), Recognizer(store)
+    eu1 = render([[(0.02, 0.12), (0.7, 0.0), (0.6, 1.0)]], 300, 150, 190)
+    assert shipped.read(eu1, "cnn").text == "7" and adapted.read(eu1, "cnn").text == "1"
+    for rise in (0.05, 0.1, 0.15, 0.2):
+        seven = render([[(0.05, 0.02 + rise), (0.95, 0.02), (0.4, 1.0)]], 300, 150, 200)
+        assert shipped.read(seven, "cnn").text == "7"
+        d = adapted.read(seven, "cnn").digits[0]
+        assert d.digit == 7 or (rise >= 0.15 and d.confidence < 0.9), (rise, d.digit, d.confidence)
 
 
 def test_too_few_corrections_are_not_judged(cnn_base):
@@ -265,7 +340,7 @@ def test_adapting_runs_numpy_on_one_blas_thread(cnn_base, monkeypatch):
 # the profile tests below are about isolation and redo, not the guards: drawn 9s taught as 4s (with no 9
 # confirmed) take a typical 9's margin and move the shipped boundaries past the target, which would refuse or
 # scale back the change (both tested on features above)
-UNGUARDED = AdaptSettings(guard_target=0.0, typical_margin=-np.inf)
+UNGUARDED = AdaptSettings(guard_agreement=0.0, guard_target=0.0, typical_margin=-np.inf)
 
 
 def _cnn_only(folder: Path) -> Path:
@@ -335,6 +410,24 @@ def test_an_adaptation_that_misreads_the_newest_corrections_is_set_aside(tmp_pat
     assert not adapted and (probs.argmax(1) == 9).all()
     assert Profile(tmp_path / "me", store).adapted("cnn") is None  # kept in the database
     assert profile.stats("cnn")["adaptations"]["cnn"]["last"]["reason"] == d.reason
+
+
+def test_deleting_a_correction_flips_a_reading_at_most_once(tmp_path):
+    """Undo in the app deletes a correction and re-adapts: until that attempt decides, the adaptation in use
+    reads on (it used to give way to the shipped model at once, then came back: two flips); a refused attempt
+    then sets it aside, an accepted one replaces it."""
+    store = ModelStore(_cnn_only(tmp_path / "models"))
+    profile = Profile(tmp_path / "me", store)
+    rest = _teach_nines_as_fours(profile)
+    assert profile.adapt("cnn", UNGUARDED)["cnn"].accepted
+    before, _ = profile.predict("cnn", rest[..., None])
+    assert profile.delete(profile.db.newest_id())
+    meanwhile, adapted = profile.predict("cnn", rest[..., None])
+    assert adapted and np.array_equal(meanwhile.argmax(1), before.argmax(1))
+    d = profile.adapt("cnn", AdaptSettings(guard_agreement=1.01))["cnn"]  # refused: the old one must go
+    assert not d.accepted and d.set_aside and "deleted correction is set aside" in d.reason
+    assert not profile.predict("cnn", rest[..., None])[1]
+    assert profile.adapt("cnn", UNGUARDED)["cnn"].accepted and profile.predict("cnn", rest[..., None])[1]
 
 
 def test_a_refused_attempt_keeps_an_adaptation_that_reads_the_newest_corrections_right(tmp_path):
@@ -459,14 +552,18 @@ def test_cli_counts_the_reading_it_corrects(tmp_path, capsys):
     import recognize
 
     img, prof = _image(tmp_path / "a.png"), ["--profile", str(tmp_path / "p")]
+    wrong = 0
     for _ in range(4):
         assert recognize.main(["--correct", str(img), "777", "--model", "cnn", *prof]) == 0
+        read = capsys.readouterr().out.split("read '")[1][:3]  # "117" until an adaptation reads it right
+        wrong += sum(a != b for a, b in zip(read, "777"))
     assert recognize.main([str(img), "--model", "cnn", *prof]) == 0  # a plain reading counts as before
     capsys.readouterr()
     stats = Profile(tmp_path / "p", ModelStore(MODELS)).stats("cnn")
     parts = [stats["before_adaptation"], stats["with_adaptation"]]
+    assert wrong >= 2  # the first reading is "117": 2 of its 3 digits corrected
     assert stats["corrections"] == 12 and [sum(p[k] for p in parts) for k in ("readings", "digits", "corrected")] \
-        == [5, 15, 8]  # "117" read, "777" right: 2 of each 3 corrected
+        == [5, 15, wrong]
     assert all(p["corrected"] <= p["digits"] for p in parts), parts  # never "0 digits ..., 1 corrected", 428.6%
 
 
