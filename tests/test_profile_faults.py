@@ -26,6 +26,7 @@ from common.names import PROFILE_DB
 from recognizer import ModelStore, RecognizerError
 from recognizer import profile_store as store_module
 from recognizer.profile_store import ProfileStore
+from test_profile import _image  # three strokes that read as 3 digits
 from recognizer.profile import Profile
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,19 +44,6 @@ def _seed(folder: Path, n: int) -> ProfileStore:
     for i in range(n):
         db.add(label=i % 10, input=_digit(i), model="cnn", source="cli", read=(i + 1) % 10)
     return db
-
-
-def _image(path: Path) -> Path:
-    """Three strokes that read as 3 digits."""
-    from PIL import Image
-
-    img = np.full((120, 320), 255, np.uint8)
-    img[20:100, 50:60] = 0
-    img[20:100, 150:160] = 0
-    img[20:30, 230:290] = 0
-    img[20:100, 280:290] = 0
-    Image.fromarray(img).save(path)
-    return path
 
 
 def _exports(folder: Path) -> list[int]:
