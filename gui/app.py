@@ -24,6 +24,7 @@ Learning the writer's hand (gui/learning.py) logs too:
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import functools
 import logging
@@ -39,8 +40,8 @@ from . import overlay
 from .drawing import Drawing
 from .files import OPEN_TYPES, SAVE_TYPES, save_png
 from .learning import (Adapt, AdaptationDone, Correct, CorrectionStored, CorrectionUndone, Corrections, CountReading,
-                       Fix, Mark, ProfileFailed, ProfileOpened, ProfileReset, ProfileStats, Reset, Stats, Undo,
-                       digit_key)
+                       Fix, Mark, ProfileFailed, ProfileOpened, ProfileReset, ProfileStats, Remove, Reset, Stats,
+                       THUMB_PX, Undo, digit_key, listed_text)
 from .motion import keep_all_motion_events
 from .photo import Photo
 from .picker import CHOICES, TRAIN_HINT, ModelPicker
@@ -88,6 +89,8 @@ class DigitApp:
         self._unfinished: tuple[int, bool] | None = None  # (digits, adapted) of the reading on screen, not counted
         self._handwriting: tk.Toplevel | None = None
         self._handwriting_text: tk.Label | None = None
+        self._remove_buttons: dict[int, tk.Button] = {}  # correction id -> its Remove, newest first
+        self._thumbs: dict[int, tk.PhotoImage] = {}  # correction id -> its crop (Tk shows only what is referenced)
         self.drawing = Drawing(1, 1)
         self.status: dict[str, str] = {}
         self.loaded: tuple[str, ...] = ()  # models that can answer now (the worker says when)
@@ -604,10 +607,12 @@ class DigitApp:
             self._schedule_adapt()
         elif isinstance(msg, CorrectionUndone):
             log.info("correction undone id=%s deleted=%s", msg.id, msg.deleted)
+            self._unmark(msg.token)
             if msg.deleted:
                 self.statusbar.set_learning("correction forgotten")
                 # no re-read now: the adaptation in use reads on until the re-adaptation decides (one flip at most)
                 self._schedule_adapt()
+            self._refresh_handwriting()
         elif isinstance(msg, AdaptationDone):
             log.info("adaptation accepted=%s model=%s: %s", msg.accepted, msg.model, msg.text)
             if msg.text or msg.decisions:  # "": nothing to say; keep what the line says (e.g. a moved database)
@@ -620,6 +625,7 @@ class DigitApp:
             if self._handwriting_text is not None and self._handwriting_text.winfo_exists():
                 self._handwriting_text.configure(text="\n".join(msg.lines))
                 self._forget_button.configure(state="normal" if msg.corrections else "disabled")
+                self._show_listed(msg)
         elif isinstance(msg, ProfileReset):
             where = f"; your corrections were kept in {msg.export}" if msg.export else ""
             log.info("profile reset, corrections kept in %s", msg.export)
@@ -649,10 +655,22 @@ class DigitApp:
             self._handwriting_close = tk.Button(buttons, text="Close", command=top.destroy)
             self._handwriting_close.pack(side="right")
             self._handwriting_text = tk.Label(top, text="", justify="left", anchor="nw", wraplength=520)
-            self._handwriting_text.pack(fill="both", expand=True, padx=10, pady=(10, 4))
+            self._handwriting_text.pack(fill="x", padx=10, pady=(10, 4))
             self._handwriting_note = tk.Label(top, text="", justify="left", anchor="w", fg="#1c4fd8",
                                               wraplength=520)
             self._handwriting_note.pack(fill="x", padx=10)
+            self._corrections_title = tk.Label(top, text="", anchor="w")
+            self._corrections_title.pack(fill="x", padx=10, pady=(8, 0))
+            box = tk.Frame(top)
+            box.pack(fill="both", expand=True, padx=10)
+            scroll = tk.Scrollbar(box)
+            scroll.pack(side="right", fill="y")
+            # a Text holds the rows (crop, words, Remove): it scrolls, however many there are
+            self._corrections_list = tk.Text(box, height=8, width=48, wrap="none", cursor="arrow",
+                                             font="TkDefaultFont", spacing1=2, spacing3=2,
+                                             tabs=(THUMB_PX * 2, THUMB_PX * 8), yscrollcommand=scroll.set)
+            self._corrections_list.pack(side="left", fill="both", expand=True)
+            scroll.configure(command=self._corrections_list.yview)
             top.bind("<Escape>", lambda e: top.destroy())
         self._handwriting.deiconify()
         self._handwriting.lift()
@@ -668,6 +686,52 @@ class DigitApp:
         else:
             self._forget_button.configure(state="disabled")
             self._handwriting_text.configure(text=self._not_kept_reason())
+            self._show_listed(ProfileStats(()))
+
+    def _show_listed(self, stats: ProfileStats) -> None:
+        """One row per correction listed: its crop, what was read and said, and Remove."""
+        rows = self._corrections_list
+        rows.configure(state="normal")
+        rows.delete("1.0", "end")
+        for button in self._remove_buttons.values():
+            button.destroy()
+        self._remove_buttons, self._thumbs = {}, {}
+        n = stats.corrections
+        self._corrections_title.configure(text="" if not n else f"Your corrections ({n}):" if n <= len(stats.recent)
+                                          else f"Your corrections: the newest {len(stats.recent)} of {n}:")
+        for c in stats.recent:
+            if c.thumbnail:
+                self._thumbs[c.id] = tk.PhotoImage(master=rows, data=base64.b64encode(c.thumbnail))
+                rows.image_create("end", image=self._thumbs[c.id], align="center")
+            rows.insert("end", f"\t{listed_text(c.label, c.read)}\t")
+            button = tk.Button(rows, text="Remove", padx=4, pady=0, command=functools.partial(self.remove_correction,
+                                                                                            c.id))
+            rows.window_create("end", window=button, align="center")
+            self._remove_buttons[c.id] = button
+            rows.insert("end", "\n")
+        rows.configure(state="disabled")
+
+    def remove_correction(self, correction_id: int) -> None:
+        """Take one stored correction back, like Ctrl+Z does for one just made: the app adapts again without it."""
+        if not self._kept():
+            return
+        log.info("removing correction id=%d", correction_id)
+        if (button := self._remove_buttons.get(correction_id)) is not None:
+            button.configure(state="disabled")
+        self.learner.submit(Remove(correction_id))
+
+    def _unmark(self, token: int | None) -> None:
+        """A correction on screen that was removed from the list: not shown as corrected any more."""
+        if token is None:
+            return
+        owned = lambda mark: mark.job is not None and mark.job.token == token  # noqa: E731
+        keys = [k for k, m in self.corrections.marks.items() if owned(m)]
+        if not keys:
+            return
+        for key in keys:
+            self.corrections.set(key, None)
+        self._history = [h for h in self._history if not (isinstance(h, Fix) and owned(h.mark))]
+        self._show_corrections()
 
     def forget_handwriting(self, confirm: bool = True) -> None:
         if not self._kept():

@@ -21,6 +21,8 @@ from typing import Any, Sequence
 log = logging.getLogger("gui.learning")
 
 ALL_MODELS = "all"  # pseudo model name, the picker's "All three": the base models side by side
+LIST_LIMIT = 50  # corrections "My handwriting" lists, newest first: enough to find a mistyped one
+THUMB_PX = 32  # a listed correction's crop is shown this high
 
 
 # --- messages to the UI ------------------------------------------------------------------------------
@@ -40,7 +42,7 @@ class CorrectionStored:
 
 @dataclass(frozen=True)
 class CorrectionUndone:
-    token: int
+    token: int | None  # None: removed from the list, not a correction made in this session
     id: int | None
     deleted: bool  # False: it was never stored (undone before it was written) or already gone
 
@@ -55,9 +57,20 @@ class AdaptationDone:
 
 
 @dataclass(frozen=True)
+class Listed:
+    """One stored correction as "My handwriting" lists it."""
+
+    id: int
+    label: int
+    read: int | None
+    thumbnail: bytes | None  # PNG, THUMB_PX high (made in the learner's thread); None: no crop was kept
+
+
+@dataclass(frozen=True)
 class ProfileStats:
     lines: tuple[str, ...]
     corrections: int = 0  # none: "Forget my handwriting" has nothing to forget
+    recent: tuple[Listed, ...] = ()  # the newest LIST_LIMIT corrections, newest first
 
 
 @dataclass(frozen=True)
@@ -91,6 +104,11 @@ class Undo:
 
 
 @dataclass(frozen=True)
+class Remove:
+    id: int  # a stored correction, picked in "My handwriting": deleted like an undone one
+
+
+@dataclass(frozen=True)
 class Adapt:
     model: str
     only_if_stale: bool = False  # at start and on a model change: only when corrections are unseen
@@ -112,7 +130,7 @@ class Reset:
     pass
 
 
-QUICK = (Correct, Undo, CountReading, Reset)  # still done when the app quits; Adapt and Stats are not
+QUICK = (Correct, Undo, Remove, CountReading, Reset)  # still done when the app quits; Adapt and Stats are not
 
 
 def profile_model(model: str | None) -> str | None:
@@ -152,6 +170,29 @@ def in_use_text(model: str, adapted: dict[str, int], corrections: int) -> str:
         return f"{model.upper()} reads as shipped (not adapted to your handwriting)" if corrections else ""
     names = ", ".join(m.upper() for m in adapted)
     return f"{names} reads with your handwriting (learned from {_plural(max(adapted.values()), 'correction')})"
+
+
+def listed_text(label: int, read: int | None) -> str:
+    """A listed correction in plain words."""
+    if read is None:
+        return f"you said {label}"
+    return f"confirmed {label}" if read == label else f"read as {read}, you said {label}"
+
+
+def thumbnail_png(png: bytes | None, height: int = THUMB_PX) -> bytes | None:
+    """A stored crop made `height` high for the list (the same shape), as PNG that Tk shows without PIL."""
+    if not png:
+        return None
+    import io
+
+    from PIL import Image
+
+    with Image.open(io.BytesIO(png)) as im:
+        im = im.convert("L")
+        small = im.resize((max(1, round(im.width * height / im.height)), height), Image.LANCZOS)
+    buf = io.BytesIO()
+    small.save(buf, format="PNG")
+    return buf.getvalue()
 
 
 def handwriting_lines(stats: dict) -> list[str]:
@@ -247,7 +288,7 @@ class Learner:
     def _do(self, job) -> None:
         p = self._profile
         if p is None:
-            if isinstance(job, (Correct, Undo, Reset)):
+            if isinstance(job, (Correct, Undo, Remove, Reset)):
                 self.results.put(ProfileFailed(type(job).__name__.lower(), "no profile: corrections are not kept"))
             return
         if isinstance(job, Correct):
@@ -259,6 +300,10 @@ class Learner:
         elif isinstance(job, Undo):
             cid = self._ids.pop(job.token, None)
             self.results.put(CorrectionUndone(job.token, cid, bool(cid is not None and p.delete(cid))))
+        elif isinstance(job, Remove):  # if it was made in this session, its undo now has nothing to delete
+            token = next((t for t, cid in self._ids.items() if cid == job.id), None)
+            self._ids.pop(token, None)
+            self.results.put(CorrectionUndone(token, job.id, p.delete(job.id)))
         elif isinstance(job, Adapt):
             model = profile_model(job.model)
             decisions = p.adapt_if_stale(model) if job.only_if_stale else p.adapt(model)
@@ -276,7 +321,9 @@ class Learner:
             p.count_reading(job.digits, job.adapted)
         elif isinstance(job, Stats):  # every base model, not only the one picked: each may have adapted
             stats = p.stats()
-            self.results.put(ProfileStats(tuple(handwriting_lines(stats)), stats["corrections"]))
+            recent = tuple(Listed(c.id, c.label, c.read, thumbnail_png(c.crop_png))
+                           for c in reversed(p.db.corrections(limit=LIST_LIMIT)))
+            self.results.put(ProfileStats(tuple(handwriting_lines(stats)), stats["corrections"], recent))
         elif isinstance(job, Reset):
             kept = p.reset(keep_export=True)
             self._ids.clear()

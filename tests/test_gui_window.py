@@ -442,6 +442,25 @@ def test_probability_row_click_corrects_and_adaptation_waits_for_a_pause(learnin
     assert a.statusbar.learning["text"].startswith("confirmed;")
 
 
+def test_removing_a_correction_of_the_digit_on_screen_unmarks_it(learning, caplog):
+    """Removed from "My handwriting" (by id): deleted through the learner, no longer shown as corrected, and
+    Ctrl+Z has no correction left to take back."""
+    a, profile = learning, learning.fake_profile
+    caplog.set_level(logging.INFO, logger="gui")
+    _stroke(a, 200, 200, 220, 260)
+    recognize_and_wait(a, caplog)
+    a._typed(9)
+    assert a.number["text"] == "9?"
+    pump_until(a.root, lambda: profile.added)
+    pump_until(a.root, lambda: any("correction stored id=1" in r.getMessage() for r in caplog.records))
+    a.remove_correction(1)
+    pump_until(a.root, lambda: profile.deleted == [1] and a.number["text"] == "4?")
+    assert a.statusbar.learning["text"] == "correction forgotten"
+    strokes = len(a.drawing.strokes)
+    a.undo()  # the stroke, not the removed correction
+    assert len(a.drawing.strokes) == strokes - 1 and profile.deleted == [1]
+
+
 def test_without_a_profile_a_correction_is_shown_and_not_kept(win, caplog):
     caplog.set_level(logging.INFO, logger="gui")
     pump_until(win.root, lambda: win.profile_opened is not None)
@@ -503,6 +522,58 @@ def test_my_handwriting_shows_the_figures_and_forget_keeps_an_export(display, le
         pump_until(root, lambda: "0 corrections kept" in a._handwriting_text["text"])
         assert "Forgot your handwriting" in a._handwriting_note["text"]
         assert a._forget_button["state"] == "disabled"  # nothing left to forget
+    finally:
+        a.worker.stop(5)
+        root.destroy()
+        a.__dict__.clear()
+        gc.collect()
+
+
+def test_my_handwriting_lists_the_corrections_with_crops_and_removes_one(display, learn_models, tmp_path, caplog,
+                                                                        monkeypatch):
+    """The real profile: the newest first, each with its crop (small) and what was read and said; Remove deletes
+    that one correction through the learner, the app adapts again as after an undo, and the list follows."""
+    from recognizer import ModelStore
+    from recognizer.profile import Profile
+
+    monkeypatch.setattr(app_module, "ADAPT_DELAY_MS", 60)
+    caplog.set_level(logging.INFO, logger="gui")
+    folder = tmp_path / "profile"
+    profile = Profile(folder, ModelStore(learn_models))
+    seed_eu1(profile, ModelStore(learn_models), 2)  # ids 1, 2: no crops
+    crop = np.zeros((120, 80), np.uint8)
+    crop[10:110, 35:45] = 255
+    one = profile.add_correction(label=1, input=np.zeros((28, 28), np.float32), model="cnn", source="app", read=7,
+                                 crop=crop)
+    four = profile.add_correction(label=4, input=np.zeros((28, 28), np.float32), model="cnn", source="app", read=4,
+                                  crop=crop[:, :60])
+    said = lambda text: any(text in r.getMessage() for r in caplog.records)  # noqa: E731
+    root = tk.Tk(screenName=display)
+    a = app_module.DigitApp(root, str(learn_models), model="cnn", profile=str(folder))
+    try:
+        pump_until(root, lambda: a._kept() and a.picker.get() == "cnn")
+        a.show_handwriting()
+        pump_until(root, lambda: list(a._remove_buttons) == [four, one, 2, 1], timeout=30)
+        rows = a._corrections_list.get("1.0", "end").strip().splitlines()
+        assert [r.strip() for r in rows] == ["confirmed 4", "read as 7, you said 1", "read as 7, you said 1",
+                                            "read as 7, you said 1"]
+        assert a._corrections_title["text"] == "Your corrections (4):"
+        assert set(a._thumbs) == {four, one}  # only those with a crop kept
+        assert a._thumbs[one].height() == app_module.THUMB_PX and a._thumbs[one].width() == 21  # 120x80, small
+        top = a._handwriting
+        top.geometry("420x260")  # a small window: Close stays in view, the list scrolls
+        pump_until(root, lambda: top.winfo_height() <= 320)
+        close = a._handwriting_close
+        assert close.winfo_ismapped() and close.winfo_y() + close.winfo_height() <= top.winfo_height()
+
+        caplog.clear()
+        a._remove_buttons[one].invoke()
+        pump_until(root, lambda: said(f"correction undone id={one} deleted=True"), timeout=30)
+        assert [c.id for c in Profile(folder, ModelStore(learn_models)).db.corrections()] == [1, 2, four]
+        pump_until(root, lambda: list(a._remove_buttons) == [four, 2, 1], timeout=30)
+        assert set(a._thumbs) == {four} and a._corrections_title["text"] == "Your corrections (3):"
+        assert a.statusbar.learning["text"] == "correction forgotten"
+        pump_until(root, lambda: said("adapting model=cnn"), timeout=30)  # adapts again, as after an undo
     finally:
         a.worker.stop(5)
         root.destroy()
