@@ -92,6 +92,18 @@ class BaseHead:
     sha256: str
 
 
+ADAPT_FORMAT = 2  # 2: mean/std (10, components, d) and weight (10, components); 1 (still read): mean/std (10, d)
+HEAD_KEYS = ("w1", "b1", "w2", "b2")
+
+
+def save_base_head(file, head: dict, stats: dict, keras_sha256: str) -> None:
+    """Write an adapt file's arrays to `file` (an open binary file): the one definition of the format, beside
+    `load_base_head` that reads it (study/adapt_export.py computes what goes in)."""
+    np.savez(file, **{k: np.asarray(head[k], np.float32) for k in HEAD_KEYS},
+             **{k: np.asarray(stats[k]) for k in ("mean", "std", "weight")},
+             keras_sha256=np.array(keras_sha256), format=np.array(ADAPT_FORMAT))
+
+
 def load_base_head(path: str | Path) -> BaseHead:
     """Read `<name>.adapt.npz`; RecognizerError (saying how to make it) when missing or unreadable."""
     path = Path(path)
@@ -100,7 +112,7 @@ def load_base_head(path: str | Path) -> BaseHead:
         raise RecognizerError(f"{path} is missing, so this model cannot learn a writer's hand; {hint}")
     try:
         with np.load(path, allow_pickle=False) as z:
-            head = Head(*(np.asarray(z[k], np.float32) for k in ("w1", "b1", "w2", "b2")))
+            head = Head(*(np.asarray(z[k], np.float32) for k in HEAD_KEYS))
             mean, std = np.asarray(z["mean"], np.float32), np.asarray(z["std"], np.float32)
             if mean.ndim == 2:  # format 1: one Gaussian per class
                 stats = FeatureStats.single(mean, std)

@@ -23,12 +23,12 @@ import numpy as np
 from common.atomic import atomic_path
 from common.checksum import file_sha256
 from common.names import adapt_file
+from recognizer.head import save_base_head
 
 log = logging.getLogger(__name__)
 
 PER_CLASS = 3000  # training digits per class the statistics are taken from (seeded sample; more moves nothing)
 COMPONENTS = 8    # Gaussians per class (k-means parts): 1 per class let adaptations forget twice as much
-FORMAT = 2        # 2: mean/std (10, COMPONENTS, d) and weight (10, COMPONENTS); 1: mean/std (10, d)
 
 
 def _dense_layers(model) -> tuple:
@@ -110,7 +110,7 @@ def write_adapt_file(model, keras_path: str | os.PathLike, x: np.ndarray, y: np.
         raise ValueError(f"{keras_path.name}: the extracted head differs from the model by {diff:.1e}")
     with atomic_path(target) as tmp:
         with open(tmp, "wb") as f:
-            np.savez(f, **arrays, keras_sha256=np.array(file_sha256(keras_path)), format=np.array(FORMAT))
+            save_base_head(f, arrays, arrays, file_sha256(keras_path))
     log.info("wrote %s (head %s -> %s -> 10, statistics of %d digits, %.0f KB)", target, arrays["w1"].shape[0],
              arrays["w1"].shape[1], len(idx), target.stat().st_size / 1024)
     return target
