@@ -234,7 +234,7 @@ def typical_margins(head: Head, base: Head, stats: FeatureStats, settings: Adapt
 
     Why: a set that relabels every digit of a class (every 1 taught as 7) moves boundaries between classes
     little on average but takes a whole class's typical form away; the between-class agreement alone let
-    such sets through (docs/DECISIONS.md)."""
+    such sets through (docs/RESULTS.md, Decision notes)."""
     x, y = stats.sample(settings.guard_per_class, np.random.default_rng(settings.seed + 20_000))
     rows = np.arange(len(y))
 
@@ -351,7 +351,7 @@ def _decide(base: Head, stats: FeatureStats, features: np.ndarray, labels: np.nd
                        ignored=ignored)
     head = fit(base, rehearsal, features, labels, settings, seed=settings.seed)
     # the guard set: features between two classes, where an adaptation moves the shipped head's boundaries
-    # (its agreement there tracked the generic validation drop across writers, docs/DECISIONS.md; class
+    # (its agreement there tracked the generic validation drop across writers, docs/RESULTS.md Decision notes; class
     # centres alone never changed their answer)
     guard = Rehearsal.draw(base, stats, settings.guard_per_class, settings.seed + 10_000, between=1.0)
     base_answers = guard.targets.argmax(1)

@@ -56,7 +56,7 @@ class FeatureStats:
 
     Why a mixture: a class holds several ways of writing it (a 7 with and without a bar, a 1 with and without
     a flag); one Gaussian per class draws between them and misses the conventions that lie next to a writer's
-    own, which are what an adaptation forgets (docs/DECISIONS.md)."""
+    own, which are what an adaptation forgets (docs/RESULTS.md, Decision notes)."""
 
     mean: np.ndarray
     std: np.ndarray

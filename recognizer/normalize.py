@@ -10,7 +10,7 @@ and a 30 px brush look alike (MNIST's stroke is ~2-3 px in 28x28).
 Where the ink is much thicker than its own stroke (a loop filled in by a bold pen or a blurred scan: the small
 loop of a 9, the eyes of an 8) the thinning alone would leave a bare tail (a 9 read as 3 or 7): such blobs are
 redrawn as discs, as much thicker than the pen as they were than the stroke.
-Measurements behind both rules: docs/DECISIONS.md.
+Measurements behind both rules: docs/DECISIONS.md and its notes in docs/RESULTS.md.
 The pixels are OpenCV's (bounding box, resizing, Gaussian, dilation with an elliptic pen) but for the thinning,
 which gives scikit-image's pixels (skeleton.py: the models were trained on those); all digits of a reading are
 thinned together.

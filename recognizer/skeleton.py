@@ -5,7 +5,7 @@ see. This is the parallel two-pass thinning of Zhang and Suen (CACM 27(3), 1984)
 is judged on its eight neighbours as they were when the pass began, and the removable ones go together. It
 replaces scikit-image (and the SciPy it pulls in: ~190 MB of the reading environment) for one function.
 OpenCV's own thinning (opencv-contrib's ximgproc) is not used: its pixels are not those the models were trained
-on (docs/DECISIONS.md).
+on (docs/DECISIONS.md; the figures in docs/RESULTS.md, Decision notes).
 
 Speed without a compiled loop: only pixels whose neighbourhood changed since the same pass last ran can change,
 so each pass gathers the neighbours of those candidates alone (flat indices), and all digits of a reading are
