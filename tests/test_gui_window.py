@@ -490,11 +490,8 @@ def test_my_handwriting_shows_the_figures_and_forget_keeps_an_export(display, le
     folder = tmp_path / "profile"
     seed_eu1(Profile(folder, ModelStore(learn_models)), ModelStore(learn_models), 2)
     said = lambda text: any(text in r.getMessage() for r in caplog.records)  # noqa: E731
-    root = tk.Tk(screenName=display)
-    a = app_module.DigitApp(root, str(learn_models), model="cnn", profile=str(folder))
+    root, a = handwriting_dialog(display, learn_models, folder)
     try:
-        pump_until(root, lambda: a._kept() and a.picker.get() == "cnn")
-        a.show_handwriting()
         pump_until(root, lambda: said("profile stats: "))
         text = a._handwriting_text["text"]
         assert "2 corrections kept: 2 of digits it misread" in text and "your 1 read as 7 (2 times)" in text
@@ -548,11 +545,8 @@ def test_my_handwriting_lists_the_corrections_with_crops_and_removes_one(display
     four = profile.add_correction(label=4, input=np.zeros((28, 28), np.float32), model="cnn", source="app", read=4,
                                   crop=crop[:, :60])
     said = lambda text: any(text in r.getMessage() for r in caplog.records)  # noqa: E731
-    root = tk.Tk(screenName=display)
-    a = app_module.DigitApp(root, str(learn_models), model="cnn", profile=str(folder))
+    root, a = handwriting_dialog(display, learn_models, folder)
     try:
-        pump_until(root, lambda: a._kept() and a.picker.get() == "cnn")
-        a.show_handwriting()
         pump_until(root, lambda: list(a._remove_buttons) == [four, one, 2, 1], timeout=30)
         rows = a._corrections_list.get("1.0", "end").strip().splitlines()
         assert [r.strip() for r in rows] == ["confirmed 4", "read as 7, you said 1", "read as 7, you said 1",
@@ -579,3 +573,16 @@ def test_my_handwriting_lists_the_corrections_with_crops_and_removes_one(display
         root.destroy()
         a.__dict__.clear()
         gc.collect()
+
+
+def handwriting_dialog(display, learn_models, folder):
+    """A real window of the app on `folder`'s profile, its profile open and My handwriting shown."""
+    root = tk.Tk(screenName=display)
+    a = app_module.DigitApp(root, str(learn_models), model="cnn", profile=str(folder))
+    try:
+        pump_until(root, lambda: a._kept() and a.picker.get() == "cnn")
+        a.show_handwriting()
+    except BaseException:
+        root.destroy()
+        raise
+    return root, a
