@@ -585,7 +585,9 @@ def train_string_reader(args) -> int:
         log.error("the paper reader trains on --paper DIR (with registers-rowid.tar) and --handwriting DIR (with "
                   "cvl/); got --paper %s and --handwriting %s", args.paper, args.handwriting)
         return 2
-    recipe = StringRecipe() if args.epochs is None else StringRecipe(epochs=max(1, round(args.epochs)))
+    overrides = {"epochs": None if args.epochs is None else max(1, round(args.epochs)),
+                 "learning_rate": args.learning_rate, "batch_size": args.batch_size}
+    recipe = StringRecipe(**{k: v for k, v in overrides.items() if v is not None})
     figures = run(build_model, args.paper, hand, args.models_dir, args.run_dir / "models", recipe,
                   replace=args.replace)
     log.info("%s: validation %s -> %s", STRING_MODEL, figures["validation"],

@@ -30,7 +30,11 @@ WEAK_SHARE = 0.15        # ... fainter pixels joined to a seed are kept down to 
 GROW_PX = 3              # ... within this many pixels of a seed
 RULE_LENGTH = 0.6        # a straight run this share of the image's width (height) is a ruling line (rule) ...
 RULE_HEIGHTS = 2.5       # ... and so is a run this many writing heights long (twice that across: underlines)
+DASH_GAP = 0.35          # a broken (dashed, faded) column rule may have gaps up to this share of its length ...
+DASH_RUN = 0.5           # ... in pieces at least this many writing heights long, ink along half its length ...
+MIN_RULE = 1.5           # ... and is at least this many writing heights long (a "1" is one)
 LINE_MARGIN = 0.25       # a strip keeps this share of its line's height above and below
+MIN_LINE_HEIGHT = 0.6    # a line under this share of the tallest line's height is small print or a fragment
 MIN_STROKE = 0.05        # thinner strokes (share of the strip's height) are thickened to this: 1.6 px of 32
 
 
@@ -41,6 +45,8 @@ class PaperLine:
     strip: np.ndarray   # float32 (STRIP_HEIGHT, w) ink strength in [0, 1]
     box: tuple          # (x, y, w, h) of the strip's source region in input pixels
     x_scale: float      # input pixels per strip column
+    ink_height: int = 0 # rows of the line's ink band (working pixels): the writing's size
+    cut: bool = False   # the ink reaches the picture's top or bottom edge: part of a line the crop cut off
 
 
 @dataclass(frozen=True)
@@ -101,13 +107,20 @@ def remove_rules(mask: np.ndarray) -> np.ndarray:
     tilt of a scan or photo, where a morphological opening with a flat kernel breaks the line into short steps.
     """
     h, w = mask.shape
-    out = _erase_runs(mask, {True: RULE_LENGTH * w, False: RULE_LENGTH * h}, max(5, min(h, w) // 40), extend=True)
+    thick = max(5, min(h, w) // 40)
+    out = _erase_runs(mask, {True: RULE_LENGTH * w, False: RULE_LENGTH * h}, thick, extend=True)
+    if DASH_GAP > 0:
+        th = text_height(out)
+        # vertical only: a number's digits stand side by side, so their bars line up along a row, not a column
+        out = _erase_runs(out, {False: max(RULE_LENGTH * h, MIN_RULE * th)}, thick, extend=True, gap=DASH_GAP,
+                          run=max(10, int(DASH_RUN * th)), votes=0.5)
     th = text_height(out)
     short = {True: min(RULE_LENGTH * w, 2.0 * RULE_HEIGHTS * th), False: min(RULE_LENGTH * h, RULE_HEIGHTS * th)}
     return _erase_runs(out, short, max(3, int(round(th / 8))))
 
 
-def _erase_runs(mask: np.ndarray, lengths: dict, thick: int, extend: bool = False) -> np.ndarray:
+def _erase_runs(mask: np.ndarray, lengths: dict, thick: int, extend: bool = False, gap: float = 0.0,
+                run: int | None = None, votes: float = 0.8) -> np.ndarray:
     """Erase straight runs at least lengths[horizontal] long; strokes crossing them get their crossing back.
     `extend`: a run that long is a rule of the page, erased from edge to edge (Hough finds its longest piece)."""
     out = mask.copy()
@@ -118,14 +131,14 @@ def _erase_runs(mask: np.ndarray, lengths: dict, thick: int, extend: bool = Fals
         # only pixels on straight-ish runs a quarter of the length long go to the (slow) Hough transform: the
         # mask thickened across the run's direction keeps a slightly tilted thin line in one piece
         across = cv2.getStructuringElement(cv2.MORPH_RECT, (1, 3) if horizontal else (3, 1))
-        run = int(min(length / 4, 40))
-        along = cv2.getStructuringElement(cv2.MORPH_RECT, (run, 1) if horizontal else (1, run))
+        step = int(min(length / 4, 40)) if run is None else min(int(length / 4), run)
+        along = cv2.getStructuringElement(cv2.MORPH_RECT, (step, 1) if horizontal else (1, step))
         candidates = cv2.morphologyEx(cv2.dilate(out, across), cv2.MORPH_OPEN, along)
         candidates = cv2.bitwise_and(candidates, out)
         if cv2.countNonZero(candidates) < 0.8 * length:
             continue
-        segs = cv2.HoughLinesP(candidates, 1, np.pi / 180, threshold=int(length * 0.8), minLineLength=int(length),
-                               maxLineGap=max(3, int(th / 4)))
+        segs = cv2.HoughLinesP(candidates, 1, np.pi / 180, threshold=int(length * votes), minLineLength=int(length),
+                               maxLineGap=max(3, int(th / 4), int(gap * length)))
         rules = np.zeros_like(mask)
         for x1, y1, x2, y2 in (segs[:, 0] if segs is not None else ()):
             dx, dy = abs(int(x2) - int(x1)), abs(int(y2) - int(y1))
@@ -245,6 +258,18 @@ def thicken(region: np.ndarray, ink: np.ndarray) -> np.ndarray:
     return cv2.dilate(region, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1)))
 
 
+def number_lines(lines: list) -> list:
+    """The lines worth reading as numbers: not small print (a form's printed text, a footer: under MIN_LINE_HEIGHT
+    of the tallest line) and not a line the picture's top or bottom edge cuts, when a whole line is there (the
+    neighbouring row of a register or form). A picture of one line keeps it, however it is cropped."""
+    if not lines:
+        return []
+    tallest = max(line.ink_height for line in lines)
+    kept = [line for line in lines if line.ink_height >= MIN_LINE_HEIGHT * tallest]
+    whole = [line for line in kept if not line.cut]
+    return whole or kept
+
+
 def prepare_paper(gray: np.ndarray) -> PaperPage:
     """Flatten, threshold, clean and cut a grey page into line strips (boxes in input pixels)."""
     h, w = gray.shape
@@ -262,6 +287,7 @@ def prepare_paper(gray: np.ndarray) -> PaperPage:
             continue
         strip, (x, y, bw, bh), xs = made
         box = (int(x * inv), int(y * inv), max(1, int(round(bw * inv))), max(1, int(round(bh * inv))))
-        lines.append(PaperLine(strip=strip, box=box, x_scale=xs * inv))
+        lines.append(PaperLine(strip=strip, box=box, x_scale=xs * inv, ink_height=bottom - top,
+                               cut=top == 0 or bottom >= mask.shape[0]))
     cleaned = np.where(mask > 0, ink, 0).astype(np.uint8)
     return PaperPage(lines=lines, ink=cleaned, scale=scale)

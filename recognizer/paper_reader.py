@@ -19,7 +19,7 @@ import numpy as np
 from common.names import STRING_MODEL, onnx_file
 
 from .errors import RecognizerError
-from .paper import STRIP_HEIGHT, prepare_paper
+from .paper import STRIP_HEIGHT, number_lines, prepare_paper
 from .string_reader import FRAME_PX, StringDigit, decode, digit_spans
 
 log = logging.getLogger(__name__)
@@ -91,17 +91,16 @@ class StringModel:
 def read_paper(gray: np.ndarray, model: StringModel) -> list[PaperDigit]:
     """Every digit of every text line of a grey paper image, top line first, left to right."""
     page = prepare_paper(gray)
-    digits: list[PaperDigit] = []
     frames = model.frames([line.strip for line in page.lines])
-    line_no = 0
-    for line, f in zip(page.lines, frames):
-        found = decode(f)
-        if not found:
-            continue  # a line of non-digits (printed text, a rule's remnant): nothing to read
+    read = {id(line): decode(f) for line, f in zip(page.lines, frames)}
+    # a line of non-digits (printed text, a rule's remnant) reads nothing; of the rest, the number's lines
+    lines = number_lines([line for line in page.lines if read[id(line)]])
+    digits: list[PaperDigit] = []
+    for line_no, line in enumerate(lines):
+        found = read[id(line)]
         for d, span in zip(found, digit_spans(found, line.strip.shape[1])):
             box, ink = digit_ink(d, span, line, page)
             digits.append(PaperDigit(d, box, line_no, ink))
-        line_no += 1
     return digits
 
 

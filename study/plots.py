@@ -61,6 +61,28 @@ def _images_2d(x: np.ndarray) -> np.ndarray:
     return x[..., 0] if x.ndim == 4 else x
 
 
+TILE, GAP, TITLE_PX = 28, 4, 12  # image grids: one imshow of a mosaic of 28x28 cells (an axes per image: 10x slower)
+
+
+def _mosaic(images: np.ndarray, rows: int, cols: int, top: int = 0) -> np.ndarray:
+    """(N, 28, 28) images laid out row by row on one canvas, GAP apart, `top` spare pixels above each row (for
+    titles); the gaps are NaN, which imshow leaves blank."""
+    cell_h, cell_w = TILE + GAP + top, TILE + GAP
+    if images.shape[1:] != (TILE, TILE):
+        raise ValueError(f"image grids take {TILE}x{TILE} images; got {images.shape[1:]}")
+    canvas = np.full((rows * cell_h, cols * cell_w), np.nan, np.float32)
+    for k, img in enumerate(images[:rows * cols]):
+        r, c = divmod(k, cols)
+        y, x = r * cell_h + top, c * cell_w
+        canvas[y:y + TILE, x:x + TILE] = img
+    return canvas
+
+
+def _vmax(images: np.ndarray) -> float:
+    """Scaled floats or raw uint8."""
+    return 1.0 if len(images) == 0 or float(np.max(images)) <= 1.0 else 255.0
+
+
 def _hide_axes(ax) -> None:
     ax.set_xticks([])
     ax.set_yticks([])
@@ -157,14 +179,15 @@ def plot_misclassified(
     cols = math.ceil(math.sqrt(len(shown)))
     rows = math.ceil(len(shown) / cols)
     fig = _new_figure(1.55 * cols + 0.3, 1.75 * rows + 0.6)
-    axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
-    images = _images_2d(x)
-    vmax = 1.0 if float(np.max(images[shown])) <= 1.0 else 255.0  # scaled floats or raw uint8
-    for ax in axes:
-        _hide_axes(ax)
-    for ax, i in zip(axes, shown):
-        ax.imshow(images[i], cmap="gray", vmin=0.0, vmax=vmax)
-        ax.set_title(f"pred {y_pred[i]} / true {y_true[i]} / {_percent_floor(conf[i])}", fontsize=8, color="firebrick")
+    ax = fig.subplots()
+    _hide_axes(ax)
+    images = _images_2d(x)[shown]
+    ax.imshow(_mosaic(images, rows, cols, top=TITLE_PX), cmap="gray", vmin=0.0, vmax=_vmax(images))
+    for k, i in enumerate(shown):
+        r, c = divmod(k, cols)
+        ax.text((c + 0.5) * (TILE + GAP), r * (TILE + GAP + TITLE_PX) + TITLE_PX - 2,
+                f"pred {y_pred[i]} / true {y_true[i]} / {_percent_floor(conf[i])}", fontsize=8,
+                color="firebrick", ha="center", va="bottom")
     fig.suptitle(f"{model_name}: {len(shown)} of {len(wrong):,} misclassified test images (most confident first)")
     _save(fig, path)
 
@@ -173,16 +196,17 @@ def plot_misclassified(
 def plot_samples(x: np.ndarray, y: np.ndarray, path: str | os.PathLike, per_class: int = 10) -> None:
     """The first `per_class` images of each digit, one row per digit, to show what the data looks like."""
     images, labels = _images_2d(x), np.asarray(y).astype(int)
+    picks = [np.flatnonzero(labels == digit)[:per_class] for digit in range(N_CLASSES)]
+    tiles = np.zeros((N_CLASSES * per_class,) + images.shape[1:], np.float32)
+    for digit, idx in enumerate(picks):
+        tiles[digit * per_class:digit * per_class + len(idx)] = images[idx]
     fig = _new_figure(0.9 * per_class + 0.6, 0.95 * N_CLASSES + 0.5)
-    axes = fig.subplots(N_CLASSES, per_class, squeeze=False)
-    for digit in range(N_CLASSES):
-        idx = np.flatnonzero(labels == digit)[:per_class]
-        for col in range(per_class):
-            ax = axes[digit, col]
-            _hide_axes(ax)
-            if col < len(idx):
-                ax.imshow(images[idx[col]], cmap="gray")
-        axes[digit, 0].set_ylabel(str(digit), rotation=0, fontsize=12, labelpad=12, va="center")
+    ax = fig.subplots()
+    _hide_axes(ax)
+    ax.imshow(_mosaic(tiles, N_CLASSES, per_class), cmap="gray", vmin=0.0, vmax=_vmax(images))
+    ax.set_yticks([(d + 0.5) * (TILE + GAP) for d in range(N_CLASSES)], [str(d) for d in range(N_CLASSES)],
+                  fontsize=12)
+    ax.tick_params(length=0)
     fig.suptitle("Examples of each digit")
     _save(fig, path)
 

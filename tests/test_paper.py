@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from recognizer.paper import STRIP_HEIGHT, find_lines, flatten, ink_mask, prepare_paper, remove_rules
+from recognizer.paper import STRIP_HEIGHT, find_lines, flatten, ink_mask, number_lines, prepare_paper, remove_rules
 
 
 def page(text: str = "47", size: int = 60, paper: float = 235.0, ink: float = 40.0, width: int = 320,
@@ -83,6 +83,36 @@ def test_a_scan_border_and_a_column_rule_are_not_ink():
     x, y, w, h = p.lines[0].box
     assert x >= 20 and x + w <= 292
     assert not p.ink[:, :22].any()
+
+
+def test_a_broken_faint_column_rule_does_not_join_the_page_into_one_line():
+    """A register's column rule is often faded into dashes, one pixel wide and slightly tilted: its pieces must go,
+    or the row profile joins the whole page into one line and the number is squeezed to nothing."""
+    img, truth = page(height=260)
+    for y0 in range(0, img.shape[0], 40):  # 28 px of rule, 12 px gap
+        cv2.line(img, (300, y0), (301, min(img.shape[0] - 1, y0 + 27)), 150, 1)
+    p = prepare_paper(img)
+    top, bottom = ink_rows(truth)
+    assert len(p.lines) == 1
+    x, y, w, h = p.lines[0].box
+    assert x + w <= 298 and y >= top - 0.5 * (bottom - top) and y + h <= bottom + 0.5 * (bottom - top)
+    assert not p.ink[:, 296:].any()
+
+
+def test_small_print_and_lines_the_picture_cuts_are_not_read_as_the_number():
+    """A register row: the number, a printed footer in small type, the bottom of the row above cut by the top edge.
+    Only the number's line is read; a picture of one line keeps it however tightly it is cropped."""
+    img, truth = page(height=220)
+    cv2.putText(img, "1934 Tryk", (40, 210), cv2.FONT_HERSHEY_SIMPLEX, 1.0, 60, 2)  # small print: half the size
+    cv2.putText(img, "58", (60, 28), cv2.FONT_HERSHEY_SIMPLEX, 2.6, 40, 5)          # the row above, cut in half
+    lines = prepare_paper(img).lines
+    assert len(lines) == 3 and lines[0].cut and not lines[1].cut and not lines[2].cut
+    kept = number_lines(lines)
+    top, bottom = ink_rows(truth)
+    assert len(kept) == 1 and top - 20 <= kept[0].box[1] <= top
+    tight, _ = page(height=140)
+    cut = prepare_paper(tight[50:100]).lines  # cropped through the digits: they touch both edges
+    assert len(cut) == 1 and cut[0].cut and number_lines(cut) == cut
 
 
 def test_touching_digits_stay_one_line_strip():
