@@ -20,7 +20,8 @@ writers drawn on the canvas through the app's own path, and CVL's validation wri
 
 Readings use the model's ONNX features and the NumPy head, the computation `recognize.py --profile` runs; a
 check at the start reads one writer through a real Profile and Recognizer and must give the same answers.
-Results go to --out as JSON; the README and docs/RESULTS.md tables come from it.
+Results go to --out as JSON: each section's summary, what the README and docs/RESULTS.md tables come from (kept
+in git). The per-writer and per-pick rows behind them go to --detail only (not kept in git: rerun to have them).
 """
 
 from __future__ import annotations
@@ -47,10 +48,11 @@ from recognizer.head import load_base_head  # noqa: E402
 
 log = logging.getLogger("bench_adapt")
 SHARED = ROOT.parent / "shared"
-EPILOG = """example (the README's figures):
+EPILOG = """example (the README's figures; --detail adds every writer's and pick's row, under the ignored runs/):
   python benchmarks/bench_adapt.py --data ../shared/data/mnist/mnist.npz --handwriting ../shared/data/handwriting \\
-      --out benchmarks/results/adapt.json
+      --out benchmarks/results/adapt.json --detail runs/bench/adapt_detail.json
 """
+ROWS = ("writers", "picks", "sets")  # a section's per-writer / per-pick rows: in --detail, not in --out
 
 
 def parse_args(argv=None):
@@ -74,7 +76,9 @@ def parse_args(argv=None):
     p.add_argument("--set", nargs="+", default=[], metavar="NAME=VALUE",
                    help="override recognizer.adapt.AdaptSettings for this run (the tuning runs of docs/RESULTS.md), "
                         "e.g. --set rank=16 guard_target=0.97")
-    p.add_argument("--out", help="write the results as JSON here")
+    p.add_argument("--out", metavar="PATH", help="write the summaries as JSON here (the file kept in git)")
+    p.add_argument("--detail", metavar="PATH", help="also write the whole results, every writer's and pick's row "
+                   "included, as JSON here (default: not written; e.g. under the ignored runs/)")
     args = p.parse_args(argv)
     try:
         args.settings = settings_from(args.set)
@@ -222,17 +226,39 @@ def main(argv=None) -> int:
 
 
 def finish(args, results: dict) -> int:
-    if args.out:
-        from common.atomic import write_json
+    from common.atomic import write_json
 
-        write_json(args.out, results)
+    if args.out:
+        write_json(args.out, summary_only(results))
+    if args.detail:
+        write_json(args.detail, results)
     return 0
+
+
+def summary_only(results: dict) -> dict:
+    """The results without the sections' per-writer and per-pick rows: the figures the README and RESULTS quote,
+    small enough to keep in git (30 lines where the rows take thousands); the rows go to --detail."""
+    def without_rows(section: dict) -> dict:
+        return {key: value for key, value in section.items() if key not in ROWS}
+
+    out = dict(results)
+    for name, section in results.items():
+        if name == "per_k":
+            out[name] = {k: without_rows(part) for k, part in section.items()}
+        elif isinstance(section, dict) and "summary" in section:
+            out[name] = without_rows(section)
+    return out
+
+
+def made_worse(row: dict) -> bool:
+    """A writer (or one pick of theirs) counts as made worse by more than one error and 2% of their other digits."""
+    return row["after"] - row["before"] > max(1, row["digits"] / 50)
 
 
 def summarise(rows: list[dict], sets: list[str], brief: bool = False) -> dict:
     """Totals over (writer, pick) rows: errors before / after, writers made worse, generic accuracy change."""
     tot_b, tot_a = sum(r["before"] for r in rows), sum(r["after"] for r in rows)
-    worse = sorted({r["writer"] for r in rows if (r["after"] - r["before"]) > max(1, r["digits"] / 50)})
+    worse = sorted({r["writer"] for r in rows if made_worse(r)})
     drops = [r["generic_before"] - r["generic_after"] for r in rows]
     out = {"errors_before": tot_b, "errors_after": tot_a, "fewer": round(1 - tot_a / tot_b, 4) if tot_b else None,
            "writers_worse": worse, "generic_drop_max_points": round(100 * float(np.max(drops)), 3)}
@@ -242,13 +268,22 @@ def summarise(rows: list[dict], sets: list[str], brief: bool = False) -> dict:
                 "digits": sum(r["digits"] for r in rows), "accepted": sum(r["accepted"] for r in rows),
                 "generic_drop_mean_points": round(100 * float(np.mean(drops)), 3),
                 "seconds_median": float(np.median([r["seconds"] for r in rows])),
-                "seconds_max": float(np.max([r["seconds"] for r in rows]))})
+                "seconds_max": float(np.max([r["seconds"] for r in rows])),
+                # the rows the text names one by one, kept with the summary (the rest are --detail)
+                "generic_drop_worst": worst_generic_drop(rows), "worse_picks": [r for r in rows if made_worse(r)]})
     for s in sets:
         part = [r for r in rows if r["writer"].startswith(s + ":")]
         b, a = sum(r["before"] for r in part), sum(r["after"] for r in part)
         out[s] = {"writers": len({r["writer"] for r in part}), "errors_before": b, "errors_after": a,
                   "fewer": round(1 - a / b, 4) if b else None}
     return out
+
+
+def worst_generic_drop(rows: list[dict]) -> dict:
+    """The pick whose adaptation cost everyone else the most (generic accuracy, in points)."""
+    worst = max(rows, key=lambda r: r["generic_before"] - r["generic_after"])
+    return {"writer": worst["writer"], "seed": worst["seed"],
+            "points": round(100 * (worst["generic_before"] - worst["generic_after"]), 3)}
 
 
 def calibration_error(shipped_p, adapted_p, truth, rows) -> dict:
@@ -307,7 +342,8 @@ def mistyped(args, hand_val, f_hand, y_hand, f_mnist, y_mnist, base, temperature
     summary = {"picks": len(rows), "writers": len({r["writer"] for r in rows}), "accepted": sum(r["accepted"] for r in rows),
                "mistyped_set_aside": sum(r["set_aside"] > 0 for r in rows),
                "errors_before": b, "errors_after": a, "fewer": round(1 - a / b, 4) if b else None,
-               "writers_worse": sorted({r["writer"] for r in rows if r["after"] - r["before"] > max(1, r["digits"] / 50)}),
+               "writers_worse": sorted({r["writer"] for r in rows if made_worse(r)}),
+               "worse_picks": [r for r in rows if made_worse(r)],
                "own_sevens_read_as_typed": f"{sum(r['own_sevens_as_typed_before'] for r in rows)} -> "
                                            f"{sum(r['own_sevens_as_typed'] for r in rows)} of {sum(r['own_sevens'] for r in rows)}",
                "typical_digits": int(typical.sum()),
@@ -365,12 +401,19 @@ def session(args, hand_val, f_hand, y_hand, base) -> dict:
                     head = base.head  # as Profile.adapt does: the shipped head reads again
         rows.append({"writer": w, "second_half": int(len(idx) - half), "errors_base": int(errs_base),
                      "errors_adapted": int(errs_adapted), "corrections": len(taught_y)})
-    b, a = sum(r["errors_base"] for r in rows), sum(r["errors_adapted"] for r in rows)
-    summary = {"digits": sum(r["second_half"] for r in rows), "writers": len(rows), "errors_base": b, "errors_adapted": a, "fewer": round(1 - a / b, 4) if b else None,
-               "writers_worse": [r["writer"] for r in rows if r["errors_adapted"] - r["errors_base"] >
-                                 max(1, r["second_half"] / 50)]}
+    summary = session_summary(rows)
     log.info("session: %s", json.dumps(summary))
     return {"summary": summary, "writers": rows}
+
+
+def session_summary(rows: list[dict]) -> dict:
+    """Errors over the second halves, shipped against adapted, and the writers made worse (their rows too)."""
+    b, a = sum(r["errors_base"] for r in rows), sum(r["errors_adapted"] for r in rows)
+    worse = [r for r in rows if made_worse({"before": r["errors_base"], "after": r["errors_adapted"],
+                                            "digits": r["second_half"]})]
+    return {"digits": sum(r["second_half"] for r in rows), "writers": len(rows), "errors_base": b,
+            "errors_adapted": a, "fewer": round(1 - a / b, 4) if b else None,
+            "writers_worse": [r["writer"] for r in worse], "worse_writers": worse}
 
 
 if __name__ == "__main__":

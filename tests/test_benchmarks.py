@@ -112,3 +112,51 @@ def test_bench_adapt_totals_sum_over_picks_and_name_writers_made_worse():
     assert (s["errors_before"], s["errors_after"], s["fewer"]) == (7, 7, 0.0)
     assert s["writers_worse"] == ["pendigits:2"] and s["picks"] == 3 and s["writers"] == 2
     assert s["generic_drop_max_points"] == pytest.approx(0.5) and s["cvl"]["fewer"] == pytest.approx(0.5)
+    assert s["generic_drop_worst"] == {"writer": "pendigits:2", "seed": 0, "points": pytest.approx(0.5)}
+    assert s["worse_picks"] == [rows[2]]  # the one pick the text may name, kept with the summary
+
+
+def test_bench_adapt_session_names_the_writers_made_worse_with_their_counts():
+    bench = load_benchmark("bench_adapt")
+    rows = [{"writer": "cvl:1", "second_half": 50, "errors_base": 0, "errors_adapted": 2, "corrections": 5},
+            {"writer": "cvl:2", "second_half": 200, "errors_base": 3, "errors_adapted": 6, "corrections": 8},
+            {"writer": "cvl:3", "second_half": 50, "errors_base": 4, "errors_adapted": 1, "corrections": 4}]
+    s = bench.session_summary(rows)
+    assert (s["errors_base"], s["errors_adapted"], s["digits"], s["fewer"]) == (7, 9, 300, -0.2857)  # 4 places
+    assert s["writers_worse"] == ["cvl:1"] and s["worse_writers"] == [rows[0]]  # 3 more in 200 is under 2%
+
+
+def test_bench_adapt_out_keeps_the_summaries_and_detail_the_rows(tmp_path):
+    bench = load_benchmark("bench_adapt")
+    rows = [{"writer": "cvl:1", "before": 1, "after": 0}]
+    results = {"model": "cnn", "per_k": {3: {"summary": {"errors_before": 1}, "writers": rows}},
+               "session": {"summary": {"errors_base": 4}, "writers": rows}, "session_off": None,
+               "mistyped": {"summary": {"picks": 1}, "picks": rows},
+               "mislabelled": {"summary": {"sets": 1}, "sets": [{"shown": 1, "taught": 7}]}, "seconds_300": 1.2}
+    out, detail = tmp_path / "out.json", tmp_path / "runs" / "detail.json"
+    bench.finish(bench.parse_args(["--out", str(out), "--detail", str(detail)]), results)
+    assert json.loads(out.read_text()) == {
+        "model": "cnn", "per_k": {"3": {"summary": {"errors_before": 1}}}, "session": {"summary": {"errors_base": 4}},
+        "session_off": None, "mistyped": {"summary": {"picks": 1}}, "mislabelled": {"summary": {"sets": 1}},
+        "seconds_300": 1.2}
+    assert json.loads(detail.read_text())["per_k"]["3"]["writers"] == rows
+    assert results["per_k"][3]["writers"] == rows  # the results themselves are left whole
+    bench.finish(bench.parse_args([]), results)  # neither asked for: nothing written, no error
+
+
+@pytest.mark.parametrize("name", ["adapt", "adapt_test", "adapt_test_set_aside"])
+def test_committed_adapt_results_are_summaries_that_name_the_writers_the_text_quotes(name):
+    from benchmark_module import BENCHMARKS
+
+    text = (BENCHMARKS / "results" / f"{name}.json").read_text()
+    results = json.loads(text)
+    assert len(text.splitlines()) < 300  # thousands of lines with every writer's row (--detail)
+    assert all(set(part) == {"summary"} for part in results["per_k"].values())
+    assert set(results["session"]) == set(results["mislabelled"]) == {"summary"}
+    if name == "adapt_test":  # docs/RESULTS.md names these
+        assert results["per_k"]["3"]["summary"]["generic_drop_worst"] == {"writer": "cvl:0246", "seed": 200,
+                                                                          "points": 0.506}
+        assert [(r["writer"], r["before"], r["after"], r["digits"]) for r in
+                results["per_k"]["5"]["summary"]["worse_picks"]] == [("cvl:0403", 0, 2, 58)]
+        assert results["session"]["summary"]["worse_writers"][0] == {
+            "writer": "cvl:0393", "second_half": 70, "errors_base": 0, "errors_adapted": 6, "corrections": 9}
