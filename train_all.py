@@ -595,11 +595,75 @@ def train_string_reader(args) -> int:
     return 0
 
 
+def prepare_run(args, data) -> tuple[dict, dict, dict]:
+    """This run's folders, recipes and metrics record, and the shipped models' figures read now: the comparison
+    at the end is with the models as they were before this run promoted any. Returns (recipes, metrics, shipped
+    metrics)."""
+    from study import plots
+    from study.precision import configure_threads
+    from study.promote import read_metrics
+    from study.recipes import recipe_for
+
+    configure_threads()
+    for d in (args.run_dir / "models", args.run_dir / "plots", args.models_dir, args.plots_dir):
+        d.mkdir(parents=True, exist_ok=True)
+    log.info("this run writes into %s; better models are promoted into %s", args.run_dir, args.models_dir)
+    shipped_before = read_metrics(args.models_dir)
+    recipes = {n: recipe_for(args.preset, n, epochs=args.epochs, batch_size=args.batch_size,
+                             learning_rate=args.learning_rate) for n in args.models}
+    metrics = {"preset": args.preset, "seed": args.seed, "limit": args.limit, "split": data.describe(),
+               "versions": versions(), "reference_study": REFERENCE, "models": {}, "skipped": {}, "budget": None}
+    plots.plot_samples(data.train.x, data.train.y, args.run_dir / "plots" / "samples.png")
+    return recipes, metrics, shipped_before
+
+
+def compare_run(args, data, metrics: dict, shipped_before: dict, measured: dict, promoted: list) -> str:
+    """This run's models beside the shipped ones as they were (comparison.png / .md in the run's plots); the
+    shipped models' validation figures are the ones this run measured on its own validation data. Returns the
+    Markdown table."""
+    from study import comparison, machine
+
+    results, today, cpu = metrics["models"], time.strftime("%Y-%m-%d", time.gmtime()), machine.cpu_description()
+    rows = comparison.rows(args.models, results, metrics["skipped"], shipped_before, data.val_checksum,
+                           {n: float((p.argmax(1) == data.val.y).mean()) for n, p in measured.items()},
+                           metrics.get("ensemble"), cpu, today, promoted)
+    return write_comparison(rows, args.run_dir / "plots",
+                            f"This run ({args.run_dir}; {cpu}, {today}) beside the shipped models ({args.models_dir})",
+                            {n: e["promotion"] for n, e in results.items() if "promotion" in e})
+
+
+def write_run_record(args, metrics: dict, budget, started: float) -> None:
+    """The run's metrics.json, last: with the budget's closing figures and the whole run's wall time."""
+    from common import atomic
+
+    if budget:
+        budget.close()
+        metrics["budget"] = budget.record
+    metrics["run_seconds"] = round(time.perf_counter() - started, 1)
+    atomic.write_json(args.run_dir / "models" / METRICS_FILE, metrics)
+
+
+def print_outcome(args, table: str, metrics: dict, promoted: list) -> None:
+    """What the user reads at the end (stdout, not the log): the comparison, and what became of each model."""
+    results = metrics["models"]
+    print(f"\nthis run ({args.run_dir}) beside the shipped models:\n{table}")
+    kept = [n for n in results if n not in promoted and (args.models_dir / model_file(n)).is_file()]
+    no_result = [n for n in results if n not in promoted and n not in kept]
+    print(f"promoted into {args.models_dir}: {', '.join(promoted) or 'none'}"
+          + (f"; kept the shipped {', '.join(kept)}" if kept else "")
+          + (f"; not promoted: {', '.join(no_result)} (did not learn)" if no_result else "")
+          + (f"; not trained: {', '.join(metrics['skipped'])} (see above)" if metrics["skipped"] else ""))
+    if not any((args.models_dir / model_file(n)).is_file() for n in MODEL_NAMES):
+        print(train_hint())
+
+
 def main(argv=None) -> int:
+    """The run in the order it happens, one phase a call (each function says why it is one); returns the exit
+    code."""
     started = time.perf_counter()
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from study.promote import read_metrics, recover
+    from study.promote import recover
 
     if args.restore is not None:
         return restore_models(args)
@@ -610,28 +674,15 @@ def main(argv=None) -> int:
         if code or not args.models:
             return code
 
-    from common import atomic
-    from study import comparison, machine, plots
     from study.budget import BudgetError
     from study.data import DataError
-    from study.precision import configure_threads
-    from study.recipes import recipe_for
 
     try:
         data = load_data(args)
     except DataError as exc:
         log.error("%s", exc)
         return 2
-    configure_threads()
-    for d in (args.run_dir / "models", args.run_dir / "plots", args.models_dir, args.plots_dir):
-        d.mkdir(parents=True, exist_ok=True)
-    log.info("this run writes into %s; better models are promoted into %s", args.run_dir, args.models_dir)
-    shipped_before = read_metrics(args.models_dir)  # what this run is compared with, before any promotion
-    recipes = {n: recipe_for(args.preset, n, epochs=args.epochs, batch_size=args.batch_size,
-                             learning_rate=args.learning_rate) for n in args.models}
-    metrics = {"preset": args.preset, "seed": args.seed, "limit": args.limit, "split": data.describe(),
-               "versions": versions(), "reference_study": REFERENCE, "models": {}, "skipped": {}, "budget": None}
-    plots.plot_samples(data.train.x, data.train.y, args.run_dir / "plots" / "samples.png")
+    recipes, metrics, shipped_before = prepare_run(args, data)
     try:
         budget, metrics["skipped"] = plan_models(args, recipes, data, started)
     except BudgetError as exc:
@@ -639,36 +690,15 @@ def main(argv=None) -> int:
         return 3
     try:
         probabilities, promoted, measured = train_models(args, recipes, data, budget, metrics, started)
-        results = metrics["models"]
-        calibrate_models(args.run_dir / "models", {n: probabilities[n]["val"] for n in probabilities}, data)
+        calibrate_models(args.run_dir / "models", {n: p["val"] for n, p in probabilities.items()}, data)
         update_shipped(args, data, probabilities, promoted, measured, metrics)
-        rows = comparison.rows(args.models, results, metrics["skipped"], shipped_before, data.val_checksum,
-                               {n: float((p.argmax(1) == data.val.y).mean()) for n, p in measured.items()},
-                               metrics.get("ensemble"), machine.cpu_description(),
-                               time.strftime("%Y-%m-%d", time.gmtime()), promoted)
-        table = write_comparison(rows, args.run_dir / "plots",
-                                 f"This run ({args.run_dir}; {machine.cpu_description()}, "
-                                 f"{time.strftime('%Y-%m-%d', time.gmtime())}) beside the shipped models "
-                                 f"({args.models_dir})",
-                                 {n: e["promotion"] for n, e in results.items() if "promotion" in e})
-        if budget:
-            budget.close()
-            metrics["budget"] = budget.record
-        metrics["run_seconds"] = round(time.perf_counter() - started, 1)
-        atomic.write_json(args.run_dir / "models" / METRICS_FILE, metrics)
+        table = compare_run(args, data, metrics, shipped_before, measured, promoted)
+        write_run_record(args, metrics, budget, started)
     except KeyboardInterrupt:
         log.warning("interrupted: %s is as it was, or holds whole promoted models only; this run's finished "
                     "files are in %s", args.models_dir, args.run_dir)
         return 130
-    print(f"\nthis run ({args.run_dir}) beside the shipped models:\n{table}")
-    kept = [n for n in results if n not in promoted and (args.models_dir / model_file(n)).is_file()]
-    no_result = [n for n in results if n not in promoted and n not in kept]
-    print(f"promoted into {args.models_dir}: {', '.join(promoted) or 'none'}"
-          + (f"; kept the shipped {', '.join(kept)}" if kept else "")
-          + (f"; not promoted: {', '.join(no_result)} (did not learn)" if no_result else "")
-          + (f"; not trained: {', '.join(metrics['skipped'])} (see above)" if metrics["skipped"] else ""))
-    if not any((args.models_dir / model_file(n)).is_file() for n in MODEL_NAMES):
-        print(train_hint())
+    print_outcome(args, table, metrics, promoted)
     return 0
 
 
