@@ -643,20 +643,6 @@ def write_run_record(args, metrics: dict, budget, started: float) -> None:
     atomic.write_json(args.run_dir / "models" / METRICS_FILE, metrics)
 
 
-def print_outcome(args, table: str, metrics: dict, promoted: list) -> None:
-    """What the user reads at the end (stdout, not the log): the comparison, and what became of each model."""
-    results = metrics["models"]
-    print(f"\nthis run ({args.run_dir}) beside the shipped models:\n{table}")
-    kept = [n for n in results if n not in promoted and (args.models_dir / model_file(n)).is_file()]
-    no_result = [n for n in results if n not in promoted and n not in kept]
-    print(f"promoted into {args.models_dir}: {', '.join(promoted) or 'none'}"
-          + (f"; kept the shipped {', '.join(kept)}" if kept else "")
-          + (f"; not promoted: {', '.join(no_result)} (did not learn)" if no_result else "")
-          + (f"; not trained: {', '.join(metrics['skipped'])} (see above)" if metrics["skipped"] else ""))
-    if not any((args.models_dir / model_file(n)).is_file() for n in MODEL_NAMES):
-        print(train_hint())
-
-
 def main(argv=None) -> int:
     """The run in the order it happens, one phase a call (each function says why it is one); returns the exit
     code."""
@@ -700,6 +686,20 @@ def main(argv=None) -> int:
         return 130
     print_outcome(args, table, metrics, promoted)
     return 0
+
+
+def print_outcome(args, table: str, metrics: dict, promoted: list) -> None:
+    """What the user reads at the end (stdout, not the log): the comparison, and what became of each model."""
+    results = metrics["models"]
+    print(f"\nthis run ({args.run_dir}) beside the shipped models:\n{table}")
+    kept = [n for n in results if n not in promoted and (args.models_dir / model_file(n)).is_file()]
+    no_result = [n for n in results if n not in promoted and n not in kept]
+    print(f"promoted into {args.models_dir}: {', '.join(promoted) or 'none'}"
+          + (f"; kept the shipped {', '.join(kept)}" if kept else "")
+          + (f"; not promoted: {', '.join(no_result)} (did not learn)" if no_result else "")
+          + (f"; not trained: {', '.join(metrics['skipped'])} (see above)" if metrics["skipped"] else ""))
+    if not any((args.models_dir / model_file(n)).is_file() for n in MODEL_NAMES):
+        print(train_hint())
 
 
 if __name__ == "__main__":
