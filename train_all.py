@@ -588,8 +588,16 @@ def train_string_reader(args) -> int:
     overrides = {"epochs": None if args.epochs is None else max(1, round(args.epochs)),
                  "learning_rate": args.learning_rate, "batch_size": args.batch_size}
     recipe = StringRecipe(**{k: v for k, v in overrides.items() if v is not None})
+    from study.data import DataError, locate
+
+    try:
+        arrays, _ = locate(args.data)
+        mnist = (arrays["x_train"], arrays["y_train"])
+    except DataError as exc:
+        log.warning("the paper reader trains without composed MNIST numbers: %s", str(exc).splitlines()[0])
+        mnist = None
     figures = run(build_model, args.paper, hand, args.models_dir, args.run_dir / "models", recipe,
-                  replace=args.replace)
+                  replace=args.replace, mnist=mnist)
     log.info("%s: validation %s -> %s", STRING_MODEL, figures["validation"],
              "promoted into " + str(args.models_dir) if figures["promoted"] else "kept in the run's folder only")
     return 0

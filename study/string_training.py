@@ -140,9 +140,10 @@ def with_probabilities(model):
 
 
 def run(build_model, paper_dir, handwriting_dir, models_dir, run_dir, recipe: StringRecipe = StringRecipe(),
-        max_seconds: float | None = None, warm_start: bool = True, replace: bool = False) -> dict:
+        max_seconds: float | None = None, warm_start: bool = True, replace: bool = False, mnist=None) -> dict:
     """Build the strips, train `build_model(**STRING_ARCH)` (from the shipped weights when there are some),
     export, and promote into `models_dir` only when this run's validation score beats the shipped one's.
+    `mnist`: (x_train, y_train) to compose MNIST numbers from as well (study/paper_mnist.py).
     Returns the run's figures. (The builder is passed in: the study does not import the builders.)"""
     import json
     import shutil
@@ -162,6 +163,11 @@ def run(build_model, paper_dir, handwriting_dir, models_dir, run_dir, recipe: St
     x = np.concatenate([d[f"{k}_x"] for k in parts])
     w = np.concatenate([d[f"{k}_w"] for k in parts])
     y = [str(v) for k in parts for v in d[f"{k}_y"]]
+    if mnist is not None:
+        from study.paper_mnist import build_mnist
+
+        m = np.load(build_mnist(*mnist))
+        x, w, y = np.concatenate([x, m["x"]]), np.concatenate([w, m["w"]]), y + [str(v) for v in m["y"]]
     val = {"registers": (d["reg_val_x"], d["reg_val_y"]), "composed": (d["cvl_val_x"], d["cvl_val_y"])}
     model = build_model(**STRING_ARCH)
     shipped = models_dir / model_file(STRING_MODEL)

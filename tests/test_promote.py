@@ -94,10 +94,24 @@ def _argv(tmp_path, fake_npz, run, *extra):
             "-q", *extra]
 
 
-def test_a_worse_run_leaves_models_untouched_and_replace_keeps_the_old_one(tmp_path, fake_npz, caplog):
-    good = _argv(tmp_path, fake_npz, "good", "--epochs", "3", "--learning-rate", "3e-3")
-    assert train_all.main(good) == 0
-    shipped = tmp_path / "models"
+@pytest.fixture(scope="module")
+def good_run(tmp_path_factory, fake_npz):
+    """A folder whose models/ and plots/ hold a good ANN shipped by a real run (trained once for the module)."""
+    folder = tmp_path_factory.mktemp("good")
+    assert train_all.main(_argv(folder, fake_npz, "good", "--epochs", "3", "--learning-rate", "3e-3")) == 0
+    return folder
+
+
+def _shipped_copy(good_run: Path, tmp_path: Path) -> Path:
+    import shutil
+
+    for name in ("models", "plots"):
+        shutil.copytree(good_run / name, tmp_path / name)
+    return tmp_path / "models"
+
+
+def test_a_worse_run_leaves_models_untouched_and_replace_keeps_the_old_one(tmp_path, fake_npz, good_run, caplog):
+    shipped = _shipped_copy(good_run, tmp_path)
     before = (shipped / "ann.keras").read_bytes()
     good_entry = promote.read_metrics(shipped)["models"]["ann"]
     assert good_entry["val_accuracy"] > 0.5 and promote.consistent(shipped) == []
@@ -154,11 +168,11 @@ def _files(folder: Path) -> dict:
     return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-def test_a_run_that_promotes_nothing_changes_no_shipped_file_and_keeps_what_it_measured(tmp_path, fake_npz):
+def test_a_run_that_promotes_nothing_changes_no_shipped_file_and_keeps_what_it_measured(tmp_path, fake_npz,
+                                                                                          good_run):
     """Issue 39: a fresh clone stays clean. The shipped model was measured on other validation data (an older
     split); this run re-measures it, keeps it, and writes the new figure into its own folder, not models/."""
-    assert train_all.main(_argv(tmp_path, fake_npz, "good", "--epochs", "3", "--learning-rate", "3e-3")) == 0
-    shipped, plots = tmp_path / "models", tmp_path / "plots"
+    shipped, plots = _shipped_copy(good_run, tmp_path), tmp_path / "plots"
     metrics = promote.read_metrics(shipped)
     good = dict(metrics["models"]["ann"])
     metrics["models"]["ann"] |= {"val_accuracy": 0.2, "val_checksum": "an-older-split"}

@@ -84,3 +84,26 @@ def test_train_all_string_needs_its_data(tmp_path, caplog):
                            "--models-dir", str(tmp_path / "models")])
     assert code == 2
     assert "registers-rowid.tar" in caplog.text
+
+
+def test_composed_mnist_numbers_are_strips_with_their_digits_and_are_cached(tmp_path):
+    """MNIST digits (light on dark) composed on made paper like the CVL numbers: strips with digit labels (and
+    empty-label strips of the page's other marks), made once and then read from the cache."""
+    import time
+
+    from study.paper_mnist import build_mnist
+
+    rng = np.random.default_rng(0)
+    x = np.zeros((30, 28, 28), np.uint8)
+    for i in range(30):  # a bar of ink, as MNIST draws it: white on black
+        x[i, 4:24, 12:16] = 255
+    y = rng.integers(0, 10, 30)
+    path = build_mnist(x, y, cache=tmp_path, workers=1, n=12)
+    d = np.load(path)
+    labels = [str(v) for v in d["y"]]
+    assert len(d["x"]) == len(d["w"]) == len(labels) >= 12
+    assert sum(lab.isdigit() for lab in labels) >= 10 and all(lab == "" or lab.isdigit() for lab in labels)
+    assert d["x"].max() > 0.5  # the strips hold the digits' ink
+    stamp = path.stat().st_mtime
+    time.sleep(0.01)
+    assert build_mnist(x, y, cache=tmp_path, workers=1, n=12) == path and path.stat().st_mtime == stamp
