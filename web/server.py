@@ -26,6 +26,7 @@ import logging
 import math
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from fastapi import FastAPI, Request
@@ -267,7 +268,8 @@ def create_app(models_dir: str | os.PathLike = DEFAULT_MODELS_DIR, store: ModelS
     if learn and profile is None:
         raise ValueError("learn=True needs a profile")
     workers = workers or max(2, os.cpu_count() or 2)
-    slots = {"sem": None}
+    # the one limit on readings, made with the app: a request waits off the event loop for a free thread
+    readers = ThreadPoolExecutor(workers, thread_name_prefix="reading")
     learner = Learner(profile, adapt_delay) if profile is not None else None
     hosts = guard.allowed_names(host)
 
@@ -277,7 +279,6 @@ def create_app(models_dir: str | os.PathLike = DEFAULT_MODELS_DIR, store: ModelS
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
-        slots["sem"] = asyncio.Semaphore(workers)
         if preload:
             await run_in_threadpool(_preload, store)
         # corrections no adaptation of the current models has seen (a model update, the app or the CLI taught
@@ -351,8 +352,8 @@ def create_app(models_dir: str | os.PathLike = DEFAULT_MODELS_DIR, store: ModelS
         return up, params
 
     async def run_reading(fn, *args):
-        async with slots["sem"] or asyncio.Semaphore(workers):
-            return await run_in_threadpool(fn, *args)
+        """fn(*args) on one of the `workers` reading threads (whether or not the lifespan ran)."""
+        return await asyncio.get_running_loop().run_in_executor(readers, fn, *args)
 
     def decode_and(up, fn):
         image = upload.open_image(up.image, max_pixels)
