@@ -102,7 +102,7 @@ class Correct:
     digit: int  # the digit's place in reading.digits
     image: Any  # what was read (the drawing's array, or the photo's path): the profile keeps the digit's crop of it
 
-    def text(self) -> str:
+    def right_text(self) -> str:
         """The right text Profile.correct_reading takes: this digit's label, '?' (skip) for the others."""
         return "".join(str(self.label) if i == self.digit else "?" for i in range(len(self.reading.digits)))
 
@@ -312,7 +312,7 @@ class Learner:
                 self.results.put(ProfileFailed(type(job).__name__.lower(), "no profile: corrections are not kept"))
             return
         if isinstance(job, Correct):  # the reading is counted when it is finished (CountReading)
-            ids = p.correct_reading(job.reading, job.text(), source="app", image=job.image, counted=True)
+            ids = p.correct_reading(job.reading, job.right_text(), source="app", image=job.image, counted=True)
             self._ids[job.token] = cid = ids[0] if ids else None
             self.results.put(CorrectionStored(job.token, cid))
         elif isinstance(job, Undo):
