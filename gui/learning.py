@@ -278,13 +278,14 @@ class Learner:
 
     def stop(self, timeout: float | None = None) -> None:
         """Finish the quick jobs still queued (corrections, counts), skip the rest (and the adaptations waiting),
-        end the threads."""
+        end the thread, waiting up to `timeout` s. An adaptation running ends with the app: not waited for (its
+        write is one transaction, and the next start adapts again)."""
         with self._cond:
             self._stop = True
             self._cond.notify()
             adapting = self._adapting
         if adapting is not None:
-            adapting.stop(timeout)
+            adapting.stop(timeout=0)
         if self._thread.is_alive() and timeout:
             self._thread.join(timeout)
 
