@@ -576,6 +576,26 @@ def test_the_read_after_an_import_or_a_delete_does_not_adapt_again(tmp_path, cap
     assert adapted == ["cnn", "cnn"]
 
 
+def test_a_corrected_digit_keeps_the_crop_of_its_box_in_the_image_read(tmp_path):
+    """The app's way (gui/learning.Correct): one digit of a drawing corrected, '?' for the others; the profile cuts
+    its crop from the array that was read."""
+    import io
+
+    from PIL import Image
+
+    image = np.asarray(Image.open(_image(tmp_path / "a.png")))
+    store = ModelStore(MODELS)
+    profile = Profile(tmp_path / "p", store)
+    reading = Recognizer(store).read(image, model="cnn")
+    [cid] = profile.correct_reading(reading, "?7?", source="app", image=image, counted=True)
+    [c] = profile.db.corrections()
+    x, y, w, h = reading.digits[1].box
+    with Image.open(io.BytesIO(c.crop_png)) as crop:
+        assert (c.id, c.label, c.read) == (cid, 7, reading.digits[1].digit)
+        assert crop.size == (w, h) and np.array_equal(np.asarray(crop.convert("L")), image[y:y + h, x:x + w])
+    assert profile.stats()["before_adaptation"]["readings"] == 0  # counted=True: the app counts it when finished
+
+
 def test_cli_counts_the_reading_it_corrects(tmp_path, capsys):
     """Corrections made with --correct count their reading: the figures never say "0 digits in 0 readings, 1
     corrected", nor more corrected than read."""
