@@ -31,6 +31,7 @@ teach it your handwriting (a profile: one SQLite database in your user data fold
   python recognize.py --adapt                        adapt now; prints before/after and whether it was accepted
   python recognize.py --profile-stats                readings, corrections, error rate before/after, confusions
   python recognize.py --corrections list | export FILE | import FILE | delete ID
+                                                     (import and delete adapt --model again at once)
   python recognize.py --profile-reset [--discard]    forget it (the corrections are exported beside it first)
   python recognize.py a.png --profile none           read with the shipped models alone
 
@@ -197,8 +198,8 @@ def _run(args: argparse.Namespace) -> int:
         rec = Recognizer(store, threshold=args.threshold, profile=profile, source=args.source)
         name = rec.resolve_model(args.model)
         store.load(name)
-        if profile is not None:
-            _say_decisions(profile.adapt_if_stale(name), file=sys.stderr)  # after new corrections or a model update
+        if profile is not None:  # after a model update, or corrections another program stored
+            _adapt_stale(profile, name, file=sys.stderr)
     except RecognizerError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -254,6 +255,15 @@ def _say_decisions(decisions: dict, file=None) -> None:
         print(f"{base}: {state}: {d.reason}", file=file or sys.stdout)
 
 
+def _adapt_stale(profile, name: str, file=None) -> None:
+    """Adapt the base models of `name` that have corrections no adaptation saw, saying so before each (seconds)."""
+    def starting(base: str) -> None:
+        print(f"learning your handwriting with {base} from {profile.db.count()} corrections...", file=sys.stderr,
+              flush=True)
+
+    _say_decisions(profile.adapt_if_stale(name, on_start=starting), file=file)
+
+
 def _teach(args) -> int:
     """--correct, --adapt, --profile-stats, --profile-reset, --corrections: the profile commands."""
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
@@ -277,7 +287,7 @@ def _teach(args) -> int:
             print(f"forgot the handwriting of {profile.folder}" + (f"; corrections kept in {kept}" if kept else ""))
             return 0
         if args.corrections:
-            return _corrections(profile, args.corrections)
+            return _corrections(profile, name, args.corrections)
         if args.adapt:
             decisions = profile.adapt(name)
             for base, d in decisions.items():
@@ -310,7 +320,9 @@ def _correct(profile, rec, name: str, pairs: list[str]) -> int:
     return 1 if failed else 0
 
 
-def _corrections(profile, spec: list[str]) -> int:
+def _corrections(profile, name: str, spec: list[str]) -> int:
+    """list, export, import, delete; an import or a delete adapts `name` again at once, so that the next reading
+    does not."""
     action, arg = spec[0], (spec[1] if len(spec) > 1 else None)
     if action == "list":
         for c in profile.db.corrections():
@@ -325,11 +337,13 @@ def _corrections(profile, spec: list[str]) -> int:
     if action == "import":
         added, known = profile.db.import_file(arg)
         print(f"imported {added} corrections from {arg}" + (f" ({known} already there)" if known else ""))
+        _adapt_stale(profile, name)
         return 0
     if not profile.delete(int(arg)):
         print(f"error: no correction {arg} in {profile.folder} (see --corrections list)", file=sys.stderr)
         return 1
     print(f"deleted correction {arg}; the adaptation is redone from the rest")
+    _adapt_stale(profile, name)
     return 0
 
 

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from common import tf_env  # noqa: F401  TensorFlow settings (oneDNN, quiet start-up) before anything loads it
-from common.names import BASE_MODELS as MODEL_NAMES
+from common.names import BASE_MODELS
 from common.names import DEFAULT_MODELS_DIR, METRICS_FILE, STRING_MODEL, model_file, train_hint
 from study.precision import PRECISIONS
 from study.recipes import PRESET_NAMES
@@ -48,7 +48,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         "('best' only) from --handwriting or $HANDWRITING_PATH.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--models", nargs="+", choices=MODEL_NAMES + (STRING_MODEL,), default=list(MODEL_NAMES),
+    p.add_argument("--models", nargs="+", choices=BASE_MODELS + (STRING_MODEL,), default=list(BASE_MODELS),
                    metavar="MODEL", help="which models to train: ann cnn vgg16 (default: all three), and/or "
                    f"'{STRING_MODEL}': the paper reader, on --paper and --handwriting (not in the 30 minutes)")
     p.add_argument("--paper", metavar="DIR", default=os.environ.get(PAPER_ENV),
@@ -87,7 +87,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                    "(default: runs/<preset>-<date>-<time>)")
     p.add_argument("--replace", action="store_true",
                    help="promote this run's models even where the shipped ones are better on validation")
-    p.add_argument("--restore", nargs="*", choices=MODEL_NAMES, metavar="MODEL",
+    p.add_argument("--restore", nargs="*", choices=BASE_MODELS, metavar="MODEL",
                    help="put back the models that the last promotion replaced (from models/previous/; default: "
                    "all there) and exit; the current ones go to previous/, so it can be undone")
     p.add_argument("--warm-start", type=Path, metavar="DIR",
@@ -410,7 +410,7 @@ def ensemble_summary(probabilities: dict, data) -> dict:
 
     from study.evaluation import cross_entropy
 
-    members = [n for n in MODEL_NAMES if n in probabilities]
+    members = [n for n in BASE_MODELS if n in probabilities]
     out = {"members": members, "test_sets": {}}
     if all("val" in probabilities[n] for n in members):  # the figure a default model is chosen by
         mean = np.mean([probabilities[n]["val"] for n in members], axis=0)
@@ -459,7 +459,7 @@ def restore_models(args) -> int:
     from study.promote import PREVIOUS, recover, restore
 
     recover(args.models_dir)
-    names = args.restore or [n for n in MODEL_NAMES if (args.models_dir / PREVIOUS / model_file(n)).is_file()]
+    names = args.restore or [n for n in BASE_MODELS if (args.models_dir / PREVIOUS / model_file(n)).is_file()]
     if not names:
         log.error("nothing to restore: %s holds no earlier model", args.models_dir / PREVIOUS)
         return 1
@@ -561,7 +561,7 @@ def update_shipped(args, data, probabilities: dict, promoted: list, measured: di
         metrics["shipped_remeasured"] = remeasured
         return
     refresh_kept(shipped.get("models", {}), kept_val, data, args.run_dir)
-    have = [n for n in MODEL_NAMES if (args.models_dir / model_file(n)).is_file()]
+    have = [n for n in BASE_MODELS if (args.models_dir / model_file(n)).is_file()]
     probs = {n: probabilities[n] for n in have if n in promoted and n in probabilities}
     probs |= shipped_probabilities([n for n in have if n not in probs], args.models_dir, data, kept_val)
     # the shipped file describes the files beside it, each entry from the run that made it: nothing else
@@ -706,7 +706,7 @@ def print_outcome(args, table: str, metrics: dict, promoted: list) -> None:
           + (f"; kept the shipped {', '.join(kept)}" if kept else "")
           + (f"; not promoted: {', '.join(no_result)} (did not learn)" if no_result else "")
           + (f"; not trained: {', '.join(metrics['skipped'])} (see above)" if metrics["skipped"] else ""))
-    if not any((args.models_dir / model_file(n)).is_file() for n in MODEL_NAMES):
+    if not any((args.models_dir / model_file(n)).is_file() for n in BASE_MODELS):
         print(train_hint())
 
 

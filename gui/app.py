@@ -18,6 +18,7 @@ Learning the writer's hand (gui/learning.py) logs too:
     profile /home/u/.local/share/digit-recognizer/profile      (or "profile none: <why>")
     correction digit=1 read=7 label=1 shown=1                   the writer typed or clicked the right digit
     correction stored id=12 / undo: correction of digit 1 (id=12)
+    adapting model=cnn                                          the learner (recognizer/learner.py) started
     adaptation accepted=True model=cnn: CNN learned from 23 corrections of your handwriting
     profile stats: <line> | <line> ...  /  profile reset, corrections kept in <path>
 """
@@ -39,9 +40,9 @@ from common.names import BASE_MODELS
 from . import overlay
 from .drawing import Drawing
 from .files import OPEN_TYPES, SAVE_TYPES, save_png
-from .learning import (Adapt, AdaptationDone, Correct, CorrectionStored, CorrectionUndone, Corrections, CountReading,
-                       Fix, Mark, ProfileFailed, ProfileOpened, ProfileReset, ProfileStats, Remove, Reset, Stats,
-                       THUMB_PX, Undo, digit_key, listed_text)
+from .learning import (Adapt, AdaptationDone, AdaptationStarted, Correct, CorrectionStored, CorrectionUndone,
+                       Corrections, CountReading, Fix, Mark, ProfileFailed, ProfileOpened, ProfileReset, ProfileStats,
+                       Remove, Reset, Stats, THUMB_PX, Undo, digit_key, listed_text)
 from .motion import keep_all_motion_events
 from .photo import Photo
 from .picker import CHOICES, TRAIN_HINT, ModelPicker
@@ -57,10 +58,9 @@ TITLE = "Digit Recognizer"
 LIVE_DELAY_MS = 400  # after a stroke ends: long enough to start the next stroke of a "4" or "7"
 POLL_MS = 40
 DEFAULT_BRUSH = 18
-ADAPT_DELAY_MS = 1000  # after the last correction: adapt once the writer pauses, not on every key
 STROKE = "stroke"  # an undo history entry; a correction's entry is its Fix
-LEARNING = (ProfileOpened, CorrectionStored, CorrectionUndone, AdaptationDone, ProfileStats, ProfileReset,
-            ProfileFailed)
+LEARNING = (ProfileOpened, CorrectionStored, CorrectionUndone, AdaptationStarted, AdaptationDone, ProfileStats,
+            ProfileReset, ProfileFailed)
 
 
 def log_text(text: str) -> str:
@@ -84,7 +84,6 @@ class DigitApp:
         self.corrections = Corrections()  # the writer's labels for the digits on screen
         self._history: list[Any] = []  # one undo history: STROKE or a correction's Mark, newest last
         self._next_token = 0
-        self._adapt_job: str | None = None
         self._adapt_checked: set[str] = set()  # models whose adaptation was checked against a model update
         self._unfinished: tuple[int, bool] | None = None  # (digits, adapted) of the reading on screen, not counted
         self._handwriting: tk.Toplevel | None = None
@@ -493,8 +492,7 @@ class DigitApp:
             return True
         job = None
         if self._kept() and getattr(d, "input", None) is not None:
-            job = Correct(self._token(), int(label), d.input, reading.model, int(d.digit), d.probabilities,
-                          bool(getattr(reading, "adapted", False)), self._crop(d))
+            job = Correct(self._token(), int(label), reading, self._selected, self._read_image)
         mark = Mark(int(label), int(d.digit), job)
         self.corrections.set(key, mark)
         self._history.append(Fix(key, mark, prev))
@@ -542,18 +540,6 @@ class DigitApp:
             return f"corrections are not kept: {self.profile_opened.error}"
         return "corrections are not kept: started with --profile none"
 
-    def _crop(self, digit: Any):
-        """The digit's pixels (uint8) from the image that was read, kept as PNG with the correction."""
-        import numpy as np  # loaded by the worker long before anything can be corrected
-
-        image = self._read_image
-        if isinstance(image, str):
-            image = np.asarray(self._photo.image.convert("L")) if self._photo is not None else None
-        if not isinstance(image, np.ndarray):
-            return None
-        x, y, w, h = (int(v) for v in digit.box)
-        return image[max(0, y):y + h, max(0, x):x + w].copy()
-
     def _finish_reading(self) -> None:
         """The drawing or image on screen is done with: count its reading in the profile (counts only)."""
         if self._unfinished is not None and self._kept():
@@ -571,17 +557,10 @@ class DigitApp:
             self._adapt_checked.add(model)
             self.learner.submit(Adapt(model, only_if_stale=True))
 
-    def _schedule_adapt(self) -> None:
-        if self._adapt_job is not None:
-            self.root.after_cancel(self._adapt_job)
-        self._adapt_job = self.root.after(ADAPT_DELAY_MS, self._adapt_now)
-
-    def _adapt_now(self) -> None:
-        self._adapt_job = None
+    def _adapt_soon(self) -> None:
+        """After a correction or its removal: the learner adapts once the writer pauses."""
         model = self._adapt_model()
         if model and self._kept():
-            log.info("adapting model=%s", model)
-            self.statusbar.set_learning("learning your handwriting...")
             self.learner.submit(Adapt(model))
 
     def _reread(self) -> None:
@@ -604,15 +583,18 @@ class DigitApp:
             self._check_adaptation()
         elif isinstance(msg, CorrectionStored):
             log.info("correction stored id=%s", msg.id)
-            self._schedule_adapt()
+            self._adapt_soon()
         elif isinstance(msg, CorrectionUndone):
             log.info("correction undone id=%s deleted=%s", msg.id, msg.deleted)
             self._unmark(msg.token)
             if msg.deleted:
                 self.statusbar.set_learning("correction forgotten")
                 # no re-read now: the adaptation in use reads on until the re-adaptation decides (one flip at most)
-                self._schedule_adapt()
+                self._adapt_soon()
             self._refresh_handwriting()
+        elif isinstance(msg, AdaptationStarted):
+            log.info("adapting model=%s", msg.model)
+            self.statusbar.set_learning("learning your handwriting...")
         elif isinstance(msg, AdaptationDone):
             log.info("adaptation accepted=%s model=%s: %s", msg.accepted, msg.model, msg.text)
             if msg.text or msg.decisions:  # "": nothing to say; keep what the line says (e.g. a moved database)

@@ -1,9 +1,11 @@
 """Learning the writer's hand in the app: corrections, their undo, adaptation and the profile's figures.
 
-Everything that touches the profile (recognizer/profile.py: an SQLite database, and a NumPy refit that takes up
-to a couple of seconds) runs in one background thread, the `Learner`, beside the recognition worker: the window
-never waits for it, and drawings keep being read while it adapts. The UI submits jobs; the Learner answers
-through the same queue the recognition worker uses, with the frozen messages below. The Learner never touches Tk.
+Everything that touches the profile (recognizer/profile.py: an SQLite database, and a NumPy refit that takes a
+few seconds) runs off the Tk thread, beside the recognition worker: the window never waits for it, and drawings
+keep being read while it adapts. The UI submits jobs to the `Learner` here, whose thread stores and removes
+corrections; adapting is recognizer/learner.py's, the learner the page's server uses too (debounced, one at a
+time), which the Learner here asks and listens to. Answers come back through the same queue the recognition worker
+uses, as the frozen messages below. Neither thread touches Tk.
 
 The rest of this module is the view logic kept apart from Tk so it can be tested alone: which digits of a
 reading the writer corrected (`Corrections`, keyed by the digit's box: the same strokes give the same box, so a
@@ -23,6 +25,7 @@ log = logging.getLogger("gui.learning")
 ALL_MODELS = "all"  # pseudo model name, the picker's "All three": the base models side by side
 LIST_LIMIT = 50  # corrections "My handwriting" lists, newest first: enough to find a mistyped one
 THUMB_PX = 32  # a listed correction's crop is shown this high
+ADAPT_DELAY_S = 1.0  # after the last correction: adapt once the writer pauses, not on every key
 
 
 # --- messages to the UI ------------------------------------------------------------------------------
@@ -45,6 +48,11 @@ class CorrectionUndone:
     token: int | None  # None: removed from the list, not a correction made in this session
     id: int | None
     deleted: bool  # False: it was never stored (undone before it was written) or already gone
+
+
+@dataclass(frozen=True)
+class AdaptationStarted:
+    model: str  # the base model adapting now (seconds: the status line says so)
 
 
 @dataclass(frozen=True)
@@ -90,12 +98,13 @@ class ProfileFailed:
 class Correct:
     token: int  # the UI's name for this correction until the database gives it an id
     label: int
-    input: Any  # (28, 28) float32: what the model saw
-    model: str
-    read: int | None
-    probabilities: Any = None
-    adapted: bool = False
-    crop: Any = None  # uint8 crop of the digit, kept as PNG beside the correction
+    reading: Any  # the recognizer's Reading the digit belongs to (its input, what was read, the model)
+    digit: int  # the digit's place in reading.digits
+    image: Any  # what was read (the drawing's array, or the photo's path): the profile keeps the digit's crop of it
+
+    def right_text(self) -> str:
+        """The right text Profile.correct_reading takes: this digit's label, '?' (skip) for the others."""
+        return "".join(str(self.label) if i == self.digit else "?" for i in range(len(self.reading.digits)))
 
 
 @dataclass(frozen=True)
@@ -227,7 +236,8 @@ def handwriting_lines(stats: dict) -> list[str]:
 # --- the thread --------------------------------------------------------------------------------------
 
 class Learner:
-    """One daemon thread owning the writer's Profile (or None when there is none)."""
+    """One daemon thread owning the writer's Profile (or None when there is none), and the recognizer's learner
+    that adapts it (made when the profile is attached)."""
 
     def __init__(self, results) -> None:
         self.results = results
@@ -236,13 +246,19 @@ class Learner:
         self._attached = False
         self._stop = False
         self._profile = None
+        self._adapting = None  # recognizer.learner.Learner over the profile
         self._ids: dict[int, int | None] = {}  # token -> database id
         self._thread = threading.Thread(target=self._run, name="profile-learner", daemon=True)
 
     def attach(self, profile) -> None:
         """Start serving jobs with `profile` (None: jobs that need one answer ProfileFailed)."""
+        adapting = None
+        if profile is not None:
+            from recognizer.learner import Learner as Adapting
+
+            adapting = Adapting(profile, ADAPT_DELAY_S, on_change=self._on_change)
         with self._cond:
-            self._profile, self._attached = profile, True
+            self._profile, self._adapting, self._attached = profile, adapting, True
             self._cond.notify()
         if not self._thread.is_alive():
             self._thread.start()
@@ -261,10 +277,15 @@ class Learner:
             self._cond.notify()
 
     def stop(self, timeout: float | None = None) -> None:
-        """Finish the quick jobs still queued (corrections, counts), skip the rest, end the thread."""
+        """Finish the quick jobs still queued (corrections, counts), skip the rest (and the adaptations waiting),
+        end the thread, waiting up to `timeout` s. An adaptation running ends with the app: not waited for (its
+        write is one transaction, and the next start adapts again)."""
         with self._cond:
             self._stop = True
             self._cond.notify()
+            adapting = self._adapting
+        if adapting is not None:
+            adapting.stop(timeout=0)
         if self._thread.is_alive() and timeout:
             self._thread.join(timeout)
 
@@ -291,32 +312,22 @@ class Learner:
             if isinstance(job, (Correct, Undo, Remove, Reset)):
                 self.results.put(ProfileFailed(type(job).__name__.lower(), "no profile: corrections are not kept"))
             return
-        if isinstance(job, Correct):
-            cid = p.add_correction(label=int(job.label), input=job.input, model=job.model, source="app",
-                                   read=job.read, probabilities=job.probabilities, adapted=job.adapted,
-                                   crop=job.crop)
-            self._ids[job.token] = cid
+        if isinstance(job, Correct):  # the reading is counted when it is finished (CountReading)
+            ids = p.correct_reading(job.reading, job.right_text(), source="app", image=job.image, counted=True)
+            self._ids[job.token] = cid = ids[0] if ids else None
             self.results.put(CorrectionStored(job.token, cid))
         elif isinstance(job, Undo):
             cid = self._ids.pop(job.token, None)
-            self.results.put(CorrectionUndone(job.token, cid, bool(cid is not None and p.delete(cid))))
+            deleted = cid is not None and self._adapting.between_adaptations(lambda: p.delete(cid))
+            self.results.put(CorrectionUndone(job.token, cid, bool(deleted)))
         elif isinstance(job, Remove):  # if it was made in this session, its undo now has nothing to delete
             token = next((t for t, cid in self._ids.items() if cid == job.id), None)
             self._ids.pop(token, None)
-            self.results.put(CorrectionUndone(token, job.id, p.delete(job.id)))
-        elif isinstance(job, Adapt):
-            model = profile_model(job.model)
-            decisions = p.adapt_if_stale(model) if job.only_if_stale else p.adapt(model)
-            if decisions:
-                summaries = {n: d.summary() for n, d in decisions.items()}
-                accepted, text = adaptation_text(summaries)
-                changed = accepted or any(d.get("set_aside") for d in summaries.values())
-                self.results.put(AdaptationDone(model, accepted, changed, text, summaries))
-            elif job.only_if_stale:  # nothing new: say what reads (after a restart, after switching models)
-                from recognizer.profile import members
-
-                adapted = {n: a.corrections for n in members(model) if (a := p.adapted(n)) is not None}
-                self.results.put(AdaptationDone(model, False, False, in_use_text(model, adapted, p.db.count())))
+            self.results.put(CorrectionUndone(token, job.id, self._adapting.between_adaptations(
+                lambda: p.delete(job.id))))
+        elif isinstance(job, Adapt):  # after a correction: a moment later; at start: now, if anything is unseen
+            self._adapting.request(profile_model(job.model), delay=0 if job.only_if_stale else None,
+                                   force=not job.only_if_stale)
         elif isinstance(job, CountReading):
             p.count_reading(job.digits, job.adapted)
         elif isinstance(job, Stats):  # every base model, not only the one picked: each may have adapted
@@ -325,9 +336,34 @@ class Learner:
                            for c in reversed(p.db.corrections(limit=LIST_LIMIT)))
             self.results.put(ProfileStats(tuple(handwriting_lines(stats)), stats["corrections"], recent))
         elif isinstance(job, Reset):
-            kept = p.reset(keep_export=True)
+            kept = self._adapting.reset(keep_export=True)
             self._ids.clear()
             self.results.put(ProfileReset(str(kept) if kept else None))
+
+    def _on_change(self, status) -> None:
+        """The recognizer's learner started or ended an adaptation (its thread): the messages the window shows."""
+        from recognizer.learner import ADAPTING
+
+        if status.state == ADAPTING:
+            self.results.put(AdaptationStarted(status.model))
+            return
+        outcome = status.last
+        if outcome is None:
+            return
+        if outcome.error is not None:
+            self.results.put(ProfileFailed("adapt", outcome.error))
+        elif outcome.decisions:
+            summaries = {n: d.summary() for n, d in outcome.decisions.items()}
+            accepted, text = adaptation_text(summaries)
+            changed = accepted or any(d.get("set_aside") for d in summaries.values())
+            self.results.put(AdaptationDone(outcome.model, accepted, changed, text, summaries))
+        elif not outcome.forced:  # nothing new: say what reads (after a restart, after switching models)
+            from recognizer.profile import members
+
+            p = self._profile
+            adapted = {n: a.corrections for n in members(outcome.model) if (a := p.adapted(n)) is not None}
+            self.results.put(AdaptationDone(outcome.model, False, False,
+                                            in_use_text(outcome.model, adapted, p.db.count())))
 
 
 def is_user_error(exc: Exception) -> bool:

@@ -16,6 +16,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -203,14 +204,17 @@ class Profile:
                 decisions[name] = decision
         return decisions
 
-    def adapt_if_stale(self, model: str) -> dict[str, adapt.Decision]:
+    def adapt_if_stale(self, model: str, on_start: Callable[[str], None] | None = None) -> dict[str, adapt.Decision]:
         """Adapt the base models of `model` that have unseen corrections (after new corrections, or a model
-        update); {} when none needed it, or when the profile is read-only (the adaptation stored is used)."""
+        update); {} when none needed it, or when the profile is read-only (the adaptation stored is used).
+        `on_start(base model)` is told before each one adapts (seconds each: a progress line, a status)."""
         if self.read_only:
             return {}
         todo = [n for n in members(model) if self.can_adapt(n) is None and self.stale(n)]
         out = {}
         for name in todo:
+            if on_start is not None:
+                on_start(name)
             out.update(self.adapt(name))
         return out
 

@@ -6,6 +6,7 @@ import queue
 import subprocess
 import sys
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -364,9 +365,9 @@ class RecordingProfile:
     def __init__(self):
         self.calls = []
 
-    def add_correction(self, **kw):
-        self.calls.append(("add", kw["label"]))
-        return 41
+    def correct_reading(self, reading, text, source, image=None, counted=False, key=None):
+        self.calls.append(("add", text))
+        return [41]
 
     def delete(self, cid):
         self.calls.append(("delete", cid))
@@ -379,14 +380,21 @@ class RecordingProfile:
         self.calls.append(("adapt", model))
         return {}
 
+    def adapt_if_stale(self, model, on_start=None):
+        self.calls.append(("adapt if stale", model))
+        return {}
 
-def test_learner_drops_an_undone_correction_before_it_is_written_and_drains_on_stop():
+
+def test_learner_drops_an_undone_correction_before_it_is_written_and_drains_on_stop(monkeypatch):
+    from gui import learning
     from gui.learning import (Adapt, Correct, CorrectionStored, CorrectionUndone, CountReading, Learner, ProfileFailed,
                               Undo)
 
+    monkeypatch.setattr(learning, "ADAPT_DELAY_S", 0.05)
     results: queue.Queue = queue.Queue()
     learner = Learner(results)
-    job = lambda token, label: Correct(token, label, np.zeros((28, 28)), "cnn", 7)  # noqa: E731
+    reading = FakeReading("7", "cnn", digits=[object()])
+    job = lambda token, label: Correct(token, label, reading, 0, np.zeros((40, 30), np.uint8))  # noqa: E731
     learner.submit(job(1, 1))
     learner.submit(Undo(1))  # not attached yet: the correction was never written
     assert results.get_nowait() == CorrectionUndone(1, None, False)
@@ -399,8 +407,12 @@ def test_learner_drops_an_undone_correction_before_it_is_written_and_drains_on_s
     assert _collect(results, CorrectionStored)[0] == CorrectionStored(2, 41)
     learner.submit(Undo(2))  # written: deleted from the profile
     assert _collect(results, CorrectionUndone)[0] == CorrectionUndone(2, 41, True)
+    deadline = time.monotonic() + 5
+    while ("adapt", "ensemble") not in profile.calls and time.monotonic() < deadline:  # the adapting thread's
+        time.sleep(0.01)
     learner.stop(5)
-    assert profile.calls == [("adapt", "ensemble"), ("count", 3), ("add", 1), ("delete", 41)]
+    assert [c for c in profile.calls if c[0] != "adapt"] == [("count", 3), ("add", "1"), ("delete", 41)]
+    assert [c for c in profile.calls if c[0] == "adapt"] == [("adapt", "ensemble")]  # "All three": once
 
     quitting = Learner(results)
     later = RecordingProfile()

@@ -18,6 +18,7 @@ from PIL import Image
 import gui_driver
 from test_gui_learning import adapt_models_dir, seed_eu1
 from gui import app as app_module
+from gui import learning as learning_module
 from gui.motion import keep_all_motion_events
 from gui.worker import RecognitionDone, Request
 
@@ -294,9 +295,9 @@ class FakeProfile:
     def __init__(self):
         self.added, self.deleted, self.adapt_calls, self.counted = [], [], [], []
 
-    def add_correction(self, **kw):
-        self.added.append(kw)
-        return len(self.added)
+    def correct_reading(self, reading, text, source, image=None, counted=False, key=None):
+        self.added.append(dict(reading=reading, text=text, source=source, image=image, counted=counted))
+        return [len(self.added)]
 
     def delete(self, cid):
         self.deleted.append(cid)
@@ -306,7 +307,7 @@ class FakeProfile:
         self.adapt_calls.append(model)
         return {"cnn": FakeDecision(len(self.added) - len(self.deleted))}
 
-    def adapt_if_stale(self, model):
+    def adapt_if_stale(self, model, on_start=None):
         return {}
 
     def adapted(self, name):
@@ -334,7 +335,7 @@ class LearningRec(Rec):
 
 @pytest.fixture
 def learning(display, monkeypatch):
-    monkeypatch.setattr(app_module, "ADAPT_DELAY_MS", 60)
+    monkeypatch.setattr(learning_module, "ADAPT_DELAY_S", 0.06)
     root = tk.Tk(screenName=display)
     profile = FakeProfile()
     rec = LearningRec(profile)
@@ -391,9 +392,9 @@ def test_typed_digit_corrects_the_selected_box_and_one_undo_history(learning, ca
     assert _label(a, 1) == ("7 \u270e (read 2)", overlay.CORRECTED_COLOUR)
     assert a.probs.find_withtag("chosen") and "yours: 7" in a.probs.itemcget(a.probs.find_all()[0], "text")
     pump_until(a.root, lambda: profile.added)
-    kw = profile.added[0]
-    assert (kw["label"], kw["read"], kw["model"], kw["source"]) == (7, 2, "cnn", "app")
-    assert kw["input"].shape == (28, 28) and kw["crop"].shape == (60, 40)  # the box's pixels of the drawing
+    kw = profile.added[0]  # the second digit (read 2) is a 7; the profile cuts its crop from the image read
+    assert (kw["text"], kw["source"], kw["counted"]) == ("?7", "app", True)  # counted once finished
+    assert kw["reading"].digits[1].digit == 2 and kw["image"].shape == a.drawing.array().shape
     pump_until(a.root, lambda: "learned from 1 correction of" in a.statusbar.learning["text"])
     pump_until(a.root, lambda: len(a.rec.requests) > requests)  # accepted: the drawing is read again
     assert a.number["text"] == "47"  # the same box: the writer's label follows the re-reading
@@ -430,7 +431,7 @@ def test_probability_row_click_corrects_and_adaptation_waits_for_a_pause(learnin
     a._typed(8)  # changed their mind: the 9 is taken back, the 8 kept
     assert a.number["text"] == "8?"
     pump_until(a.root, lambda: profile.adapt_calls)
-    assert [k["label"] for k in profile.added] == [9, 8] and profile.deleted == [1]
+    assert [k["text"] for k in profile.added] == ["9?", "8?"] and profile.deleted == [1]
     assert profile.adapt_calls == ["cnn"]  # one adaptation for both corrections
     a._typed(8)  # the same label again: nothing new
     a.clear()  # a finished drawing is counted once
@@ -533,7 +534,7 @@ def test_my_handwriting_lists_the_corrections_with_crops_and_removes_one(display
     from recognizer import ModelStore
     from recognizer.profile import Profile
 
-    monkeypatch.setattr(app_module, "ADAPT_DELAY_MS", 60)
+    monkeypatch.setattr(learning_module, "ADAPT_DELAY_S", 0.06)
     caplog.set_level(logging.INFO, logger="gui")
     folder = tmp_path / "profile"
     profile = Profile(folder, ModelStore(learn_models))

@@ -546,6 +546,56 @@ def test_cli_corrects_lists_exports_imports_and_resets(tmp_path, capsys):
     assert "117" in capsys.readouterr().out
 
 
+def test_the_read_after_an_import_or_a_delete_does_not_adapt_again(tmp_path, capsys, monkeypatch):
+    """--corrections import and delete adapt at once, saying so: the next plain reading uses what they stored
+    (it had re-adapted, 19-23 s on busy cores, before printing anything)."""
+    import recognize
+
+    img, prof = _image(tmp_path / "a.png"), ["--profile", str(tmp_path / "p")]
+    for _ in range(2):
+        assert recognize.main(["--correct", str(img), "117", *prof]) == 0
+    assert recognize.main(["--corrections", "export", str(tmp_path / "e.json"), *prof]) == 0
+    assert recognize.main(["--profile-reset", "--discard", *prof]) == 0
+    capsys.readouterr()
+    adapted = []
+    adapt = Profile.adapt
+    monkeypatch.setattr(Profile, "adapt", lambda self, model, *a, **k: adapted.append(model) or adapt(self, model,
+                                                                                                      *a, **k))
+
+    assert recognize.main(["--corrections", "import", str(tmp_path / "e.json"), *prof]) == 0
+    out, err = capsys.readouterr()
+    assert adapted == ["cnn"] and "imported 6" in out and "learning your handwriting with cnn from 6" in err
+    assert recognize.main([str(img), *prof]) == 0
+    assert adapted == ["cnn"] and "your hand" in capsys.readouterr().out  # read with what the import stored
+
+    assert recognize.main(["--corrections", "list", *prof]) == 0
+    first = capsys.readouterr().out.split()[0]
+    assert recognize.main(["--corrections", "delete", first, *prof]) == 0
+    assert adapted == ["cnn", "cnn"] and "from 5 corrections" in capsys.readouterr().err
+    assert recognize.main([str(img), *prof]) == 0
+    assert adapted == ["cnn", "cnn"]
+
+
+def test_a_corrected_digit_keeps_the_crop_of_its_box_in_the_image_read(tmp_path):
+    """The app's way (gui/learning.Correct): one digit of a drawing corrected, '?' for the others; the profile cuts
+    its crop from the array that was read."""
+    import io
+
+    from PIL import Image
+
+    image = np.asarray(Image.open(_image(tmp_path / "a.png")))
+    store = ModelStore(MODELS)
+    profile = Profile(tmp_path / "p", store)
+    reading = Recognizer(store).read(image, model="cnn")
+    [cid] = profile.correct_reading(reading, "?7?", source="app", image=image, counted=True)
+    [c] = profile.db.corrections()
+    x, y, w, h = reading.digits[1].box
+    with Image.open(io.BytesIO(c.crop_png)) as crop:
+        assert (c.id, c.label, c.read) == (cid, 7, reading.digits[1].digit)
+        assert crop.size == (w, h) and np.array_equal(np.asarray(crop.convert("L")), image[y:y + h, x:x + w])
+    assert profile.stats()["before_adaptation"]["readings"] == 0  # counted=True: the app counts it when finished
+
+
 def test_cli_counts_the_reading_it_corrects(tmp_path, capsys):
     """Corrections made with --correct count their reading: the figures never say "0 digits in 0 readings, 1
     corrected", nor more corrected than read."""

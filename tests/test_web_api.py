@@ -4,6 +4,7 @@ Small models are made here (a dense layer each, saved like train_all saves them)
 models/ read a drawn number when they are present.
 """
 
+import contextlib
 import logging
 import sys
 import tempfile
@@ -174,6 +175,39 @@ def test_concurrent_requests_share_the_models(client, store, image_file):
 
     out, errors = run_in_threads(read, threads=8, repeats=3)
     assert not errors and len(out) == 24 and all(o == (200, want) for o in out)
+
+
+@pytest.mark.parametrize("started", [True, False], ids=["lifespan", "no lifespan"])
+def test_no_more_readings_run_at_once_than_workers(store, image_file, monkeypatch, started):
+    """workers=2 and 4 slow readings at once: never more than 2 run together, whether or not the app's lifespan
+    ran (a TestClient outside `with`, or a server that skips it); each answers."""
+    import threading
+    import time
+
+    from concurrency import run_in_threads
+
+    running, most, lock = [0], [0], threading.Lock()
+    read = Recognizer.read
+
+    def slow_read(self, image, model=None):
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        try:
+            time.sleep(0.3)
+            return read(self, image, model=model)
+        finally:
+            with lock:
+                running[0] -= 1
+
+    monkeypatch.setattr(Recognizer, "read", slow_read)
+    client = TestClient(create_app(store=store, preload=False, workers=2), raise_server_exceptions=False)
+    data = image_file.read_bytes()
+    with client if started else contextlib.nullcontext():
+        out, errors = run_in_threads(lambda: client.post("/api/read?model=cnn", content=data).status_code,
+                                     threads=4, repeats=1)
+    assert not errors and out == [200] * 4
+    assert most[0] == 2
 
 
 # ------------------------------------------------------------------------------------------- errors

@@ -404,6 +404,6 @@ def test_serve_flags(tmp_path, monkeypatch, caplog):
      "2; the adaptation in use is set aside: it misread 2 of your 3 newest corrections, the shipped model 0."),
 ])
 def test_a_refusal_is_a_short_sentence_with_its_detail_apart(reason, head, detail):
-    from web.server import short_reason
+    from web.learning import short_reason
 
     assert short_reason(reason) == (head, detail)

@@ -13,7 +13,7 @@ a path a client names and writes nothing a client sends to disk (see web/upload.
 user corrects, which go into their profile (recognizer/profile.py) when the server was started with
 ``learn=True`` (``serve.py --learn``); without it the endpoints that change a profile answer 403. Those
 endpoints also refuse cross-site requests and DNS rebinding (web/guard.py), and adaptation runs in a
-background thread (web/learning.py), never on the event loop.
+background thread (recognizer/learner.py), never on the event loop; web/learning.py says what it does.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import logging
 import math
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from fastapi import FastAPI, Request
@@ -37,6 +38,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from common.names import BASE_MODELS, DEFAULT_MODELS_DIR, ENSEMBLE, MODEL_NAMES, train_hint
 from recognizer import DEFAULT_THRESHOLD, ModelStore, Recognizer, RecognizerError
 from recognizer.adapt import MIN_CORRECTIONS
+from recognizer.learner import DELAY_S, Learner
 from recognizer.paper_reader import SOURCES
 from recognizer.profile_store import MAX_READING_KEY
 from recognizer.images import MAX_SIDE
@@ -44,7 +46,7 @@ from recognizer.profile import Profile, members, stats_lines
 
 from . import guard, upload
 from .errors import ApiError
-from .learning import DELAY_S, Learner
+from .learning import LEARN_HINT, status_line
 
 log = logging.getLogger("web")
 access_log = logging.getLogger("web.access")
@@ -105,7 +107,6 @@ READINGS_BODY = {"required": True, "content": {"application/json": {"schema": {
     "example": {"digits": 3, "adapted": False}}}}
 READING_KEY_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
 LIST_LIMIT = 100          # corrections GET /api/corrections answers by default (newest first)
-LEARN_HINT = "start the server with --learn (python serve.py --learn) to correct digits and teach it your handwriting"
 MAX_READING_DIGITS = 1000
 FORBIDDEN = {403: {"description": "the server was started without --learn, or the request comes from another "
                                   "site or names another host",
@@ -221,16 +222,6 @@ def _parse_limit(raw) -> int:
     return limit
 
 
-def short_reason(reason: str) -> tuple[str, str]:
-    """(headline, detail) of an adaptation's reason, without nested brackets: the status line says the headline,
-    the My handwriting panel both. "it would forget how others write a 4 (it reads ...; confirming ... helps)"
-    -> ("it would forget how others write a 4", "It reads ...; confirming ... helps.")."""
-    cut = min((i for i in (reason.find(" ("), reason.find("; ")) if i >= 0), default=len(reason))
-    head = reason[:cut]
-    rest = reason[cut:].strip(" ;").replace(" (", ": ").replace("(", "").replace(")", "")
-    return head, (rest[:1].upper() + rest[1:].rstrip(".") + ".") if rest else ""
-
-
 def _parse_count(body: bytes) -> tuple[int, bool]:
     example = 'send JSON like {"digits": 3, "adapted": false}'
     try:
@@ -277,7 +268,8 @@ def create_app(models_dir: str | os.PathLike = DEFAULT_MODELS_DIR, store: ModelS
     if learn and profile is None:
         raise ValueError("learn=True needs a profile")
     workers = workers or max(2, os.cpu_count() or 2)
-    slots = {"sem": None}
+    # the one limit on readings, made with the app: a request waits off the event loop for a free thread
+    readers = ThreadPoolExecutor(workers, thread_name_prefix="reading")
     learner = Learner(profile, adapt_delay) if profile is not None else None
     hosts = guard.allowed_names(host)
 
@@ -287,7 +279,6 @@ def create_app(models_dir: str | os.PathLike = DEFAULT_MODELS_DIR, store: ModelS
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
-        slots["sem"] = asyncio.Semaphore(workers)
         if preload:
             await run_in_threadpool(_preload, store)
         # corrections no adaptation of the current models has seen (a model update, the app or the CLI taught
@@ -361,8 +352,8 @@ def create_app(models_dir: str | os.PathLike = DEFAULT_MODELS_DIR, store: ModelS
         return up, params
 
     async def run_reading(fn, *args):
-        async with slots["sem"] or asyncio.Semaphore(workers):
-            return await run_in_threadpool(fn, *args)
+        """fn(*args) on one of the `workers` reading threads (whether or not the lifespan ran)."""
+        return await asyncio.get_running_loop().run_in_executor(readers, fn, *args)
 
     def decode_and(up, fn):
         image = upload.open_image(up.image, max_pixels)
@@ -433,36 +424,6 @@ def create_app(models_dir: str | os.PathLike = DEFAULT_MODELS_DIR, store: ModelS
             await upload.discard(request, max_body)
             raise
 
-    def status_line(stats: dict) -> tuple[str, str]:
-        """(one plain sentence for the page's status bar: what the profile does now, a detail for the panel)."""
-        if learner.busy:
-            return "Learning from your corrections…", ""
-        if learner.error:
-            return learner.error, ""
-        ad = stats["adaptations"]
-        refused = [a["last"]["reason"] for a in ad.values() if a["last"] and not a["last"]["accepted"]]
-        in_use = [a["corrections"] for a in ad.values() if a["in_use"]]
-        n = stats["corrections"]
-        if in_use:
-            if not refused:
-                return f"Reading with your handwriting: learned from {max(in_use)} corrections.", ""
-            head, detail = short_reason(refused[0])
-            return (f"Reading with your handwriting (learned from {max(in_use)} corrections); the newest attempt "
-                    f"was not kept: {head}.", detail)
-        if not n:
-            return ("Learning is on: choose a digit, then type or pick the right one." if learn else
-                    f"Reading with your adaptation when there is one; {LEARN_HINT}.", "")
-        for name in ad:
-            why = profile.can_adapt(name)
-            if why is not None:
-                return f"Cannot learn with {name}.", why
-        if n < MIN_CORRECTIONS:
-            return f"Learning starts after {MIN_CORRECTIONS} corrections — {n} so far.", ""
-        if refused:
-            head, detail = short_reason(refused[0])
-            return f"Still reading with the shipped model: {head}.", detail
-        return f"{n} corrections stored; not learned from yet.", ""
-
     @app.get("/api/profile", summary="The writer's profile: counts, error rate before/after adaptation, state",
              description="Readings counted, corrections stored, the error rate on corrected digits in use without "
                          "and with the writer's adaptation (`before_adaptation`, `with_adaptation`, `by_day`), "
@@ -479,7 +440,7 @@ def create_app(models_dir: str | os.PathLike = DEFAULT_MODELS_DIR, store: ModelS
         if model not in (None, "") or store.default_name() is not None:
             model = check_model(model)
         stats = profile.stats(model or None)
-        status, detail = status_line(stats)
+        status, detail = status_line(learner.status, stats, profile, learn)
         return {**stats, "learn": learn, "model": model or None, "adapting": learner.busy, "status": status,
                 "status_detail": detail, "min_corrections": MIN_CORRECTIONS, "lines": stats_lines(stats)}
 
@@ -512,8 +473,8 @@ def create_app(models_dir: str | os.PathLike = DEFAULT_MODELS_DIR, store: ModelS
                 if key is None:
                     ids = profile.correct_reading(reading, text, source="web", image=image, counted=counted)
                 else:  # it may replace a correction an adaptation is reading: after that adaptation
-                    ids = learner.store(lambda: profile.correct_reading(reading, text, source="web", image=image,
-                                                                        counted=counted, key=key))
+                    ids = learner.between_adaptations(lambda: profile.correct_reading(
+                        reading, text, source="web", image=image, counted=counted, key=key))
             except RecognizerError as exc:
                 raise ApiError(422, str(exc), reading=reading.to_dict()) from None
             return reading, ids
