@@ -315,7 +315,9 @@ def one_correction(app, r: int, timeout: float) -> dict:
     rec["adaptation_s"] = secs[-1] if secs else None
     during["overlapped"] = during.pop("index") < done_i
     rec["read_during"] = during
-    if rec["accepted"] or "set aside" in rec["text"]:  # the app reads the drawing again with what it learned
+    # the app reads the drawing again when what reads changed: a new adaptation, or the one in use set aside
+    # ("... is set aside"; not a mistyped correction left out of a refused attempt, "set aside 1 correction")
+    if rec["accepted"] or "is set aside" in rec["text"]:
         app.wait_for(RECOGNIZED, timeout, done_i)
     idle = _read(app, timeout)
     idle.pop("index")
