@@ -7,7 +7,7 @@ beforehand through recognizer.profile.Profile from digits drawn the app's way, t
 writer's profile would be), one app is started and, --repeats times: a European 1 (gui_driver.EU1, which the
 shipped CNN reads as 7) is drawn, read (Return), its box clicked and "1" typed. Timed from the key press:
   stored_s   the correction is in the profile ("correction stored")
-  started_s  the learner started adapting ("adapting model=cnn": its debounce, gui/learning.ADAPT_DELAY_S, is over)
+  started_s  the learner started adapting ("adapting model=cnn": its debounce, recognizer/learner.DELAY_S, is over)
   learned_s  the status line says the outcome ("adaptation accepted=..."): the figure of the issue's target
 and, from the learner's own log, the adaptation's seconds. Each repeat adds one correction (N+1, N+2, ...; a fresh
 profile's first two are refused: "needs at least 3"). As soon as the adaptation starts, Return is pressed: that

@@ -25,7 +25,7 @@ log = logging.getLogger("gui.learning")
 ALL_MODELS = "all"  # pseudo model name, the picker's "All three": the base models side by side
 LIST_LIMIT = 50  # corrections "My handwriting" lists, newest first: enough to find a mistyped one
 THUMB_PX = 32  # a listed correction's crop is shown this high
-ADAPT_DELAY_S = 1.0  # after the last correction: adapt once the writer pauses, not on every key
+ADAPT_DELAY_S: float | None = None  # None: the one learner's pause (recognizer/learner.DELAY_S); tests shorten it
 
 
 # --- messages to the UI ------------------------------------------------------------------------------
@@ -256,7 +256,8 @@ class Learner:
         if profile is not None:
             from recognizer.learner import Learner as Adapting
 
-            adapting = Adapting(profile, ADAPT_DELAY_S, on_change=self._on_change)
+            delay = {} if ADAPT_DELAY_S is None else {"delay": ADAPT_DELAY_S}
+            adapting = Adapting(profile, on_change=self._on_change, **delay)
         with self._cond:
             self._profile, self._adapting, self._attached = profile, adapting, True
             self._cond.notify()

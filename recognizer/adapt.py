@@ -182,13 +182,14 @@ def fit(base: Head, rehearsal: Rehearsal, features: np.ndarray, labels: np.ndarr
         g_pre = (g @ w2.T) * (pre > 0)
         g_xa = g_pre @ b.T
         grads = [x.T @ g_xa, xa.T @ g_pre, g_pre.sum(0), hidden.T @ g, g.sum(0)]
-        lr = settings.learning_rate * np.sqrt(1 - beta2 ** step) / (1 - beta1 ** step)
+        # float32 like the arrays: a NumPy float64 step size would promote every update to float64
+        lr = np.float32(settings.learning_rate * np.sqrt(1 - beta2 ** step) / (1 - beta1 ** step))
         for p, gr, mi, vi in zip(params, grads, mom, vel):
             mi *= beta1
             mi += (1 - beta1) * gr
             vi *= beta2
             vi += (1 - beta2) * gr * gr
-            p -= (lr * mi / (np.sqrt(vi) + eps)).astype(np.float32)
+            p -= lr * mi / (np.sqrt(vi) + np.float32(eps))
     a, b, b1, w2, b2 = params
     return Head(base.w1 + a @ b, b1, w2, b2)
 
