@@ -49,27 +49,40 @@ def decide(candidate_pred, shipped_pred, labels) -> dict:
     y = np.asarray(labels)
     if not len(np.asarray(candidate_pred)) == len(np.asarray(shipped_pred)) == len(y):
         raise ValueError("both models must read the same validation digits")
-    c_right, s_right = np.asarray(candidate_pred) == y, np.asarray(shipped_pred) == y
+    decision = decide_right(np.asarray(candidate_pred) == y, np.asarray(shipped_pred) == y, y, range(N_CLASSES),
+                            CLASS_ALPHA, what="digits", group="class")
+    decision["classes"] = decision.pop("groups")
+    decision["blocking_classes"] = decision.pop("blocking")
+    decision["class_alpha"] = decision.pop("group_alpha")
+    return decision
+
+
+def decide_right(c_right, s_right, groups, names, group_alpha: float, what: str = "digits",
+                 group: str = "class") -> dict:
+    """The rule on which items (digits, numbers) each model reads right: better overall at ALPHA, and no group
+    (a class; a source of numbers) worse at `group_alpha`."""
+    c_right, s_right, groups = np.asarray(c_right, bool), np.asarray(s_right, bool), np.asarray(groups)
     better, worse = discordant(c_right, s_right)
     p_better = one_sided_p(better, worse)
-    classes, blocking = {}, []
-    for k in range(N_CLASSES):
-        on = y == k
+    per_group, blocking = {}, []
+    for k in names:
+        on = groups == k
         b, w = discordant(c_right[on], s_right[on])
         p_worse = one_sided_p(w, b)
-        classes[str(k)] = {"n": int(on.sum()), "better": b, "worse": w, "p_worse": _sig(p_worse)}
-        if p_worse < CLASS_ALPHA:
+        per_group[str(k)] = {"n": int(on.sum()), "better": b, "worse": w, "p_worse": _sig(p_worse)}
+        if p_worse < group_alpha:
             blocking.append(k)
     promote = p_better < ALPHA and not blocking
     parts = []
     if p_better >= ALPHA:
-        parts.append(f"not better beyond noise: {better} digits gained, {worse} lost (p = {p_better:.2g}, "
+        parts.append(f"not better beyond noise: {better} {what} gained, {worse} lost (p = {p_better:.2g}, "
                      f"needs < {ALPHA})")
-    parts += [f"class {k} significantly worse ({classes[str(k)]['worse']} lost, {classes[str(k)]['better']} "
-              f"gained, p = {classes[str(k)]['p_worse']:.2g} < {CLASS_ALPHA:g})" for k in blocking]
-    reason = "; ".join(parts) or f"better: {better} digits gained, {worse} lost (p = {p_better:.2g} < {ALPHA})"
-    return {"test": "McNemar exact, one-sided", "alpha": ALPHA, "class_alpha": CLASS_ALPHA, "n": int(len(y)),
-            "candidate_accuracy": float(c_right.mean()) if len(y) else float("nan"),
-            "shipped_accuracy": float(s_right.mean()) if len(y) else float("nan"),
-            "better": better, "worse": worse, "p_better": _sig(p_better), "classes": classes,
-            "blocking_classes": blocking, "promote": bool(promote), "reason": reason}
+    parts += [f"{group} {k} significantly worse ({per_group[str(k)]['worse']} lost, {per_group[str(k)]['better']} "
+              f"gained, p = {per_group[str(k)]['p_worse']:.2g} < {group_alpha:g})" for k in blocking]
+    reason = "; ".join(parts) or f"better: {better} {what} gained, {worse} lost (p = {p_better:.2g} < {ALPHA})"
+    n = len(c_right)
+    return {"test": "McNemar exact, one-sided", "alpha": ALPHA, "group_alpha": group_alpha, "n": int(n),
+            "candidate_accuracy": float(c_right.mean()) if n else float("nan"),
+            "shipped_accuracy": float(s_right.mean()) if n else float("nan"),
+            "better": better, "worse": worse, "p_better": _sig(p_better), "groups": per_group,
+            "blocking": blocking, "promote": bool(promote), "reason": reason}

@@ -120,17 +120,6 @@ STRING_METRICS = "string.metrics.json"  # beside string.keras/.onnx: its validat
                                         # in metrics.json, whose entries choose the canvas's default model)
 
 
-def shipped_score(models_dir) -> float | None:
-    """The shipped string reader's validation score (mean exact rate over the sources), or None."""
-    import json
-    from pathlib import Path
-
-    try:
-        return float(json.loads((Path(models_dir) / STRING_METRICS).read_text())["validation_score"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
 def with_probabilities(model):
     """The trained logits model with a softmax on top (same weights): the form that is saved and exported."""
     import keras
@@ -184,16 +173,32 @@ def run(build_model, paper_dir, handwriting_dir, models_dir, run_dir, recipe: St
     export_string_onnx(keras_path, run_dir / onnx_file(STRING_MODEL), model=final)
     figures = {"validation": scores, "validation_score": round(score, 4), "history": history,
                "train_strips": len(y), "recipe": vars(recipe) if hasattr(recipe, "__dict__") else str(recipe)}
+    if shipped.is_file():
+        figures["promotion"] = paired_decision(model, keras.saving.load_model(shipped, compile=False), val)
+        log.info("string reader against the shipped one: %s", figures["promotion"]["reason"])
     (run_dir / STRING_METRICS).write_text(json.dumps(figures, indent=1) + "\n")
-    before = shipped_score(models_dir)
-    figures["promoted"] = replace or before is None or score > before
-    log.info("string reader: validation %s (shipped %s): %s", f"{score:.2%}",
-             "none" if before is None else f"{before:.2%}", "promoted" if figures["promoted"] else "kept")
+    figures["promoted"] = replace or not shipped.is_file() or figures["promotion"]["promote"]
+    log.info("string reader: validation %s: %s", f"{score:.2%}", "promoted" if figures["promoted"] else "kept")
     if figures["promoted"]:
         for name in (model_file(STRING_MODEL), onnx_file(STRING_MODEL), STRING_METRICS):
             with atomic_path(models_dir / name) as tmp:
                 shutil.copyfile(run_dir / name, tmp)
     return figures
+
+
+def paired_decision(candidate, shipped, val: dict) -> dict:
+    """Promotion by evidence, as for the digit models (study/paired_test.py): both readers read the same validation
+    strips; the candidate must read more of them exactly beyond noise, and no source (registers, composed numbers)
+    be significantly worse (Bonferroni over the sources)."""
+    from study.paired_test import ALPHA, decide_right
+
+    c_right, s_right, sources = [], [], []
+    for name, (vx, vy) in val.items():
+        labels = [str(v) for v in vy]
+        c_right += [t == y for t, y in zip(read_texts(candidate, vx), labels)]
+        s_right += [t == y for t, y in zip(read_texts(shipped, vx), labels)]
+        sources += [name] * len(labels)
+    return decide_right(c_right, s_right, sources, list(val), ALPHA / len(val), what="numbers", group="source")
 
 
 # the architecture the shipped string reader has (string_reader/model.py's knobs; a change retrains from scratch)

@@ -107,3 +107,46 @@ def test_composed_mnist_numbers_are_strips_with_their_digits_and_are_cached(tmp_
     stamp = path.stat().st_mtime
     time.sleep(0.01)
     assert build_mnist(x, y, cache=tmp_path, workers=1, n=12) == path and path.stat().st_mtime == stamp
+
+
+class _Reader:
+    """A stand-in reader: strip i (its first pixel holds i / 10,000) reads texts[i]; frames as CTC decodes them."""
+
+    def __init__(self, texts):
+        self.texts = texts
+
+    def __call__(self, x, training=False):
+        frames = np.zeros((len(x), 16, 11), np.float32)
+        frames[:, :, 0] = 1.0
+        for n, strip in enumerate(np.asarray(x)):
+            for t, c in enumerate(self.texts[int(round(float(strip[0, 0, 0]) * 10_000))]):
+                frames[n, 2 * t, 0], frames[n, 2 * t, int(c) + 1] = 0.0, 1.0
+        return frames
+
+
+def _val(sizes: dict):
+    val, start = {}, 0
+    for name, n in sizes.items():
+        x = np.zeros((n, STRIP_HEIGHT, 8), np.float32)
+        x[:, 0, 0] = (np.arange(start, start + n)) / 10_000
+        val[name] = (x, ["12"] * n)
+        start += n
+    return val
+
+
+def test_the_string_reader_is_promoted_by_a_paired_test_per_source():
+    """As for the digit models: more numbers read exactly beyond noise, and no source significantly worse."""
+    from study.string_training import paired_decision
+
+    val = _val({"registers": 300, "composed": 100})
+    right, wrong = "12", "17"
+    shipped = _Reader([right] * 250 + [wrong] * 50 + [right] * 80 + [wrong] * 20)
+    better = _Reader([right] * 290 + [wrong] * 10 + [right] * 78 + [wrong] * 22)  # +40 / -0 and +0 / -2
+    d = paired_decision(better, shipped, val)
+    assert d["promote"] and (d["better"], d["worse"]) == (40, 2) and d["blocking"] == []
+    noise = _Reader([right] * 254 + [wrong] * 46 + [right] * 80 + [wrong] * 20)  # 4 numbers more: noise
+    assert not paired_decision(noise, shipped, val)["promote"]
+    # registers far better, composed numbers far worse: the source blocks (Bonferroni: 0.05 / 2 sources)
+    trade = _Reader([right] * 300 + [right] * 60 + [wrong] * 40)
+    d = paired_decision(trade, shipped, val)
+    assert not d["promote"] and d["blocking"] == ["composed"] and "source composed significantly worse" in d["reason"]
