@@ -54,6 +54,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--paper", metavar="DIR", default=os.environ.get(PAPER_ENV),
                    help=f"folder with the real register scans (registers-rowid.tar) for '{STRING_MODEL}' "
                    f"(default: ${PAPER_ENV})")
+    p.add_argument("--mnist-numbers", action="store_true",
+                   help=f"'{STRING_MODEL}' also trains on MNIST's training digits composed into numbers on made "
+                        "paper (more hands; no significant gain measured yet, docs/RESULTS.md 'Paper')")
     p.add_argument("--preset", choices=PRESET_NAMES, default="best",
                    help="'seed' = reference study (Adam 1e-4, 5 epochs, batch 32, no augmentation, MNIST only); "
                    "'best' = each model's tuned recipe, MNIST plus real handwriting (default)")
@@ -590,12 +593,14 @@ def train_string_reader(args) -> int:
     recipe = StringRecipe(**{k: v for k, v in overrides.items() if v is not None})
     from study.data import DataError, locate
 
-    try:
-        arrays, _ = locate(args.data)
-        mnist = (arrays["x_train"], arrays["y_train"])
-    except DataError as exc:
-        log.warning("the paper reader trains without composed MNIST numbers: %s", str(exc).splitlines()[0])
-        mnist = None
+    mnist = None
+    if args.mnist_numbers:
+        try:
+            arrays, _ = locate(args.data)
+            mnist = (arrays["x_train"], arrays["y_train"])
+        except DataError as exc:
+            log.error("--mnist-numbers needs MNIST: %s", exc)
+            return 2
     figures = run(build_model, args.paper, hand, args.models_dir, args.run_dir / "models", recipe,
                   replace=args.replace, mnist=mnist)
     log.info("%s: validation %s -> %s", STRING_MODEL, figures["validation"],
