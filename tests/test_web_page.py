@@ -527,8 +527,10 @@ def test_forget_returns_to_the_shipped_model(page, profile_dir):
     n = reads(pg)
     pg.once("dialog", lambda d: d.accept())
     pg.locator("#forget").click()
-    pg.wait_for_function("() => document.getElementById('status').textContent.startsWith('Forgot 4 corrections')")
     wait_reading(pg, n, "471")                     # the drawing shown is read again, as shipped
+    # and then says what was forgotten and where its copy is: the new reading's status does not hide it
+    pg.wait_for_function("() => document.getElementById('status').textContent.startsWith('Forgot 4 corrections')")
+    assert "corrections-before-reset-" in pg.locator("#status").inner_text()
     assert db.count() == 0 and len(list(profile_dir.glob("corrections-before-reset-*.json"))) == 1
     pg.wait_for_function("() => document.getElementById('profile-figures').dataset.corrections === '0'")
     assert not any("corrected" in c or "confirmed" in c for c in chip_classes(pg))

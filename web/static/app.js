@@ -622,20 +622,25 @@ async function forget() {
   if (!state.learn) { setStatus(state.learnHint, true); return; }
   if (!window.confirm("Forget my handwriting?\n\nThe corrections it learned from are deleted (a copy is exported " +
                       "beside the profile first) and it reads with the shipped models again.")) return;
+  clearTimeout(state.poll);  // an earlier correction's adaptation must not speak over what is said here
+  let said;
   try {
     const r = await fetch("/api/profile", { method: "DELETE" });
     const a = await r.json();
     if (!r.ok) { setStatus("Not reset: " + a.error, true); return; }
-    setStatus(`Forgot ${plural(a.forgotten, "correction")}` + (a.export ? `; a copy is in ${a.export}` : "."));
+    said = `Forgot ${plural(a.forgotten, "correction")}` + (a.export ? `; a copy is in ${a.export}` : ".");
   } catch (err) {
     setStatus("cannot reach the server (" + err.message + ")", true);
+    return;
   }
-  // what is shown was read with the forgotten adaptation and carries its marks: read it again, as shipped
+  // what is shown was read with the forgotten adaptation and carries its marks: read it again, as shipped, and
+  // say what was forgotten (and where its copy is) last, so that the reading's own status does not hide it
   state.corrections = {};
   state.correctionIds = {};
   state.selected = null;
-  if (state.readings) { state.version++; render(); readNow(); }
+  if (state.readings) { state.version++; render(); await readNow(); }
   await Promise.all([loadProfile(), loadCorrections()]);
+  setStatus(said);
 }
 
 function setStatus(text, error = false) {
