@@ -357,6 +357,17 @@ def test_client_filename_is_never_opened(client, image_file):
     assert_error(r, 400, "not an image")
 
 
+def test_static_files_ignore_query_parameters(client):
+    """A static route serves its one file: a query parameter can name no other (it once could: the handler's
+    keyword defaults were query parameters, and ?f=/etc/passwd served that file)."""
+    own = client.get("/static/app.js").content
+    for query in ("f=../server.py", f"f={Path(__file__).resolve()}", "f=../../README.md&m=text/plain"):
+        r = client.get(f"/static/app.js?{query}")
+        assert r.status_code == 200 and r.content == own, query
+        assert r.headers["content-type"] == "text/javascript; charset=utf-8", query
+    assert client.get("/favicon.ico?f=../server.py").content == client.get("/static/favicon.svg").content
+
+
 # ------------------------------------------------------------------------------------------- the rest
 def test_models_healthz_and_unknown_paths(client):
     info = client.get("/api/models").json()

@@ -612,10 +612,13 @@ def create_app(models_dir: str | os.PathLike = DEFAULT_MODELS_DIR, store: ModelS
         """API docs that work offline (FastAPI's default page loads Swagger UI from a CDN)."""
         return static("docs.html", "text/html; charset=utf-8")
 
+    def serves(name: str, media: str):
+        """A handler with no parameters: a keyword default would be a query parameter a client could set."""
+        return lambda: static(name, media)
+
     for fname, media in (("app.js", "text/javascript; charset=utf-8"), ("docs.js", "text/javascript; charset=utf-8"),
                          ("style.css", "text/css; charset=utf-8"), ("favicon.svg", "image/svg+xml")):
-        app.add_api_route(f"/static/{fname}", (lambda f=fname, m=media: static(f, m)), methods=["GET"],
-                          include_in_schema=False)
+        app.add_api_route(f"/static/{fname}", serves(fname, media), methods=["GET"], include_in_schema=False)
     app.add_api_route("/favicon.ico", lambda: static("favicon.svg", "image/svg+xml"), methods=["GET"],
                       include_in_schema=False)
     return app
