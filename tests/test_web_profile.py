@@ -119,11 +119,11 @@ def test_corrections_are_stored_then_adapted_and_read_better(learning):
         assert body["adapting"] is True and body["reading"]["text"] == "1" and len(body["stored"]) == 1
         stored += body["stored"]
     assert len(set(stored)) == 7 and profile.db.count() == 11
-    if c.app.state.learner.busy:  # the adaptation runs off the event loop: the server keeps answering
+    if c.app.state.server.learner.busy:  # the adaptation runs off the event loop: the server keeps answering
         t0 = time.perf_counter()
         assert c.get("/healthz").status_code == 200 and c.get("/api/profile").json()["corrections"] == 11
         assert time.perf_counter() - t0 < 2.0
-    assert c.app.state.learner.wait_idle(120)
+    assert c.app.state.server.learner.wait_idle(120)
     info = c.get("/api/profile?model=cnn").json()
     assert info["corrections"] == 11 and info["corrected_digits"] == 7 and info["adapting"] is False
     assert info["confirmed_digits"] == 4 and info["confusions"] == [{"read": 1, "label": 9, "count": 7}]
@@ -159,7 +159,7 @@ def test_corrections_made_elsewhere_are_adapted_at_start_up(store, tmp_path):
         profile.correct_reading(rec.read(img, "cnn"), text, source="cli", image=img)
     app = create_app(store=store, preload=False, profile=profile, learn=False)
     with TestClient(app, base_url=BASE) as c:
-        assert app.state.learner.wait_idle(120)
+        assert app.state.server.learner.wait_idle(120)
         info = c.get("/api/profile?model=cnn").json()
         assert info["adaptations"]["cnn"]["in_use"] and info["status"] == "Reading with your handwriting: learned from 10 corrections.", info
         assert c.post("/api/read?model=cnn", content=png(tiny_loop_nine(rng))).json()["adapted"] is True
@@ -174,7 +174,7 @@ def test_a_whole_reading_with_skips(learning):
     assert (row.label, row.read, row.source) == (9, 4, "web") and row.crop_png
     r = c.post("/api/corrections?text=1%0A4%207&model=cnn", content=png(drawing("147")))  # raw body, curl
     assert r.status_code == 201 and len(r.json()["stored"]) == 3
-    c.app.state.learner.wait_idle(120)
+    c.app.state.server.learner.wait_idle(120)
     info = c.get("/api/profile").json()
     assert info["corrections"] == 4 and info["confirmed_digits"] == 3 and info["corrected_digits"] == 1
 
@@ -187,7 +187,7 @@ def test_a_correction_counts_its_reading_unless_the_client_does(learning):
     assert post_correction(c, drawing("147"), "9??").status_code == 201                        # the page
     assert post_correction(c, drawing("147"), "??1", counted="false").status_code == 201      # the page, said
     assert post_correction(c, drawing("7"), "1", headers={}, counted="maybe").status_code == 422
-    c.app.state.learner.wait_idle(120)
+    c.app.state.server.learner.wait_idle(120)
     info = c.get("/api/profile").json()
     both = [sum(info[k][f] for k in ("before_adaptation", "with_adaptation")) for f in ("readings", "digits", "corrected")]
     assert both == [2, 6, 3]
@@ -197,7 +197,7 @@ def test_delete_resets_and_keeps_the_export(learning, tmp_path):
     c, profile = learning
     for text in ("7", "1"):
         assert post_correction(c, drawing("7"), text).status_code == 201
-    c.app.state.learner.wait_idle(120)
+    c.app.state.server.learner.wait_idle(120)
     r = c.delete("/api/profile", headers=OWN)
     assert r.status_code == 200, r.text
     body = r.json()
@@ -208,7 +208,7 @@ def test_delete_resets_and_keeps_the_export(learning, tmp_path):
     info = c.get("/api/profile").json()
     assert info["corrections"] == 0 and not info["adaptations"]["cnn"]["in_use"]
     assert post_correction(c, drawing("7"), "7").status_code == 201
-    c.app.state.learner.wait_idle(120)
+    c.app.state.server.learner.wait_idle(120)
     r = c.delete("/api/profile?keep=false")  # curl: no Origin
     assert r.status_code == 200 and r.json()["export"] is None and r.json()["forgotten"] == 1
     assert profile.db.count() == 0 and sorted(p.name for p in export.parent.glob("*.json")) == [export.name]
@@ -220,7 +220,7 @@ def test_a_digit_corrected_again_replaces_its_correction(learning):
     img = drawing("147")
     r = post_correction(c, img, "?2?", reading="page-r1")   # the 4 set to 2 by mistake ...
     assert r.status_code == 201, r.text
-    assert c.app.state.learner.wait_idle(120)
+    assert c.app.state.server.learner.wait_idle(120)
     info = c.get("/api/profile").json()
     assert info["corrected_digits"] == 1 and info["before_adaptation"]["corrected"] == 1
     assert info["status"] == "Learning starts after 3 corrections — 1 so far.", info["status"]
@@ -256,14 +256,14 @@ def test_the_corrections_listed_with_crops_and_one_removed(learning):
     # removing one: the guards first, then the page's own request
     assert_error(c.delete(f"/api/corrections/{ids[0]}", headers={"origin": "http://evil.example"}), 403, "refused")
     assert profile.db.count() == 3
-    c.app.state.learner.wait_idle(120)
+    c.app.state.server.learner.wait_idle(120)
     r = c.delete(f"/api/corrections/{ids[0]}?model=cnn", headers=OWN)
     assert r.status_code == 200, r.text
     assert r.json()["deleted"] == ids[0] and r.json()["corrections"] == 2
     assert [x.id for x in profile.db.corrections()] == ids[1:]
     info = c.get("/api/profile").json()
     assert info["confusions"] == [{"read": 7, "label": 9, "count": 1}] and info["before_adaptation"]["corrected"] == 1
-    assert c.app.state.learner.wait_idle(120)  # adapted again without it: no attempt saw the removed one
+    assert c.app.state.server.learner.wait_idle(120)  # adapted again without it: no attempt saw the removed one
     assert c.get("/api/profile?model=cnn").json()["adaptations"]["cnn"]["last"]["corrections"] == 2
     assert_error(c.delete(f"/api/corrections/{ids[0]}", headers=OWN), 404, "no correction")
     assert_error(c.get(f"/api/corrections/{ids[0]}/crop"), 404, "no crop")
@@ -343,7 +343,7 @@ def test_bad_corrections_store_nothing(learning):
     assert_error(post_correction(c, np.full((200, 200), 255, np.uint8), "7"), 422, "0 digit")
     assert_error(post_correction(c, img, "1" * 5000), 422, "at most")
     assert profile.db.count() == 0 and profile.db.usage() == []
-    assert not c.app.state.learner.busy
+    assert not c.app.state.server.learner.busy
 
 
 def test_bad_counts_resets_and_queries(learning):
@@ -371,20 +371,20 @@ def test_serve_flags(tmp_path, monkeypatch, caplog):
     caplog.set_level(logging.INFO)
     # without --learn a profile that does not exist is not made
     assert serve.main(["--profile", str(tmp_path / "p"), "--models-dir", str(MODELS)]) == 0
-    assert not (tmp_path / "p").exists() and ran[-1][0].state.profile is None
+    assert not (tmp_path / "p").exists() and ran[-1][0].state.server.profile is None
     # --learn makes it; on a non-local address it warns
     assert serve.main(["--learn", "--host", "0.0.0.0", "--profile", str(tmp_path / "p"),
                        "--models-dir", str(MODELS)]) == 0
-    assert (tmp_path / "p" / "profile.sqlite").is_file() and ran[-1][0].state.profile is not None
+    assert (tmp_path / "p" / "profile.sqlite").is_file() and ran[-1][0].state.server.profile is not None
     assert any("--learn on 0.0.0.0" in r.message and r.levelno == logging.WARNING for r in caplog.records)
     # now it exists: read without --learn
     assert serve.main(["--profile", str(tmp_path / "p"), "--models-dir", str(MODELS)]) == 0
-    assert ran[-1][0].state.profile is not None
+    assert ran[-1][0].state.server.profile is not None
     # $DIGITS_PROFILE, and none
     monkeypatch.setenv("DIGITS_PROFILE", str(tmp_path / "env"))
     assert serve.main(["--learn", "--models-dir", str(MODELS)]) == 0
     assert (tmp_path / "env" / "profile.sqlite").is_file()
-    assert serve.main(["--profile", "none", "--models-dir", str(MODELS)]) == 0 and ran[-1][0].state.profile is None
+    assert serve.main(["--profile", "none", "--models-dir", str(MODELS)]) == 0 and ran[-1][0].state.server.profile is None
     n = len(ran)
     assert serve.main(["--learn", "--profile", "none", "--models-dir", str(MODELS)]) == 2
     (tmp_path / "file").write_text("x")
