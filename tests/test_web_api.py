@@ -403,6 +403,29 @@ def test_page_and_docs_are_self_contained(client):
     assert client.get("/redoc").status_code == 404
 
 
+def test_docs_list_every_api_route_with_its_summary(client):
+    """/docs (web/static/docs.js) lists spec["paths"] in order, each with its summary: every endpoint, once."""
+    spec = client.get("/openapi.json").json()
+    listed = [(path, method) for path, ops in spec["paths"].items() for method in ops]
+    assert listed == [("/api/read", "post"), ("/api/compare", "post"), ("/api/profile", "get"),
+                      ("/api/profile", "delete"), ("/api/corrections", "post"), ("/api/corrections", "get"),
+                      ("/api/corrections/{correction_id}/crop", "get"), ("/api/corrections/{correction_id}", "delete"),
+                      ("/api/profile/readings", "post"), ("/api/models", "get"), ("/healthz", "get")]
+    assert all(len(spec["paths"][p][m]["summary"]) > 20 for p, m in listed)
+    assert spec["paths"]["/api/corrections"]["post"]["summary"] == ("Correct a reading: store the right digits, "
+                                                                    "then adapt")
+
+
+def test_each_app_answers_with_its_own_state(store):
+    """The routes are shared by every app made in a process; each app's handlers see that app's limits."""
+    with TestClient(create_app(store=store, preload=False, max_body=1000, max_pixels=2000)) as small, \
+            TestClient(create_app(store=store, preload=False, max_body=3000, max_pixels=4000)) as large:
+        assert small.get("/api/models").json()["limits"]["max_body_bytes"] == 1000
+        assert large.get("/api/models").json()["limits"]["max_pixels"] == 4000
+        assert small.post("/api/read", content=b"x" * 2000).status_code == 413
+        assert large.post("/api/read", content=b"x" * 2000).status_code == 400  # within its limit: not an image
+
+
 def test_request_log_line(client, image_file, caplog):
     with caplog.at_level(logging.INFO, logger="web.access"):
         client.post("/api/read?model=cnn&threshold=0", content=image_file.read_bytes())
