@@ -283,7 +283,8 @@ def _register_pairs(tar: Path, split: str, negatives: bool, workers: int) -> tup
     return pairs, names
 
 
-def _composed_pairs(pages: list, negatives: bool, workers: int) -> list:
+def composed_strips(pages: list, negatives: bool, workers: int) -> list:
+    """(strip, label) pairs of composed pages (the number's line; the other lines empty when `negatives`)."""
     return [p for got in _all_strips(pages, negatives, workers) for p in got]
 
 
@@ -325,7 +326,7 @@ def build(paper_dir: Path, handwriting_dir: Path, cache: Path = DEFAULT_CACHE, w
     for side, n, negatives in (("train", COMPOSED_TRAIN, True), ("val", COMPOSED_VAL, False),
                                ("test", COMPOSED_TEST, False)):
         pages = composed_pages(*cvl[side], n=n, seed=SEED + len(side))
-        s = to_set(_composed_pairs(pages, negatives, workers))
+        s = to_set(composed_strips(pages, negatives, workers))
         arrays.update({f"cvl_{side}_x": s.x, f"cvl_{side}_w": s.widths, f"cvl_{side}_y": np.array(s.labels)})
         log.info("composed %s: %d strips (%.0f s)", side, len(s), time.perf_counter() - t0)
     target.parent.mkdir(parents=True, exist_ok=True)

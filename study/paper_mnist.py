@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from study.paper_data import DEFAULT_CACHE, SEED, _composed_pairs, composed_pages, to_set
+from study.paper_data import DEFAULT_CACHE, SEED, composed_strips, composed_pages, to_set
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ def build_mnist(x_train: np.ndarray, y_train: np.ndarray, cache: Path = DEFAULT_
     t0 = time.perf_counter()
     dark_on_light = 255 - np.asarray(x_train, np.uint8).reshape(-1, 28, 28)  # as CVL's scans are
     pages = composed_pages(dark_on_light, np.asarray(y_train), np.zeros(len(y_train), int), n=n, seed=SEED + 101)
-    s = to_set(_composed_pairs(pages, True, workers))
+    s = to_set(composed_strips(pages, True, workers))
     log.info("composed MNIST: %d strips (%.0f s)", len(s), time.perf_counter() - t0)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_suffix(".tmp.npz")
