@@ -525,12 +525,20 @@ def test_forget_returns_to_the_shipped_model(page, profile_dir):
     db = ProfileStore(profile_dir / "profile.sqlite")
     assert pg.locator("#forget").is_enabled()
     n = reads(pg)
+    pg.evaluate("""() => {  // every status the line shows from here on, however briefly
+        const line = document.getElementById('status');
+        window.statuses = [];
+        new MutationObserver(() => window.statuses.push(line.textContent))
+            .observe(line, {childList: true, characterData: true, subtree: true});
+    }""")
     pg.once("dialog", lambda d: d.accept())
     pg.locator("#forget").click()
     wait_reading(pg, n, "471")                     # the drawing shown is read again, as shipped
     # and then says what was forgotten and where its copy is: the new reading's status does not hide it
-    pg.wait_for_function("() => document.getElementById('status').textContent.startsWith('Forgot 4 corrections')")
-    assert "corrections-before-reset-" in pg.locator("#status").inner_text()
+    pg.wait_for_function("() => window.statuses.some(s => s.startsWith('Forgot '))")
+    statuses = pg.evaluate("() => window.statuses")
+    said = [s for s in statuses if s.startswith("Forgot ")][-1]
+    assert said.startswith("Forgot 4 corrections") and "corrections-before-reset-" in said, statuses
     assert db.count() == 0 and len(list(profile_dir.glob("corrections-before-reset-*.json"))) == 1
     pg.wait_for_function("() => document.getElementById('profile-figures').dataset.corrections === '0'")
     assert not any("corrected" in c or "confirmed" in c for c in chip_classes(pg))
