@@ -46,7 +46,7 @@ class PaperLine:
     box: tuple          # (x, y, w, h) of the strip's source region in input pixels
     x_scale: float      # input pixels per strip column
     ink_height: int = 0 # rows of the line's ink band (working pixels): the writing's size
-    cut: bool = False   # the ink reaches the picture's top or bottom edge: part of a line the crop cut off
+    cut: bool = False   # the ink reaches an edge of the picture: part of a line the crop cut off
 
 
 @dataclass(frozen=True)
@@ -260,8 +260,8 @@ def thicken(region: np.ndarray, ink: np.ndarray) -> np.ndarray:
 
 def number_lines(lines: list) -> list:
     """The lines worth reading as numbers: not small print (a form's printed text, a footer: under MIN_LINE_HEIGHT
-    of the tallest line) and not a line the picture's top or bottom edge cuts, when a whole line is there (the
-    neighbouring row of a register or form). A picture of one line keeps it, however it is cropped."""
+    of the tallest line) and not a line an edge of the picture cuts, when a whole line is there (the neighbouring
+    row or column of a register or form). A picture of one line keeps it, however it is cropped."""
     if not lines:
         return []
     tallest = max(line.ink_height for line in lines)
@@ -287,7 +287,8 @@ def prepare_paper(gray: np.ndarray) -> PaperPage:
             continue
         strip, (x, y, bw, bh), xs = made
         box = (int(x * inv), int(y * inv), max(1, int(round(bw * inv))), max(1, int(round(bh * inv))))
+        inked = mask[top:bottom].any(axis=0)
         lines.append(PaperLine(strip=strip, box=box, x_scale=xs * inv, ink_height=bottom - top,
-                               cut=top == 0 or bottom >= mask.shape[0]))
+                               cut=bool(top == 0 or bottom >= mask.shape[0] or inked[0] or inked[-1])))
     cleaned = np.where(mask > 0, ink, 0).astype(np.uint8)
     return PaperPage(lines=lines, ink=cleaned, scale=scale)

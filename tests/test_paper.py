@@ -100,8 +100,9 @@ def test_a_broken_faint_column_rule_does_not_join_the_page_into_one_line():
 
 
 def test_small_print_and_lines_the_picture_cuts_are_not_read_as_the_number():
-    """A register row: the number, a printed footer in small type, the bottom of the row above cut by the top edge.
-    Only the number's line is read; a picture of one line keeps it however tightly it is cropped."""
+    """A register row: the number, a printed footer in small type, the bottom of the row above cut by the top edge,
+    a digit of the next column cut by the right edge. Only the number's line is read; a picture of one line keeps
+    it however tightly it is cropped."""
     img, truth = page(height=220)
     cv2.putText(img, "1934 Tryk", (40, 210), cv2.FONT_HERSHEY_SIMPLEX, 1.0, 60, 2)  # small print: half the size
     cv2.putText(img, "58", (60, 28), cv2.FONT_HERSHEY_SIMPLEX, 2.6, 40, 5)          # the row above, cut in half
@@ -110,6 +111,10 @@ def test_small_print_and_lines_the_picture_cuts_are_not_read_as_the_number():
     kept = number_lines(lines)
     top, bottom = ink_rows(truth)
     assert len(kept) == 1 and top - 20 <= kept[0].box[1] <= top
+    side, _ = page(height=300)
+    cv2.putText(side, "0", (side.shape[1] - 22, 270), cv2.FONT_HERSHEY_SIMPLEX, 2.0, 40, 5)  # the next column's
+    lines = prepare_paper(side).lines
+    assert len(lines) == 2 and lines[1].cut and len(number_lines(lines)) == 1 and number_lines(lines)[0] is lines[0]
     tight, _ = page(height=140)
     cut = prepare_paper(tight[50:100]).lines  # cropped through the digits: they touch both edges
     assert len(cut) == 1 and cut[0].cut and number_lines(cut) == cut
