@@ -31,7 +31,8 @@ GROW_PX = 3              # ... within this many pixels of a seed
 RULE_LENGTH = 0.6        # a straight run this share of the image's width (height) is a ruling line (rule) ...
 RULE_HEIGHTS = 2.5       # ... and so is a run this many writing heights long (twice that across: underlines)
 DASH_GAP = 0.35          # a broken (dashed, faded) column rule may have gaps up to this share of its length ...
-DASH_RUN = 0.5           # ... in pieces at least this many writing heights long, ink along half its length ...
+DASH_RUN = 0.5           # ... in pieces at least this many writing heights long ...
+DASH_VOTES = 0.5         # ... with ink along this share of its length (a whole rule needs 0.8) ...
 MIN_RULE = 1.5           # ... and is at least this many writing heights long (a "1" is one)
 LINE_MARGIN = 0.25       # a strip keeps this share of its line's height above and below
 MIN_LINE_HEIGHT = 0.6    # a line under this share of the tallest line's height is small print or a fragment
@@ -113,7 +114,7 @@ def remove_rules(mask: np.ndarray) -> np.ndarray:
         th = text_height(out)
         # vertical only: a number's digits stand side by side, so their bars line up along a row, not a column
         out = _erase_runs(out, {False: max(RULE_LENGTH * h, MIN_RULE * th)}, thick, extend=True, gap=DASH_GAP,
-                          run=max(10, int(DASH_RUN * th)), votes=0.5)
+                          run=max(10, int(DASH_RUN * th)), votes=DASH_VOTES)
     th = text_height(out)
     short = {True: min(RULE_LENGTH * w, 2.0 * RULE_HEIGHTS * th), False: min(RULE_LENGTH * h, RULE_HEIGHTS * th)}
     return _erase_runs(out, short, max(3, int(round(th / 8))))
