@@ -6,7 +6,7 @@ end (study.schedule). A few timed steps of each model on the real input pipeline
 gives every model its recipe's steps where they fit, and where they do not, cuts the longest first
 (water-filling: the cheap models keep their whole recipe). Each model then trains under a Deadline that
 re-plans from its real pace. A model that cannot get even a tenth of an epoch is skipped (the dearest first),
-so that the others train (`fitting`); only when none fits is the run refused before training, with the time it
+so that the others train, and so is one that would get under an epoch while the others are cut (`fitting`); only when none fits is the run refused before training, with the time it
 would need. A model whose plan is under MIN_LEARNING_EPOCHS has too little to learn from scratch: train_all
 fine-tunes the shipped one instead (`too_short`).
 """
@@ -186,7 +186,8 @@ def plan_steps(recipes: dict, costs: dict[str, Cost], seconds_left: float, n_tra
 def fitting(recipes: dict, costs: dict[str, Cost], seconds_left: float, n_train: int,
             spent: float = 0.0) -> tuple[dict, dict[str, str]]:
     """(the recipes that fit, {skipped model: why}): while even a tenth of an epoch per model cannot fit, the
-    model whose tenth costs most is skipped, so that a short budget on a slow machine trains the models it can.
+    model whose tenth costs most is skipped, so that a short budget on a slow machine trains the models it can;
+    so is a model that would get under an epoch (a fine-tune) while the others are cut short of their recipes.
     Raises BudgetError when not even the cheapest model fits."""
     kept, skipped = dict(recipes), {}
     target = seconds_left * SAFETY
@@ -202,7 +203,19 @@ def fitting(recipes: dict, costs: dict[str, Cost], seconds_left: float, n_train:
                             f"{max(0.0, seconds_left) / 60:.1f} min left could give it beside "
                             f"{', '.join(n for n in kept if n != dearest)}")
         del kept[dearest]
-    plan_steps(kept, costs, seconds_left, n_train, spent)  # raises BudgetError when even the last one cannot fit
+    plan = plan_steps(kept, costs, seconds_left, n_train, spent)  # BudgetError when even the last cannot fit
+    # a model that would only be fine-tuned (under MIN_LEARNING_EPOCHS) takes no time from models cut short of
+    # their recipes: on a 2-core Zen-1-like machine a tenth of a VGG16 epoch with its evaluation was 20 of the 27
+    # minutes, the ANN and the CNN got 4.1 and 1.3 epochs, and VGG16 was then dropped anyway (docs/RESULTS.md)
+    wants = _wants(kept, costs, n_train)
+    for name in sorted(kept, key=lambda n: costs[n].seconds(plan[n]), reverse=True):
+        others = [m for m in kept if m != name]
+        if others and too_short(plan[name], costs[name]) and any(plan[m] < wants[m] for m in others):
+            skipped[name] = (f"only {plan[name] / costs[name].steps_per_epoch:.2f} epochs would fit, a fine-tune "
+                             f"from models/ of ~{costs[name].seconds(plan[name]) / 60:.1f} min with its evaluation, "
+                             f"time that {', '.join(others)} learn more with")
+            del kept[name]
+            plan = plan_steps(kept, costs, seconds_left, n_train, spent)
     return kept, skipped
 
 

@@ -241,6 +241,24 @@ def test_a_model_that_cannot_get_a_tenth_of_an_epoch_is_skipped_and_the_others_f
         budget.fitting(RECIPES, costs, seconds_left=10, n_train=N_TRAIN)
 
 
+def test_a_model_that_would_only_be_fine_tuned_takes_no_time_from_models_cut_short():
+    """Issue 39 on a machine as slow as a 2-core Zen 1 (the costs of a cgroup-throttled run, docs/RESULTS.md): a
+    tenth of a VGG16 epoch with its evaluation is most of the budget; planned anyway it cut the ANN and the CNN to
+    a few epochs. Now VGG16 is left out (shown as shipped) and both keep their whole recipes; with time for all
+    three recipes but VGG16's it is still fine-tuned in what is left."""
+    costs = {"ann": _cost(0.3, 1.0, 22.0), "cnn": _cost(0.9, 6.0, 43.0), "vgg16": _cost(32.0, 164.0, 725.0)}
+    everyone = budget.plan_steps(RECIPES, costs, 1614, N_TRAIN)
+    assert everyone["vgg16"] < 100 and everyone["ann"] < 2400  # what the old plan did: VGG16's tenth, ANN cut
+    kept, skipped = budget.fitting(RECIPES, costs, seconds_left=1614, n_train=N_TRAIN)
+    assert list(kept) == ["ann", "cnn"] and list(skipped) == ["vgg16"]
+    assert "only 0.10 epochs would fit" in skipped["vgg16"] and "time that ann, cnn learn more with" in skipped["vgg16"]
+    plan = budget.plan_steps(kept, costs, 1614, N_TRAIN)
+    assert plan["ann"] == 2400 and costs["cnn"].training_seconds(plan["cnn"] + 1) > 285  # whole recipes
+    kept, skipped = budget.fitting(RECIPES, costs, seconds_left=3000, n_train=N_TRAIN)
+    plan = budget.plan_steps(kept, costs, 3000, N_TRAIN)
+    assert skipped == {} and plan["ann"] == 2400 and 10 < plan["vgg16"] < 100  # the rest: a fine-tune
+
+
 def test_under_one_epoch_is_too_short_to_learn_from_scratch():
     assert budget.MIN_LEARNING_EPOCHS == 1.0
     assert budget.too_short(99, _cost(1.0)) and not budget.too_short(100, _cost(1.0))
