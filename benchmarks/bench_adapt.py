@@ -95,6 +95,11 @@ def settings_from(pairs: list[str]) -> AdaptSettings:
         name, sep, value = pair.partition("=")
         if not sep or name not in types:
             raise ValueError(f"--set {pair}: expected NAME=VALUE, NAME one of {', '.join(types)}")
+        if types[name] == "bool":
+            if value.lower() not in ("true", "false", "1", "0"):
+                raise ValueError(f"--set {pair}: {value!r} is not true or false")
+            changes[name] = value.lower() in ("true", "1")
+            continue
         try:
             changes[name] = (int if types[name] == "int" else float)(value)
         except ValueError:

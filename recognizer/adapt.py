@@ -23,6 +23,9 @@ from __future__ import annotations
 
 import contextlib
 import time
+import weakref
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -52,11 +55,30 @@ def blas_threads(n: int | None):
         yield
 
 
+_DRAWS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def drawn(base: Head, stats: FeatureStats, key: tuple, make: Callable[[], object]):
+    """`make()`, made once per (shipped head, statistics, key) and kept while the statistics live.
+
+    Why: every decision makes the same seeded draws (rehearsal, guard set, typical digits); drawing their
+    millions of normals was a tenth of a decision (docs/RESULTS.md "The app learning, end to end")."""
+    cache = _DRAWS.setdefault(stats, {})
+    hit = cache.get(key)
+    if hit is None or hit[0] is not base:
+        hit = cache[key] = (base, make())
+    return hit[1]
+
+
 @dataclass(frozen=True)
 class AdaptSettings:
     steps: int = 120               # Adam steps of one fit
     learning_rate: float = 3e-3    # Adam's step size
     rank: int = 32                 # the first layer changes by a rank-`rank` update (w1 + a @ b), the rest fully
+    subspace: bool = True          # held-out fits change the first layer only in the span of the ways of writing
+                                   # and their corrections (a quarter of the time; the final fit uses all of it)
+    final_beside: bool = True      # the final fit starts on a second thread while the held-out fits run (two
+                                   # cores: the wait is the longer of the two, not their sum)
     replay_per_class: int = 40     # rehearsal features per class (one seeded draw per decision)
     replay_weight: float = 1.0     # weight of the rehearsal loss against the writer's corrections
     replay_between: float = 0.5    # share of rehearsal features drawn between two classes (where boundaries lie)
@@ -111,6 +133,7 @@ class Rehearsal:
     features: np.ndarray
     targets: np.ndarray
     pre: np.ndarray  # features @ w1: the fixed part of the first layer, computed once
+    means: np.ndarray  # the feature statistics' component means (classes x components, d): the ways of writing
 
     @classmethod
     def draw(cls, base: Head, stats: FeatureStats, per_class: int, seed: int, between: float = 0.0) -> Rehearsal:
@@ -124,7 +147,7 @@ class Rehearsal:
             other = other[rng.permutation(len(other))[:n_mix]]
             t = rng.uniform(0.2, 0.8, (n_mix, 1)).astype(np.float32)
             x[:n_mix] = (1 - t) * x[:n_mix] + t * other
-        return cls(x, base.probabilities(x), x @ base.w1)
+        return cls(x, base.probabilities(x), x @ base.w1, stats.mean.reshape(-1, stats.dim))
 
     def with_neighbours(self, base: Head, stats: FeatureStats, features: np.ndarray, per_correction: int,
                         seed: int) -> Rehearsal:
@@ -146,52 +169,106 @@ class Rehearsal:
             extra.append(np.maximum(means[comp] + stds[comp] * noise, 0.0))
         x = np.concatenate(extra)
         return Rehearsal(np.concatenate([self.features, x]), np.concatenate([self.targets, base.probabilities(x)]),
-                         np.concatenate([self.pre, x @ base.w1]))
+                         np.concatenate([self.pre, x @ base.w1]), self.means)
+
+
+def update_basis(means: np.ndarray, features: np.ndarray) -> np.ndarray | None:
+    """An orthonormal basis (d, k) of the span of the ways of writing (the statistics' component means) and the
+    corrections' own features; None where that span is nearly the whole feature space.
+
+    Why: a held-out fit only has to show whether fitting the corrections helps, and the products over all d
+    features were 70% of a fit (docs/RESULTS.md "The app learning, end to end"); in a span of k = 80 +
+    corrections dimensions they cost k/d of that. Gram-Schmidt order (a QR): a basis of the same span from the
+    rows' principal directions learned worse (a whole class taught as another: 15 of 30 wrong when held out,
+    against 6 with this basis and 3 in all d dimensions)."""
+    rows = np.concatenate([means, features]).astype(np.float32)
+    if len(rows) * 2 > rows.shape[1]:
+        return None
+    basis, _ = np.linalg.qr(rows.T)
+    return basis
 
 
 def fit(base: Head, rehearsal: Rehearsal, features: np.ndarray, labels: np.ndarray,
-        settings: AdaptSettings = DEFAULT_SETTINGS, seed: int = 0) -> Head:
+        settings: AdaptSettings = DEFAULT_SETTINGS, seed: int = 0, subspace: bool = False) -> Head:
     """The head refitted on (features, labels) with rehearsal, starting from the shipped head.
 
     Why a low-rank update of the first layer: it has d x h weights (2048 x 120 for the CNN); a rank-32 change
-    needs a fifth of the arithmetic per step, and a few hundred corrections cannot ask for more."""
+    needs a fifth of the arithmetic per step, and a few hundred corrections cannot ask for more. Its input side
+    is `basis @ c` when `subspace` (update_basis of the corrections it is fitted on; the held-out fits): the
+    fit sees the features projected on that basis. Each held-out fit has its own basis (with the held-out
+    corrections' directions in a shared one, the check grew optimistic: a whole class taught as another passed
+    it). The head that will read stays in all d dimensions: restricted to that span its change went unseen by
+    the guards' draws, which lie near the means (30 real 8s taught as 3 passed and cost 2.9 points)."""
     rng = np.random.default_rng(seed)
     features = np.asarray(features, np.float32)
     n = len(labels)
     x = np.concatenate([features, rehearsal.features])
+    basis = update_basis(rehearsal.means, features) if subspace else None
+    if basis is not None:
+        x = x @ basis
     fixed = np.concatenate([features @ base.w1, rehearsal.pre])
     targets = np.concatenate([np.eye(10, dtype=np.float32)[np.asarray(labels, np.int64)], rehearsal.targets])
     m = len(rehearsal.targets)
     weight = np.concatenate([np.full(n, 1.0 / max(n, 1), np.float32),
                              np.full(m, settings.replay_weight / max(m, 1), np.float32)])[:, None]
-    d, h = base.w1.shape
-    a = (rng.standard_normal((d, settings.rank), dtype=np.float32) / np.float32(np.sqrt(d)))
-    params = [a, np.zeros((settings.rank, h), np.float32), base.b1.copy(), base.w2.copy(), base.b2.copy()]
-    mom = [np.zeros_like(p) for p in params]
-    vel = [np.zeros_like(p) for p in params]
-    beta1, beta2, eps = 0.9, 0.999, 1e-8
+    d = x.shape[1]
+    h = base.w1.shape[1]
+    a0 = (rng.standard_normal((d, settings.rank), dtype=np.float32) / np.float32(np.sqrt(d)))
+    start = [a0, np.zeros((settings.rank, h), np.float32), base.b1, base.w2, base.b2]
+    # every parameter and gradient is a view of one flat array, so that Adam is a few operations per step on it
+    # (on arrays this small, NumPy's per-call cost is a good part of a step)
+    flat = np.concatenate([p.ravel() for p in start]).astype(np.float32)
+    grad, mom, vel, tmp = (np.zeros_like(flat) for _ in range(4))
+    a, b, b1, w2, b2 = _views(flat, start)
+    g_a, g_b, g_b1, g_w2, g_b2 = _views(grad, start)
+    beta1, beta2, eps = np.float32(0.9), np.float32(0.999), np.float32(1e-8)
     for step in range(1, settings.steps + 1):
-        a, b, b1, w2, b2 = params
         xa = x @ a
-        pre = fixed + xa @ b + b1
+        pre = xa @ b
+        pre += fixed
+        pre += b1
         hidden = np.maximum(pre, 0.0)
-        logits = hidden @ w2 + b2
-        g = np.exp(logits - logits.max(1, keepdims=True))
+        logits = hidden @ w2
+        logits += b2
+        logits -= logits.max(1, keepdims=True)
+        g = np.exp(logits)
         g /= g.sum(1, keepdims=True)
-        g = (g - targets) * weight
-        g_pre = (g @ w2.T) * (pre > 0)
+        g -= targets
+        g *= weight
+        g_pre = g @ w2.T
+        g_pre *= pre > 0
         g_xa = g_pre @ b.T
-        grads = [x.T @ g_xa, xa.T @ g_pre, g_pre.sum(0), hidden.T @ g, g.sum(0)]
+        np.matmul(x.T, g_xa, out=g_a)
+        np.matmul(xa.T, g_pre, out=g_b)
+        g_pre.sum(0, out=g_b1)
+        np.matmul(hidden.T, g, out=g_w2)
+        g.sum(0, out=g_b2)
         # float32 like the arrays: a NumPy float64 step size would promote every update to float64
-        lr = np.float32(settings.learning_rate * np.sqrt(1 - beta2 ** step) / (1 - beta1 ** step))
-        for p, gr, mi, vi in zip(params, grads, mom, vel):
-            mi *= beta1
-            mi += (1 - beta1) * gr
-            vi *= beta2
-            vi += (1 - beta2) * gr * gr
-            p -= lr * mi / (np.sqrt(vi) + np.float32(eps))
-    a, b, b1, w2, b2 = params
+        lr = np.float32(settings.learning_rate * np.sqrt(1 - 0.999 ** step) / (1 - 0.9 ** step))
+        mom *= beta1
+        mom += (1 - beta1) * grad
+        np.multiply(grad, grad, out=tmp)
+        tmp *= 1 - beta2
+        vel *= beta2
+        vel += tmp
+        np.sqrt(vel, out=tmp)
+        tmp += eps
+        np.divide(mom, tmp, out=tmp)
+        tmp *= lr
+        flat -= tmp
+    a, b, b1, w2, b2 = (v.copy() for v in (a, b, b1, w2, b2))
+    if basis is not None:
+        a = basis @ a
     return Head(base.w1 + a @ b, b1, w2, b2)
+
+
+def _views(flat: np.ndarray, like: list[np.ndarray]) -> list[np.ndarray]:
+    """Views of consecutive parts of `flat` shaped like each array of `like`."""
+    out, offset = [], 0
+    for arr in like:
+        out.append(flat[offset:offset + arr.size].reshape(arr.shape))
+        offset += arr.size
+    return out
 
 
 def blend(base: Head, adapted: Head, scale: float) -> Head:
@@ -236,17 +313,67 @@ def typical_margins(head: Head, base: Head, stats: FeatureStats, settings: Adapt
     Why: a set that relabels every digit of a class (every 1 taught as 7) moves boundaries between classes
     little on average but takes a whole class's typical form away; the between-class agreement alone let
     such sets through (docs/RESULTS.md, Decision notes)."""
-    x, y = stats.sample(settings.guard_per_class, np.random.default_rng(settings.seed + 20_000))
+
+    x, y, shipped = _typical_draw(base, stats, settings)
+    return _median_margins(head, x, y) / np.maximum(shipped, 1e-6)
+
+
+def _median_margins(head: Head, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    logits = head.logits(x)
     rows = np.arange(len(y))
+    own = logits[rows, y]
+    logits[rows, y] = -np.inf
+    margin = own - logits.max(1)
+    return np.array([np.median(margin[y == c]) for c in range(10)])
 
-    def medians(h: Head) -> np.ndarray:
-        logits = h.logits(x)
-        own = logits[rows, y]
-        logits[rows, y] = -np.inf
-        margin = own - logits.max(1)
-        return np.array([np.median(margin[y == c]) for c in range(10)])
 
-    return medians(head) / np.maximum(medians(base), 1e-6)
+def _typical_draw(base: Head, stats: FeatureStats, settings: AdaptSettings):
+    """Each class's own draws, their classes and the shipped head's median margins on them (seeded, cached)."""
+
+    def make():
+        x, y = stats.sample(settings.guard_per_class, np.random.default_rng(settings.seed + 20_000))
+        return x, y, _median_margins(base, x, y)
+
+    return drawn(base, stats, ("typical", settings.guard_per_class, settings.seed), make)
+
+
+def _rehearsal_draw(base: Head, stats: FeatureStats, settings: AdaptSettings) -> Rehearsal:
+    return drawn(base, stats, ("rehearsal", settings.replay_per_class, settings.seed, settings.replay_between),
+                 lambda: Rehearsal.draw(base, stats, settings.replay_per_class, settings.seed,
+                                        settings.replay_between))
+
+
+def _guard_draw(base: Head, stats: FeatureStats, settings: AdaptSettings) -> Rehearsal:
+    """The guard set: features between two classes, where an adaptation moves the shipped head's boundaries (its
+    agreement there tracked the generic validation drop across writers, docs/RESULTS.md Decision notes; class
+    centres alone never changed their answer)."""
+    return drawn(base, stats, ("guard", settings.guard_per_class, settings.seed),
+                 lambda: Rehearsal.draw(base, stats, settings.guard_per_class, settings.seed + 10_000, between=1.0))
+
+
+def prepare(base: Head, stats: FeatureStats, settings: AdaptSettings = DEFAULT_SETTINGS) -> None:
+    """Make the seeded draws every decision uses now (a quarter of a second), so that the first decision that
+    fits does not wait for them: every decision calls this first, even one refused for too few corrections."""
+    _rehearsal_draw(base, stats, settings)
+    _guard_draw(base, stats, settings)
+    _typical_draw(base, stats, settings)
+
+
+def guard_agreement(guard: Rehearsal, base: Head, head: Head) -> Callable[[float], float]:
+    """scale -> the share of the guard set where blend(base, head, scale) gives the shipped head's answer.
+
+    The guard's product with the first layer's change is made once (x @ (w1 + s d) = pre + s (x @ d)), so the
+    bisection over `scale` costs small products only."""
+    answers = guard.targets.argmax(1)
+    moved = guard.features @ (head.w1 - base.w1)
+
+    def at(scale: float) -> float:
+        s = np.float32(scale)
+        hidden = np.maximum(guard.pre + s * moved + (base.b1 + s * (head.b1 - base.b1)), 0.0)
+        logits = hidden @ (base.w2 + s * (head.w2 - base.w2)) + (base.b2 + s * (head.b2 - base.b2))
+        return float((logits.argmax(1) == answers).mean())
+
+    return at
 
 
 def _cross_validate(base: Head, rehearsal: Rehearsal, features: np.ndarray, labels: np.ndarray,
@@ -257,7 +384,8 @@ def _cross_validate(base: Head, rehearsal: Rehearsal, features: np.ndarray, labe
     held_logits = np.zeros((len(labels), 10), np.float32)
     for f in range(k):
         held = fold == f
-        head = fit(base, rehearsal, features[~held], labels[~held], settings, seed=settings.seed + 1 + f)
+        head = fit(base, rehearsal, features[~held], labels[~held], settings, settings.seed + 1 + f,
+                   subspace=settings.subspace)
         held_logits[held] = head.logits(features[held])
     return held_logits
 
@@ -312,6 +440,25 @@ def decide(base: Head, stats: FeatureStats, features: np.ndarray, labels: np.nda
 
 def _decide(base: Head, stats: FeatureStats, features: np.ndarray, labels: np.ndarray, settings: AdaptSettings,
             temperature: float) -> Decision:
+    pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="adapt-fit") if settings.final_beside else None
+    try:
+        return _decide_on(pool, base, stats, features, labels, settings, temperature)
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=False)  # a final fit that a refusal made needless is left to finish, unread
+
+
+def _final_fit(pool: ThreadPoolExecutor | None, base: Head, rehearsal: Rehearsal, features: np.ndarray,
+               labels: np.ndarray, settings: AdaptSettings) -> Callable[[], Head]:
+    """The fit on every correction, to be read by calling what this returns: started on the pool's thread now,
+    or (no pool) made when first read, so that a refusal before it needs none."""
+    if pool is not None:
+        return pool.submit(fit, base, rehearsal, features, labels, settings, settings.seed).result
+    return lambda: fit(base, rehearsal, features, labels, settings, seed=settings.seed)
+
+
+def _decide_on(pool: ThreadPoolExecutor | None, base: Head, stats: FeatureStats, features: np.ndarray,
+               labels: np.ndarray, settings: AdaptSettings, temperature: float) -> Decision:
     t0 = time.perf_counter()
     n = len(labels)
 
@@ -319,13 +466,15 @@ def _decide(base: Head, stats: FeatureStats, features: np.ndarray, labels: np.nd
                 ignored: tuple[int, ...] = ()) -> Decision:
         return Decision(False, reason, n, before, after, agreement, time.perf_counter() - t0, ignored=ignored)
 
+    prepare(base, stats, settings)
     if n < MIN_CORRECTIONS:
         return refused(f"needs at least {MIN_CORRECTIONS} corrections to judge, has {n}")
-    rehearsal = Rehearsal.draw(base, stats, settings.replay_per_class, settings.seed, settings.replay_between)
+    rehearsal = _rehearsal_draw(base, stats, settings)
     misread = base.logits(features).argmax(1) != labels
     per_correction = min(settings.neighbours, settings.neighbours_max // max(int(misread.sum()), 1))
     rehearsal = rehearsal.with_neighbours(base, stats, features[misread], per_correction, settings.seed + 30_000)
     base_probs = base.probabilities(features)
+    final = _final_fit(pool, base, rehearsal, features, labels, settings)
     held_logits = _cross_validate(base, rehearsal, features, labels, settings)
     odd = contradicted(base_probs, softmax(held_logits), labels, settings.contradiction)
     ignored = tuple(int(i) for i in np.flatnonzero(odd))
@@ -339,6 +488,7 @@ def _decide(base: Head, stats: FeatureStats, features: np.ndarray, labels: np.nd
         if len(labels) < MIN_CORRECTIONS:
             return refused(f"needs at least {MIN_CORRECTIONS} corrections to judge{set_aside_text}",
                            ignored=ignored)
+        final = _final_fit(pool, base, rehearsal, features, labels, settings)
         held_logits = _cross_validate(base, rehearsal, features, labels, settings)
     m = len(labels)
     rows = np.arange(m)
@@ -350,17 +500,9 @@ def _decide(base: Head, stats: FeatureStats, features: np.ndarray, labels: np.nd
         return refused(f"it would not read your corrections better (judged on ones it was not fitted on: "
                        f"{after} wrong, the shipped model {before}){set_aside_text}", before, after,
                        ignored=ignored)
-    head = fit(base, rehearsal, features, labels, settings, seed=settings.seed)
-    # the guard set: features between two classes, where an adaptation moves the shipped head's boundaries
-    # (its agreement there tracked the generic validation drop across writers, docs/RESULTS.md Decision notes; class
-    # centres alone never changed their answer)
-    guard = Rehearsal.draw(base, stats, settings.guard_per_class, settings.seed + 10_000, between=1.0)
-    base_answers = guard.targets.argmax(1)
-
-    def agreement_of(h: Head) -> float:
-        return float((h.logits(guard.features).argmax(1) == base_answers).mean())
-
-    agreement = agreement_of(head)
+    head = final()
+    agreement_at = guard_agreement(_guard_draw(base, stats, settings), base, head)
+    agreement = agreement_at(1.0)
     if agreement < settings.guard_agreement:
         return refused(f"it would forget how others write (it changes {1 - agreement:.1%} of the model's answers "
                        "near the boundaries between digits)", before, after, agreement, ignored)
@@ -376,13 +518,13 @@ def _decide(base: Head, stats: FeatureStats, features: np.ndarray, labels: np.nd
         lo, hi = 0.0, 1.0  # the largest share of the change that keeps the target (agreement falls as it grows)
         for _ in range(settings.scale_steps):
             mid = (lo + hi) / 2
-            if agreement_of(blend(base, head, mid)) >= settings.guard_target:
+            if agreement_at(mid) >= settings.guard_target:
                 lo = mid
             else:
                 hi = mid
         scale = max(lo, settings.scale_floor)
+        agreement = agreement_at(scale)
         head = blend(base, head, scale)
-        agreement = agreement_of(head)
     sure = sharpness(held_logits, labels, temperature, settings.sharpness_floor)
     head = Head(head.w1, head.b1, head.w2 * np.float32(sure), head.b2 * np.float32(sure))
     held_back = f"; {scale:.0%} of the change kept, to keep others' digits read as before" if scale < 1.0 else ""

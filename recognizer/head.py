@@ -49,10 +49,11 @@ class Head:
             return cls(*(np.asarray(z[k], np.float32) for k in ("w1", "b1", "w2", "b2")))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class FeatureStats:
     """Per class, a mixture of diagonal Gaussians of the training images' features: mean and std (10, m, d),
     weight (10, m). What rehearsal draws from, so that an adapted head keeps reading everyone else's digits.
+    Compared and hashed by identity: recognizer/adapt.py keeps its seeded draws per statistics object.
 
     Why a mixture: a class holds several ways of writing it (a 7 with and without a bar, a 1 with and without
     a flag); one Gaussian per class draws between them and misses the conventions that lie next to a writer's

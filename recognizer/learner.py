@@ -23,7 +23,7 @@ from .errors import RecognizerError
 
 log = logging.getLogger(__name__)
 
-DELAY_S = 0.8  # after the last request: long enough for the next correction of a writer going through a number
+DELAY_S = 0.5  # after the last request: a writer correcting digits one after another within it causes one adaptation
 
 IDLE, WAITING, ADAPTING, STOPPED = "idle", "waiting", "adapting", "stopped"
 
@@ -170,11 +170,23 @@ class Learner:
             return model, self._pending.pop(model)
 
     def _loop(self) -> None:
+        self._prepare()
         while (job := self._next()) is not None:
             model, forced = job
             with self._work:
                 outcome = self._adapt(model, forced)
             self._set(IDLE, None, outcome)
+
+    def _prepare(self) -> None:
+        """While the first request's pause runs: what the first adaptation would otherwise load and draw first
+        (half a second on busy cores). A failure here is the adaptation's to report."""
+        with self._cond:
+            models = list(self._pending)
+        for model in models:
+            try:
+                self.profile.prepare(model)
+            except Exception:  # noqa: BLE001 - the adaptation itself says what is wrong
+                log.debug("preparing %s failed", model, exc_info=True)
 
     def _adapt(self, model: str, forced: bool) -> Outcome:
         t0 = time.perf_counter()

@@ -134,6 +134,14 @@ class Profile:
             return str(exc)
         return None
 
+    def prepare(self, model: str) -> None:
+        """Load what adapting `model` needs and make its seeded draws (adapt.prepare) ahead of the first
+        adaptation; a base model that cannot adapt is left for adapt() to report."""
+        for name in members(model):
+            if self.can_adapt(name) is None:
+                base = self._base(name)
+                adapt.prepare(base.head, base.stats)
+
     # ------------------------------------------------------------------- adaptations
     def adapted(self, name: str) -> Adapted | None:
         """The accepted adaptation of base model `name` for the current shipped model, or None."""

@@ -82,10 +82,12 @@ def test_bench_drawn_scores_plain_redrawn_and_number_digits_alike(setup, tmp_pat
 # ------------------------------------------------------------------------------------------ bench_adapt
 def test_bench_adapt_overrides_the_settings_it_is_told_and_refuses_the_rest(capsys):
     bench = load_benchmark("bench_adapt")
-    args = bench.parse_args(["--set", "rank=16", "guard_target=0.97"])
+    args = bench.parse_args(["--set", "rank=16", "guard_target=0.97", "subspace=false"])
     assert (args.settings.rank, args.settings.guard_target) == (16, 0.97) and isinstance(args.settings.rank, int)
+    assert args.settings.subspace is False and bench.DEFAULT_SETTINGS.subspace is True
     assert args.settings.typical_margin == bench.DEFAULT_SETTINGS.typical_margin  # the rest as shipped
-    for bad, said in (["rank=x"], "not a number"), (["nope=1"], "NAME one of steps"), (["rank"], "NAME=VALUE"):
+    for bad, said in ((["rank=x"], "not a number"), (["nope=1"], "NAME one of steps"), (["rank"], "NAME=VALUE"),
+                      (["subspace=maybe"], "not true or false")):
         with pytest.raises(SystemExit):
             bench.parse_args(["--set", *bad])
         assert said in capsys.readouterr().err

@@ -13,7 +13,7 @@ import pytest
 
 from common.names import PROFILE_DB
 from recognizer import ModelStore, Recognizer, RecognizerError
-from recognizer.adapt import AdaptSettings, decide, typical_margins
+from recognizer.adapt import AdaptSettings, Rehearsal, decide, fit, typical_margins, update_basis
 from recognizer.profile_store import ProfileStore
 from recognizer.head import load_base_head
 from recognizer.profile import Profile, resolve_profile_dir
@@ -217,6 +217,30 @@ def test_a_real_style_is_learned_and_read(cnn_base):
     assert d.held_out_errors_before == 20 and d.held_out_errors_after < 10
     assert (d.head.logits(rest).argmax(1) == 4).mean() > 0.7
     assert (d.head.logits(nines).argmax(1) == 9).mean() > 0.95
+
+
+def test_held_out_fits_move_the_first_layer_only_along_ways_of_writing_and_their_corrections(cnn_base):
+    """A held-out fit changes the first layer only in the span of the statistics' component means and the
+    corrections it is fitted on (what makes it cheap) and reads the writer's style about as well as a fit over
+    all 2,048 features; the head that will read keeps all of them (restricted, its change hid from the guards)."""
+    taught, labels, rest, _ = _four_nine_writer(cnn_base)
+    rehearsal = Rehearsal.draw(cnn_base.head, cnn_base.stats, 40, 0, 0.5)
+    means = cnn_base.stats.mean.reshape(-1, cnn_base.stats.dim)
+    basis = update_basis(means, taught)
+    assert basis.shape == (2048, 80 + len(taught)) and np.allclose(basis.T @ basis, np.eye(basis.shape[1]), atol=1e-4)
+    narrow = fit(cnn_base.head, rehearsal, taught, labels, subspace=True)
+    wide = fit(cnn_base.head, rehearsal, taught, labels)
+
+    def outside(head):
+        change = head.w1 - cnn_base.head.w1
+        return np.linalg.norm(change - basis @ (basis.T @ change)) / np.linalg.norm(change)
+
+    assert outside(narrow) < 1e-4 and outside(wide) > 0.1
+    read_as_4 = [(h.logits(rest).argmax(1) == 4).mean() for h in (narrow, wide)]
+    assert read_as_4[0] > 0.7 and read_as_4[0] >= read_as_4[1] - 0.1, read_as_4
+    d = decide(cnn_base.head, cnn_base.stats, taught, labels)
+    assert d.accepted and outside(d.head) > 0.1
+    assert update_basis(means, np.ones((1000, 2048), np.float32)) is None
 
 
 def test_a_style_taught_without_its_neighbour_is_refused_with_the_digit_named(cnn_base):
