@@ -97,7 +97,7 @@ def teacher_probabilities(x: np.ndarray, models_dir: str | os.PathLike, cache: s
         path = cdir / f"{key}-{hashlib.sha256(block.tobytes()).hexdigest()[:16]}.npy"
         rows = _read(path, len(block))
         if rows is None:
-            store = store or ModelStore(models_dir)
+            store = store or ModelStore(models_dir, threads=os.cpu_count())  # a batch job: every core
             try:
                 rows = np.concatenate([store.predict(ENSEMBLE, block[i:i + BATCH])
                                        for i in range(0, len(block), BATCH)])
