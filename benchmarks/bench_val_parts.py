@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -24,7 +25,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from common.names import BASE_MODELS, METRICS_FILE  # noqa: E402
+from common.names import BASE_MODELS, ENSEMBLE, METRICS_FILE  # noqa: E402
 
 # the confusions the writing conventions touch, true->read (issue 30): slashed 0, European 1, 9 with a straight stem
 CONFUSIONS = {"cvl": ("0->8", "1->7", "9->7", "9->4"), "all": ("8->0",)}
@@ -51,7 +52,7 @@ def validation(data_path, handwriting):
 def read(folder: Path, model: str, x: np.ndarray) -> np.ndarray:
     from recognizer import ModelStore
 
-    store = ModelStore(folder, calibrated=False)
+    store = ModelStore(folder, threads=os.cpu_count(), calibrated=False)
     return np.concatenate([store.predict(model, x[i:i + 1024]) for i in range(0, len(x), 1024)]).argmax(1)
 
 
@@ -97,7 +98,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="bench_val_parts.py", description=__doc__.split("\n\n")[0], epilog=EPILOG,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("folders", nargs="+", type=Path, help="model folders (models/, runs/<run>/models)")
-    ap.add_argument("--model", choices=BASE_MODELS, default="cnn")
+    ap.add_argument("--model", choices=BASE_MODELS + (ENSEMBLE,), default="cnn",
+                    help="which model of each folder (ensemble: the mean of the three; default cnn)")
     ap.add_argument("--data", help="MNIST .npz (default: as train_all finds it)")
     ap.add_argument("--handwriting", help="the real handwriting folder (default: $HANDWRITING_PATH)")
     ap.add_argument("--out", type=Path, help="write the figures as JSON")
