@@ -81,6 +81,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="add an edited copy (a generated writing convention: slashed 0, European 1, crossed 7, ..., "
                    "study/styles.py) of this share of the handwriting training writers' pen digits of those labels "
                    "(default study.styles.DEFAULT_RATE; validation writers are never edited)")
+    p.add_argument("--distill", type=float, default=None, metavar="ALPHA",
+                   help="train towards ALPHA x the shipped calibrated ensemble's probabilities (ann+cnn+vgg16 of "
+                   "--warm-start, else --models-dir) + (1-ALPHA) x the labels, study/distill.py; the teacher's rows "
+                   "are cached under ~/.cache/digit-recognizer/distill (default study.distill.DEFAULT_ALPHA: off)")
     p.add_argument("--limit", type=int, metavar="N", help="use only the first N images of each split (quick runs)")
     p.add_argument("--models-dir", type=Path, default=Path(DEFAULT_MODELS_DIR),
                    help="the shipped models that the app reads, and where better models are promoted (default: models)")
@@ -110,6 +114,12 @@ def parse_args(argv=None) -> argparse.Namespace:
             p.error(f"--{flag.replace('_', '-')} must be positive, got {value}")
     if args.styles is not None and not 0.0 <= args.styles <= 1.0:
         p.error(f"--styles must be between 0 and 1, got {args.styles}")
+    if args.distill is not None and not 0.0 <= args.distill <= 1.0:
+        p.error(f"--distill must be between 0 and 1, got {args.distill}")
+    if args.distill is None:
+        from study.distill import DEFAULT_ALPHA
+
+        args.distill = DEFAULT_ALPHA
     if args.budget_minutes is not None and args.budget_minutes < 0:
         p.error(f"--budget-minutes must be >= 0 (0 = no budget), got {args.budget_minutes}")
     if args.learning_rate is not None and not args.learning_rate > 0:
@@ -182,6 +192,14 @@ def load_data(args):
     # study/handwriting.py, whose code is part of the cache key: a change there rebuilds everyone's cache.
     described = {**data.handwriting, "prepared_by": code_version(), **({"styles": styles} if styles else {})}
     return replace(data, handwriting=described)
+
+
+def teach(args, data):
+    """The data with the distillation teacher's row for every training image (--distill; study/distill.py): the
+    calibrated ensemble of --warm-start, else of --models-dir, as the run starts."""
+    from study.distill import with_teacher
+
+    return with_teacher(data, args.warm_start or args.models_dir)
 
 
 def take_weights(model, folder: Path, name: str) -> str | None:
@@ -270,7 +288,7 @@ def train_one(name, recipe, args, data, steps=None, seconds=None, val_seconds=0.
         "train_seconds": round(trained.seconds, 2), "steps": trained.steps, "epochs": round(trained.epochs, 3),
         "best_epoch": best_epoch + 1, "params": int(model.count_params()), "ms_per_image": ev.ms_per_image,
         "per_class": ev.per_class, "confusion": ev.confusion, "history": history, "recipe": recipe.to_dict(),
-        "precision": precision, "warm_start": str(start) if start else None,
+        "precision": precision, "distill": recipe.distill, "warm_start": str(start) if start else None,
         "trained_from": folder_label(start) if start else None, "why_fine_tuned": fine_tune or None,
         "cpu": machine.cpu_description(), "date": time.strftime("%Y-%m-%d", time.gmtime()),
         "data": data.describe(), "run": str(args.run_dir), "keras_sha256": file_sha256(keras_path),
@@ -623,8 +641,10 @@ def prepare_run(args, data) -> tuple[dict, dict, dict]:
     log.info("this run writes into %s; better models are promoted into %s", args.run_dir, args.models_dir)
     shipped_before = read_metrics(args.models_dir)
     recipes = {n: recipe_for(args.preset, n, epochs=args.epochs, batch_size=args.batch_size,
-                             learning_rate=args.learning_rate) for n in args.models}
+                             learning_rate=args.learning_rate, distill=args.distill or None) for n in args.models}
     metrics = {"preset": args.preset, "seed": args.seed, "limit": args.limit, "split": data.describe(),
+               "distill": {"alpha": args.distill, "teacher": str(args.warm_start or args.models_dir)
+                           if args.distill else None},
                "versions": versions(), "reference_study": REFERENCE, "models": {}, "skipped": {}, "budget": None}
     plots.plot_samples(data.train.x, data.train.y, args.run_dir / "plots" / "samples.png")
     return recipes, metrics, shipped_before
@@ -675,10 +695,13 @@ def main(argv=None) -> int:
 
     from study.budget import BudgetError
     from study.data import DataError
+    from study.distill import DistillError
 
     try:
         data = load_data(args)
-    except DataError as exc:
+        if args.distill:
+            data = teach(args, data)
+    except (DataError, DistillError) as exc:
         log.error("%s", exc)
         return 2
     recipes, metrics, shipped_before = prepare_run(args, data)

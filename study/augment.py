@@ -106,18 +106,28 @@ def make_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, augment: Augment
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
-def labels_for(recipe: Recipe, y: np.ndarray) -> np.ndarray:
-    """Integer labels, or one-hot rows where the recipe's loss smooths labels."""
+def labels_for(recipe: Recipe, y: np.ndarray, teacher: np.ndarray | None = None) -> np.ndarray:
+    """Integer labels, or one-hot rows where the recipe's loss smooths labels; where the recipe distills, the
+    finished target rows (smoothed one-hot mixed with the teacher's rows, study.distill.targets; the validation
+    labels, teacher None, are the smoothed one-hot rows) for a loss that smooths nothing more."""
+    if recipe.distill:
+        from study.distill import targets
+
+        return targets(y, teacher, recipe.distill if teacher is not None else 0.0, recipe.label_smoothing)
     if not recipe.label_smoothing:
         return y
     return np.eye(10, dtype=np.float32)[np.asarray(y, dtype=np.int64)]
 
 
 def datasets(data, recipe: Recipe, seed: int, repeat: bool = False):
-    """(training pipeline, validation batches) with the labels the recipe's loss expects."""
+    """(training pipeline, validation batches) with the labels the recipe's loss expects; a distilling recipe's
+    teacher rows (data.teacher, one per un-augmented training image) go with their images through every view."""
     import tensorflow as tf
 
-    train_ds = make_dataset(data.train.x, labels_for(recipe, data.train.y), recipe.batch_size, recipe.augment, seed,
+    if recipe.distill and getattr(data, "teacher", None) is None:
+        raise ValueError("the recipe distills (distill > 0) but the data carry no teacher rows (study.distill)")
+    train_y = labels_for(recipe, data.train.y, getattr(data, "teacher", None))
+    train_ds = make_dataset(data.train.x, train_y, recipe.batch_size, recipe.augment, seed,
                             redraw_rows=getattr(data, "redraw_rows", None), repeat=repeat)
     val_ds = tf.data.Dataset.from_tensor_slices((data.val.x, labels_for(recipe, data.val.y))).batch(512)
     return train_ds, val_ds.prefetch(tf.data.AUTOTUNE)

@@ -65,6 +65,7 @@ class MnistData:
     val_parts: dict = field(default_factory=dict)  # name -> Split: the parts of val, reported one by one
     test_parts: dict = field(default_factory=dict)  # name -> Split: further test sets (real writers), once at the end
     handwriting: dict | None = None  # what the real handwriting was (sets, counts, writer split checksum)
+    teacher: np.ndarray | None = None  # (len(train), 10) the distillation teacher's rows (study/distill.py), or None
 
     @property
     def val_checksum(self) -> str:

@@ -58,12 +58,14 @@ def compile_model(model, recipe: Recipe, total_steps: int, lr_scale: float = 1.0
     """Compile with the recipe's optimizer and loss; returns the learning rate (constant or schedule) it follows."""
     import keras
 
-    loss = (
-        keras.losses.CategoricalCrossentropy(label_smoothing=recipe.label_smoothing)
-        if recipe.label_smoothing
-        else keras.losses.SparseCategoricalCrossentropy()
-    )
-    metrics = [keras.metrics.CategoricalAccuracy(name="accuracy")] if recipe.label_smoothing else ["accuracy"]
+    if recipe.distill:  # the targets come smoothed and mixed already (study.augment.labels_for)
+        loss = keras.losses.CategoricalCrossentropy()
+    elif recipe.label_smoothing:
+        loss = keras.losses.CategoricalCrossentropy(label_smoothing=recipe.label_smoothing)
+    else:
+        loss = keras.losses.SparseCategoricalCrossentropy()
+    rows = recipe.label_smoothing or recipe.distill
+    metrics = [keras.metrics.CategoricalAccuracy(name="accuracy")] if rows else ["accuracy"]
     lr = learning_rate(recipe, total_steps, lr_scale)
     model.compile(optimizer=make_optimizer(recipe, lr), loss=loss, metrics=metrics)
     return lr

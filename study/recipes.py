@@ -34,6 +34,7 @@ class Recipe:
     schedule: str = "constant"  # constant | onecycle (linear warm-up, cosine decay to wherever training ends)
     warmup_fraction: float = 0.1  # of the planned steps
     label_smoothing: float = 0.0
+    distill: float = 0.0  # the teacher's share of the training targets (study/distill.py); 0 = the labels alone
     augment: Augment | None = None
     model_kwargs: dict = field(default_factory=dict)  # passed to the model's build_model()
 

@@ -43,6 +43,7 @@ def _headline(summary: Mapping) -> list[str]:
         ("Epochs", _num(summary.get("epochs"), ".1f")),
         ("Training time (s)", _num(summary.get("train_seconds"), ".1f")),
         ("Inference (ms / image)", _num(summary.get("ms_per_image"), ".3f")),
+        ("Distillation (teacher)", f"{summary['distill']:.0%} of the targets" if summary.get("distill") else "off"),
     ]
     return [f"{label:<26}{value}" for label, value in rows]
 

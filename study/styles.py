@@ -211,7 +211,7 @@ CONVENTIONS = {
     7: {"crossed": crossed_seven, "hook": hooked_seven},
     9: {"straight stem": straight_nine},
 }
-DEFAULT_RATE = 0.0  # share of training writers' pen digits (of these labels) that get an edited copy; see DECISIONS
+DEFAULT_RATE = 0.5  # share of training writers' pen digits (of these labels) that get an edited copy; see DECISIONS
 
 
 def edit(strokes: Strokes, label: int, rng: np.random.Generator, convention: str | None = None
