@@ -4,7 +4,7 @@ The fit: both dense layers of the head (recognizer/head.py), Adam on the cross-e
 corrected digits plus a rehearsal of everyone else's digits drawn from the model's per-class feature statistics
 (no data set at run time). NumPy only, about a second for a few hundred corrections: the held-out fits below
 work in the span of the ways of writing and their corrections, and the final fit runs beside them on a second
-thread (issue 37: the app's correction -> "learned" in 2.5 s on two busy cores).
+thread (issue 37; the times in docs/RESULTS.md "Learning in under 3 seconds").
 
 The decision, with no data set to check against:
   1. it must read the writer's corrections better than the shipped head when judged on corrections it was not
