@@ -205,8 +205,8 @@ def fitting(recipes: dict, costs: dict[str, Cost], seconds_left: float, n_train:
         del kept[dearest]
     plan = plan_steps(kept, costs, seconds_left, n_train, spent)  # BudgetError when even the last cannot fit
     # a model that would only be fine-tuned (under MIN_LEARNING_EPOCHS) takes no time from models cut short of
-    # their recipes: on a 2-core Zen-1-like machine a tenth of a VGG16 epoch with its evaluation was 20 of the 27
-    # minutes, the ANN and the CNN got 4.1 and 1.3 epochs, and VGG16 was then dropped anyway (docs/RESULTS.md)
+    # their recipes: on a Zen-1-slow machine VGG16's tenth of an epoch with its evaluation took most of the budget,
+    # starved the ANN and the CNN, and was then dropped anyway (docs/RESULTS.md, "on a Zen-1-slow machine")
     wants = _wants(kept, costs, n_train)
     for name in sorted(kept, key=lambda n: costs[n].seconds(plan[n]), reverse=True):
         others = [m for m in kept if m != name]
