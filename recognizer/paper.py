@@ -37,6 +37,8 @@ MIN_RULE = 1.5           # ... and is at least this many writing heights long (a
 LINE_MARGIN = 0.25       # a strip keeps this share of its line's height above and below
 MIN_LINE_HEIGHT = 0.6    # a line under this share of the tallest line's height is small print or a fragment
 MIN_STROKE = 0.05        # thinner strokes (share of the strip's height) are thickened to this: 1.6 px of 32
+BORDER_AREA = 0.1        # a dark region touching the frame and this share of the picture is not paper ...
+MIN_PAPER = 0.25         # ... unless less than this share of the picture would be left as paper
 
 
 @dataclass(frozen=True)
@@ -57,9 +59,26 @@ class PaperPage:
     scale: float        # working pixels per input pixel (<= 1)
 
 
+def paper_is_dark(gray: np.ndarray) -> bool:
+    """Light ink on dark paper? The paper's grey is the median of the picture without the large dark regions
+    that touch its frame (a scanner's black border, the table beside a photographed page): with them, a
+    narrow crop of paper beside a wide border had its median on the dark side and was read inverted. A
+    picture that is mostly such a region (light strokes on a board) keeps the whole picture's median."""
+    _, dark = cv2.threshold(gray, 0, 255, cv2.THRESH_BINARY_INV + cv2.THRESH_OTSU)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(dark, connectivity=8)
+    h, w = gray.shape
+    x, y, bw, bh, area = (stats[:, i] for i in range(5))
+    border = (area >= BORDER_AREA * h * w) & ((x == 0) | (y == 0) | (x + bw == w) | (y + bh == h))
+    border[0] = False  # label 0 is the light side
+    paper = gray[~border[labels]]
+    if paper.size < MIN_PAPER * gray.size:
+        paper = gray
+    return float(np.median(paper)) < 128
+
+
 def flatten(gray: np.ndarray) -> np.ndarray:
     """Ink strength (uint8, 0 = paper, 255 = black ink) of a grey page with the background divided out."""
-    g = gray if np.median(gray) >= 128 else 255 - gray  # dark ink on light paper from here on
+    g = 255 - gray if paper_is_dark(gray) else gray  # dark ink on light paper from here on
     h, w = g.shape
     k = int(np.clip(min(h, w) // 6, 9, 41)) | 1
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))

@@ -85,6 +85,27 @@ def test_a_scan_border_and_a_column_rule_are_not_ink():
     assert not p.ink[:, :22].any()
 
 
+def test_a_scan_border_wider_than_the_paper_does_not_invert_the_page():
+    """A register crop is often more scanner border than paper (114 of the 2,697 validation pages): the picture's
+    median is then dark, and the page was read as light ink on dark paper: nothing but the border's edge."""
+    img, truth = page(width=320)
+    img = np.hstack([np.full((img.shape[0], 400), 12, np.uint8), img])  # 56% of the picture is border
+    assert np.median(img) < 128
+    p = prepare_paper(img)
+    assert len(p.lines) == 1
+    x, y, w, h = p.lines[0].box
+    assert x >= 400 and w < 200  # the number, not the border
+    assert (p.ink[:, 400:][truth > 128] > 0).mean() > 0.8  # the digits' ink is there
+
+
+def test_light_ink_on_dark_paper_is_still_read_as_ink():
+    """Light strokes on a dark board: most of the picture is dark and touches the frame, and it is the paper."""
+    img, truth = page(paper=30.0, ink=220.0)
+    p = prepare_paper(img)
+    assert len(p.lines) == 1
+    assert (p.ink[truth > 128] > 0).mean() > 0.8
+
+
 def test_a_broken_faint_column_rule_does_not_join_the_page_into_one_line():
     """A register's column rule is often faded into dashes, one pixel wide and slightly tilted: its pieces must go,
     or the row profile joins the whole page into one line and the number is squeezed to nothing."""
