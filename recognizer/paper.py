@@ -31,7 +31,7 @@ GROW_PX = 3              # ... within this many pixels of a seed
 RULE_LENGTH = 0.6        # a straight run this share of the image's width (height) is a ruling line (rule) ...
 RULE_HEIGHTS = 2.5       # ... and so is a run this many writing heights long (twice that across: underlines)
 DASH_GAP = 0.35          # a broken (dashed, faded) column rule may have gaps up to this share of its length ...
-DASH_RUN = 0.5           # ... in pieces at least this many writing heights long ...
+DASH_RUN = 0.25          # ... in pieces at least this many writing heights long ...
 DASH_VOTES = 0.5         # ... with ink along this share of its length (a whole rule needs 0.8) ...
 MIN_RULE = 1.5           # ... and is at least this many writing heights long (a "1" is one)
 LINE_MARGIN = 0.25       # a strip keeps this share of its line's height above and below
@@ -110,12 +110,19 @@ def ink_mask(ink: np.ndarray) -> np.ndarray:
 
 
 def text_height(mask: np.ndarray) -> float:
-    """Typical height of the ink's pieces (the median over pieces that are not specks): the scale of the writing."""
+    """The writing's height: the height of the ink's pieces (not specks) at which half of the ink lies in smaller
+    pieces. A plain median over pieces took a register's footer print and crumbs (dozens of pieces a few pixels
+    high) for the writing, and the number's own vertical strokes, three such "heights" long, for rules."""
     n, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
     heights = stats[1:, cv2.CC_STAT_HEIGHT]
     areas = stats[1:, cv2.CC_STAT_AREA]
-    heights = heights[(areas >= 6) & (heights < 0.9 * mask.shape[0])]
-    return float(np.median(heights)) if len(heights) else float(mask.shape[0])
+    keep = (areas >= 6) & (heights < 0.9 * mask.shape[0])
+    heights, areas = heights[keep], areas[keep]
+    if not len(heights):
+        return float(mask.shape[0])
+    order = np.argsort(heights, kind="stable")
+    ink = np.cumsum(areas[order])
+    return float(heights[order][np.searchsorted(ink, 0.5 * ink[-1])])
 
 
 def remove_rules(mask: np.ndarray) -> np.ndarray:

@@ -106,6 +106,16 @@ def test_light_ink_on_dark_paper_is_still_read_as_ink():
     assert (p.ink[truth > 128] > 0).mean() > 0.8
 
 
+def test_small_print_does_not_make_the_numbers_own_strokes_rules():
+    """A register's printed footer is dozens of pieces a few pixels high; counted piece by piece they made the
+    writing's height 7 px, and the vertical bars of a 44 written 30 px high were erased as rules."""
+    img, truth = page("44", size=60, height=200)
+    for x in range(10, 300, 9):  # a line of small print near the bottom: 32 pieces 5 px high
+        cv2.rectangle(img, (x, 180), (x + 4, 185), 60, -1)
+    cleaned = remove_rules(ink_mask(flatten(img)))
+    assert (cleaned[truth > 128] > 0).mean() > 0.85
+
+
 def test_a_broken_faint_column_rule_does_not_join_the_page_into_one_line():
     """A register's column rule is often faded into dashes, one pixel wide and slightly tilted: its pieces must go,
     or the row profile joins the whole page into one line and the number is squeezed to nothing."""
