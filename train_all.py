@@ -581,10 +581,13 @@ def update_shipped(args, data, probabilities: dict, promoted: list, measured: di
         refresh_kept(remeasured, kept_val, data, args.run_dir)
         metrics["shipped_remeasured"] = remeasured
         return
-    refresh_kept(shipped.get("models", {}), kept_val, data, args.run_dir)
     have = [n for n in BASE_MODELS if (args.models_dir / model_file(n)).is_file()]
     probs = {n: probabilities[n] for n in have if n in promoted and n in probabilities}
     probs |= shipped_probabilities([n for n in have if n not in probs], args.models_dir, data, kept_val)
+    # every kept model was read on this run's validation data for the ensemble, not only those this run trained:
+    # one entry left on older data would choose the default model by test accuracy (ModelStore.choice_scores)
+    refresh_kept(shipped.get("models", {}), {n: p["val"] for n, p in probs.items() if n not in promoted}, data,
+                 args.run_dir)
     # the shipped file describes the files beside it, each entry from the run that made it: nothing else
     shipped = {"models": shipped.get("models", {}), "reference_study": REFERENCE}
     if len(probs) > 1:

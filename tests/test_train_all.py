@@ -86,6 +86,11 @@ def test_end_to_end_on_fake_data_learns_and_writes_everything(tmp_path, fake_npz
     assert set(json.loads((tmp_path / "run1" / "models" / "calibration.json").read_text())) == {"ann", "cnn"}
     # Retraining one model with --replace keeps the other's entry, and the shipped ensemble still averages both
     # (trained in bfloat16 this time: what is saved must still be a float32 model)
+    # the kept CNN's figures as if measured on older validation data: the ANN-only run reads it for the shipped
+    # ensemble and must re-measure it, or the default model would be chosen by test accuracy
+    stale = json.loads((out_m / "metrics.json").read_text())
+    stale["models"]["cnn"]["val_checksum"] = "an older split"
+    (out_m / "metrics.json").write_text(json.dumps(stale))
     rc = train_all.main(["--models", "ann", "--epochs", "1", "--precision", "bfloat16", "--replace",
                          "--run-dir", str(tmp_path / "run2"), *common])
     assert rc == 0
@@ -93,6 +98,8 @@ def test_end_to_end_on_fake_data_learns_and_writes_everything(tmp_path, fake_npz
     assert set(again["models"]) == {"ann", "cnn"} and again["models"]["ann"]["epochs"] == 1
     assert again["models"]["ann"]["precision"] == "bfloat16"
     assert again["ensemble"]["members"] == ["ann", "cnn"]
+    assert again["models"]["cnn"]["val_checksum"] == metrics["split"]["val_checksum"]
+    assert again["models"]["cnn"]["val_accuracy"] == pytest.approx(metrics["models"]["cnn"]["val_accuracy"])
     import keras
 
     from study.data import load
