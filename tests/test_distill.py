@@ -68,7 +68,9 @@ def test_training_follows_the_teachers_rows_through_the_augmented_views(tiny_dat
         return model.predict(tiny_data.test.x, verbose=0).argmax(1)
 
     taught = trained(1.0)
-    assert np.mean(taught == (tiny_data.test.y.astype(int) + 1) % 10) > 0.8  # measured 0.995
+    # measured 0.995 alone, 0.775 once in the whole suite on a loaded machine (3 epochs of a tiny model); a model
+    # that ignored the teacher would read the labels instead (< 0.1 here, > 0.8 below)
+    assert np.mean(taught == (tiny_data.test.y.astype(int) + 1) % 10) > 0.6
     assert np.mean(taught == tiny_data.test.y) < 0.1
     assert np.mean(trained(0.0) == tiny_data.test.y) > 0.8
 
