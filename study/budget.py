@@ -6,9 +6,10 @@ end (study.schedule). A few timed steps of each model on the real input pipeline
 gives every model its recipe's steps where they fit, and where they do not, cuts the longest first
 (water-filling: the cheap models keep their whole recipe). Each model then trains under a Deadline that
 re-plans from its real pace. A model that cannot get even a tenth of an epoch is skipped (the dearest first),
-so that the others train, and so is one that would get under an epoch while the others are cut (`fitting`); only when none fits is the run refused before training, with the time it
-would need. A model whose plan is under MIN_LEARNING_EPOCHS has too little to learn from scratch: train_all
-fine-tunes the shipped one instead (`too_short`).
+so that the others train, and so is one that would get under an epoch while the others are cut (`fitting`);
+only when none fits is the run refused before training, with the time it would need. A model whose plan is
+under MIN_LEARNING_EPOCHS has too little to learn from scratch: train_all fine-tunes the shipped one instead
+(`too_short`).
 """
 
 from __future__ import annotations
