@@ -35,6 +35,8 @@ DASH_RUN = 0.25          # ... in pieces at least this many writing heights long
 DASH_VOTES = 0.5         # ... with ink along this share of its length (a whole rule needs 0.8) ...
 MIN_RULE = 1.5           # ... and is at least this many writing heights long (a "1" is one)
 LINE_MARGIN = 0.25       # a strip keeps this share of its line's height above and below
+TALL_LINE = 3.0          # a line band this many writing heights tall is split again without ...
+LONG_COLUMN = 0.5        # ... columns whose ink covers this share of its rows (a dotted column rule)
 MIN_LINE_HEIGHT = 0.6    # a line under this share of the tallest line's height is small print or a fragment
 MIN_STROKE = 0.05        # thinner strokes (share of the strip's height) are thickened to this: 1.6 px of 32
 BORDER_AREA = 0.1        # a dark region touching the frame and this share of the picture is not paper ...
@@ -113,13 +115,17 @@ def text_height(mask: np.ndarray) -> float:
     """The writing's height: the height of the ink's pieces (not specks) at which half of the ink lies in smaller
     pieces. A plain median over pieces took a register's footer print and crumbs (dozens of pieces a few pixels
     high) for the writing, and the number's own vertical strokes, three such "heights" long, for rules."""
-    n, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
-    heights = stats[1:, cv2.CC_STAT_HEIGHT]
-    areas = stats[1:, cv2.CC_STAT_AREA]
-    keep = (areas >= 6) & (heights < 0.9 * mask.shape[0])
+    _, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    return _half_ink_height(stats[1:], mask.shape[0], (0, mask.shape[0]))
+
+
+def _half_ink_height(stats: np.ndarray, page_height: int, rows: tuple[int, int]) -> float:
+    """text_height over the pieces (connectedComponentsWithStats rows) that lie within rows (top, bottom)."""
+    top, heights, areas = stats[:, cv2.CC_STAT_TOP], stats[:, cv2.CC_STAT_HEIGHT], stats[:, cv2.CC_STAT_AREA]
+    keep = (areas >= 6) & (heights < 0.9 * page_height) & (top >= rows[0]) & (top + heights <= rows[1])
     heights, areas = heights[keep], areas[keep]
     if not len(heights):
-        return float(mask.shape[0])
+        return float(rows[1] - rows[0])
     order = np.argsort(heights, kind="stable")
     ink = np.cumsum(areas[order])
     return float(heights[order][np.searchsorted(ink, 0.5 * ink[-1])])
@@ -220,7 +226,26 @@ def drop_clutter(mask: np.ndarray) -> np.ndarray:
 
 
 def find_lines(mask: np.ndarray) -> list[tuple[int, int]]:
-    """Row ranges (top, bottom) of text lines: runs of rows holding ink, split where the row profile is empty."""
+    """Row ranges (top, bottom) of text lines: runs of rows holding ink, split where the row profile is empty.
+
+    A dotted or faded column rule that escaped remove_rules puts a pixel or two in every row and joins all the
+    page's lines into one band many writing heights tall, whose strip the reader sees as tiny marks: such a band
+    is split again without the columns that hold ink along most of its height (no digit of a line can)."""
+    _, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    lines = []
+    for top, bottom in _bands(mask):
+        th = _half_ink_height(stats[1:], mask.shape[0], (top, bottom))  # the band's own: not the footer's print
+        if bottom - top > TALL_LINE * th:
+            split = _bands(_without_long_columns(mask[top:bottom], th))
+            if split:
+                lines += [(top + a, top + b) for a, b in split]
+                continue
+        lines.append((top, bottom))
+    return lines
+
+
+def _bands(mask: np.ndarray) -> list[tuple[int, int]]:
+    """Runs of rows holding ink; thin runs near a neighbour are joined to it, thin lone ones dropped."""
     rows = (mask > 0).sum(axis=1)
     if not rows.any():
         return []
@@ -245,6 +270,23 @@ def find_lines(mask: np.ndarray) -> list[tuple[int, int]]:
         else:
             merged.append([a, b])
     return [(a, b) for a, b in merged if (b - a) >= max(3, 0.3 * tallest)]
+
+
+def _without_long_columns(band: np.ndarray, th: float) -> np.ndarray:
+    """The band without the thin pieces of ink (dots, dashes: not a digit's stroke, which joins wider ink) that
+    line up along a column covering most of its rows once gaps under half a writing height are closed."""
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(band, connectivity=8)
+    thin = stats[:, cv2.CC_STAT_WIDTH] <= max(4.0, th / 4)
+    thin[0] = False
+    dots = np.where(thin[labels], np.uint8(255), np.uint8(0))
+    close = cv2.getStructuringElement(cv2.MORPH_RECT, (1, max(3, int(th / 2)) | 1))
+    covered = (cv2.morphologyEx(dots, cv2.MORPH_CLOSE, close) > 0).mean(axis=0) > LONG_COLUMN
+    if not covered.any():
+        return band
+    x0, x1 = stats[:, cv2.CC_STAT_LEFT], stats[:, cv2.CC_STAT_LEFT] + stats[:, cv2.CC_STAT_WIDTH]
+    cols = np.concatenate([[0], np.cumsum(covered)])
+    drop = thin & (cols[x1] - cols[x0] > 0)  # thin pieces within the covered columns
+    return np.where(drop[labels], np.uint8(0), band)
 
 
 def to_strip(ink: np.ndarray, mask: np.ndarray, top: int, bottom: int) -> tuple[np.ndarray, tuple, float] | None:
