@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 
 SOURCES = ("auto", "canvas", "paper")
 CANVAS_FLAT = 0.5  # share of the pixels at one exact grey level that marks a drawn (digital) background
+LINE_SURENESS = 0.95  # a line read less surely than this share of the surest line's is not a number (sure_lines)
 PAPER_CANVAS_WEIGHT = 0.0  # share of the canvas model in a paper digit: 0, 0.5, 1 read 78.2 / 73.0 / 37.5% of validation registers
 
 
@@ -94,7 +95,7 @@ def read_paper(gray: np.ndarray, model: StringModel) -> list[PaperDigit]:
     frames = model.frames([line.strip for line in page.lines])
     read = {id(line): decode(f) for line, f in zip(page.lines, frames)}
     # a line of non-digits (printed text, a rule's remnant) reads nothing; of the rest, the number's lines
-    lines = number_lines([line for line in page.lines if read[id(line)]])
+    lines = sure_lines(number_lines([line for line in page.lines if read[id(line)]]), read)
     digits: list[PaperDigit] = []
     for line_no, line in enumerate(lines):
         found = read[id(line)]
@@ -102,6 +103,14 @@ def read_paper(gray: np.ndarray, model: StringModel) -> list[PaperDigit]:
             box, ink = digit_ink(d, span, line, page)
             digits.append(PaperDigit(d, box, line_no, ink))
     return digits
+
+
+def sure_lines(lines: list, read: dict) -> list:
+    """The lines read about as surely as the surest one: a line whose digits' median confidence is under
+    LINE_SURENESS of it is a mark or a fragment read as digits (a neighbouring column's glyph, a note, print)."""
+    sureness = {id(line): float(np.median([d.probabilities.max() for d in read[id(line)]])) for line in lines}
+    best = max(sureness.values(), default=0.0)
+    return [line for line in lines if sureness[id(line)] >= LINE_SURENESS * best]
 
 
 def digit_ink(d: StringDigit, span: tuple[int, int], line, page) -> tuple[tuple, np.ndarray]:
