@@ -35,8 +35,8 @@ DASH_RUN = 0.25          # ... in pieces at least this many writing heights long
 DASH_VOTES = 0.5         # ... with ink along this share of its length (a whole rule needs 0.8) ...
 MIN_RULE = 1.5           # ... and is at least this many writing heights long (a "1" is one)
 LINE_MARGIN = 0.25       # a strip keeps this share of its line's height above and below
-TALL_LINE = 3.0          # a line band this many writing heights tall is split again without ...
-LONG_COLUMN = 0.5        # ... columns whose ink covers this share of its rows (a dotted column rule)
+TALL_LINE = 3.0          # a line band this many of its writing heights tall is split again without the thin
+LONG_COLUMN = 0.5        # pieces lined up along a column that covers this share of its rows (a dotted column rule)
 MIN_LINE_HEIGHT = 0.6    # a line under this share of the tallest line's height is small print or a fragment
 MIN_STROKE = 0.05        # thinner strokes (share of the strip's height) are thickened to this: 1.6 px of 32
 BORDER_AREA = 0.1        # a dark region touching the frame and this share of the picture is not paper ...
@@ -230,7 +230,7 @@ def find_lines(mask: np.ndarray) -> list[tuple[int, int]]:
 
     A dotted or faded column rule that escaped remove_rules puts a pixel or two in every row and joins all the
     page's lines into one band many writing heights tall, whose strip the reader sees as tiny marks: such a band
-    is split again without the columns that hold ink along most of its height (no digit of a line can)."""
+    is split again without the thin pieces lined up along most of its height (no digit of a line reaches that)."""
     _, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
     lines = []
     for top, bottom in _bands(mask):
