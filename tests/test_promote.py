@@ -141,7 +141,7 @@ def test_a_killed_run_leaves_models_as_they_were_or_wholly_replaced(tmp_path, fa
     untouched, and the shipped folder is consistent (every model file matches its metrics entry)."""
     shipped = tmp_path / "models"
     _write_model(shipped, "cnn", b"old-cnn", 0.0)  # any trained CNN beats it
-    argv = ["--models", "ann", "cnn", "--preset", "seed", "--epochs", "30", "--limit", "400", "--data",
+    argv = ["--models", "ann", "cnn", "--preset", "seed", "--epochs", "10", "--limit", "400", "--data",
             str(fake_npz), "--models-dir", str(shipped), "--plots-dir", str(tmp_path / "plots"),
             "--run-dir", str(tmp_path / "run"), "-q"]
     proc = subprocess.Popen([sys.executable, "train_all.py", *argv],
