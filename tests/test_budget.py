@@ -276,13 +276,6 @@ def _slow(monkeypatch, step_seconds: dict):
     monkeypatch.setattr(budget, "measure", fake_measure)
 
 
-def _no_exports(monkeypatch):
-    """The ONNX twin and the adaptation file are left out (3-5 s a run here): train_all logs their failures and
-    goes on, so these runs could not fail on them; test_train_all's end-to-end run checks that they are written."""
-    monkeypatch.setattr(train_all, "export_twin", lambda keras_path: None)
-    monkeypatch.setattr(train_all, "export_adaptation", lambda model, keras_path, data: None)
-
-
 def _budget_argv(tmp_path, fake_npz, run, models, minutes, *extra):
     """train_all's arguments; `minutes` None: no --budget-minutes (the preset's default)."""
     budget = [] if minutes is None else ["--budget-minutes", str(minutes)]
@@ -290,7 +283,8 @@ def _budget_argv(tmp_path, fake_npz, run, models, minutes, *extra):
             "--plots-dir", str(tmp_path / "p"), "--run-dir", str(tmp_path / run), "-q", *budget, *extra]
 
 
-def test_a_slow_model_that_does_not_fit_is_skipped_and_the_others_train(tmp_path, fake_npz, monkeypatch, caplog):
+def test_a_slow_model_that_does_not_fit_is_skipped_and_the_others_train(tmp_path, fake_npz, monkeypatch, caplog,
+                                                                         without_exports):
     """Issue 37, item 13: `--budget-minutes 3` on a slow machine trained nothing (rc 3); now the models that fit
     train, and the run says which one was skipped and why (log, metrics.json, comparison)."""
     import logging
@@ -299,7 +293,6 @@ def test_a_slow_model_that_does_not_fit_is_skipped_and_the_others_train(tmp_path
     from study.recipes import PRESETS
 
     caplog.set_level(logging.INFO)
-    _no_exports(monkeypatch)
     # 4 of the ANN's 24 epochs (8 steps): enough to learn the fake digits and be promoted (val_accuracy 0.95
     # measured, 0.5 needed), and how long it trains is not what this test is about
     monkeypatch.setitem(PRESETS["best"], "ann", replace(PRESETS["best"]["ann"], epochs=4))
@@ -315,7 +308,7 @@ def test_a_slow_model_that_does_not_fit_is_skipped_and_the_others_train(tmp_path
 
 
 def test_a_model_given_under_an_epoch_is_fine_tuned_from_the_shipped_one_never_shown_at_chance(
-        tmp_path, fake_npz, monkeypatch):
+        tmp_path, fake_npz, monkeypatch, without_exports):
     """Issue 39: a fake slow ANN (its plan: half an epoch) whose recipe cannot learn from scratch (learning rate
     1e-9). With a shipped ANN it is fine-tuned from it ("from models/") and its figures are real; without one it
     trains from scratch, ends at chance, and is then no result: not in the table's figures, not in the ensemble,
@@ -324,7 +317,6 @@ def test_a_model_given_under_an_epoch_is_fine_tuned_from_the_shipped_one_never_s
 
     from study.recipes import PRESETS
 
-    _no_exports(monkeypatch)
     shipped = tmp_path / "m"
     # the shipped ANN: 'best' with --epochs and no --budget-minutes, the user's own choice of epochs: no budget
     assert train_all.main(_budget_argv(tmp_path, fake_npz, "setup", ["ann"], None, "--epochs", "3", "--batch-size",

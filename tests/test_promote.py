@@ -169,7 +169,7 @@ def _files(folder: Path) -> dict:
 
 
 def test_a_run_that_promotes_nothing_changes_no_shipped_file_and_keeps_what_it_measured(tmp_path, fake_npz,
-                                                                                          good_run):
+                                                                                          good_run, without_exports):
     """Issue 39: a fresh clone stays clean. The shipped model was measured on other validation data (an older
     split); this run re-measures it, keeps it, and writes the new figure into its own folder, not models/."""
     shipped, plots = _shipped_copy(good_run, tmp_path), tmp_path / "plots"
