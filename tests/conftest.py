@@ -14,6 +14,17 @@ def fake_npz(tmp_path_factory):
     return write_npz(tmp_path_factory.mktemp("fake") / "mnist.npz", fake_arrays(n_test=400))
 
 
+@pytest.fixture
+def without_exports(monkeypatch):
+    """train_all runs that leave out the ONNX twin and the adaptation file (3-5 s a run on two cores): train_all
+    only logs their failures, so a test that asserts neither could not fail on them; test_train_all's end-to-end
+    run checks that they are written."""
+    import train_all
+
+    monkeypatch.setattr(train_all, "export_twin", lambda keras_path: None)
+    monkeypatch.setattr(train_all, "export_adaptation", lambda model, keras_path, data: None)
+
+
 @pytest.fixture(scope="session")
 def committed_on_mnist_test():
     """(x, y, {model: probabilities}, store): the committed models' ONNX twins on the 10,000 MNIST test images,

@@ -10,6 +10,7 @@ import numpy as np
 
 # the real MNIST, for the few tests that need it: $MNIST_PATH, else the shared copy beside the checkout
 REAL_MNIST = Path(os.environ.get("MNIST_PATH") or Path(__file__).resolve().parents[2] / "shared/data/mnist/mnist.npz")
+_CHUNK = 2_000  # images drawn per call in fake_arrays
 
 
 def fake_arrays(n_train: int = 60_000, n_test: int = 1_000, seed: int = 0) -> dict[str, np.ndarray]:
@@ -18,7 +19,9 @@ def fake_arrays(n_train: int = 60_000, n_test: int = 1_000, seed: int = 0) -> di
     out = {}
     for part, n in (("train", n_train), ("test", n_test)):
         y = rng.integers(0, 10, n).astype(np.uint8)
-        x = rng.integers(0, 40, (n, 28, 28)).astype(np.uint8)
+        x = np.empty((n, 28, 28), np.uint8)
+        for i in range(0, n, _CHUNK):  # the same draws as one call, without its 376 MB of int64 (6 s, not 0.2)
+            x[i : i + _CHUNK] = rng.integers(0, 40, (min(_CHUNK, n - i), 28, 28))
         for k in range(10):
             r, c = 4 + 5 * (k // 5) * 2, 2 + 5 * (k % 5)
             x[y == k, r : r + 4, c : c + 4] = 255

@@ -18,8 +18,14 @@ def npz(tmp_path_factory, arrays):
     return write_npz(tmp_path_factory.mktemp("mnist") / "mnist.npz", arrays)
 
 
-def test_split_sizes_scaling_and_test_untouched(npz, arrays):
-    d = data.load(npz)
+@pytest.fixture(scope="module")
+def loaded(npz):
+    """The whole file loaded once for the module (about a second for 60,000 images); read-only in the tests."""
+    return data.load(npz)
+
+
+def test_split_sizes_scaling_and_test_untouched(loaded, arrays):
+    d = loaded
     assert (len(d.train), len(d.val), len(d.test)) == (48_000, 12_000, 1_000)
     assert d.train.x.shape == (48_000, 28, 28, 1) and d.train.x.dtype == np.float32
     assert 0.0 <= d.train.x.min() and d.train.x.max() == 1.0
@@ -27,7 +33,7 @@ def test_split_sizes_scaling_and_test_untouched(npz, arrays):
     np.testing.assert_allclose(d.test.x[..., 0], arrays["x_test"] / 255.0, atol=1e-7)
 
 
-def test_split_is_stratified_disjoint_and_deterministic(npz, arrays):
+def test_split_is_stratified_disjoint_and_deterministic(npz, arrays, loaded):
     train_idx, val_idx = data.split_indices(arrays["y_train"])
     assert len(np.intersect1d(train_idx, val_idx)) == 0 and len(train_idx) + len(val_idx) == 60_000
     counts_all = np.bincount(arrays["y_train"], minlength=10)
@@ -36,11 +42,11 @@ def test_split_is_stratified_disjoint_and_deterministic(npz, arrays):
     assert np.all(np.abs(counts_val - counts_all * 0.2) <= 1)
     again = data.split_indices(arrays["y_train"])
     np.testing.assert_array_equal(train_idx, again[0])
-    assert data.load(npz).checksum == data.load(npz).checksum
+    assert data.load(npz).checksum == loaded.checksum  # two loads, one split
 
 
-def test_limit_takes_the_first_images_of_each_split(npz):
-    full, small = data.load(npz), data.load(npz, limit=100)
+def test_limit_takes_the_first_images_of_each_split(npz, loaded):
+    full, small = loaded, data.load(npz, limit=100)
     assert (len(small.train), len(small.val), len(small.test)) == (100, 100, 100)
     np.testing.assert_array_equal(small.train.y, full.train.y[:100])
     np.testing.assert_array_equal(small.val.x, full.val.x[:100])

@@ -106,7 +106,7 @@ def test_a_teacher_folder_without_the_three_models_is_a_clear_error(tmp_path):
         distill.teacher_key(tmp_path)
 
 
-def test_train_all_distills_and_records_the_share(tmp_path, monkeypatch):
+def test_train_all_distills_and_records_the_share(tmp_path, monkeypatch, without_exports):
     """train_all --distill on fake data: the teacher's rows reach the recipe's training, the share is in
     metrics.json and in the model's report; a teacher folder without models is one clear error line (rc 2)."""
     import train_all

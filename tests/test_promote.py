@@ -141,7 +141,7 @@ def test_a_killed_run_leaves_models_as_they_were_or_wholly_replaced(tmp_path, fa
     untouched, and the shipped folder is consistent (every model file matches its metrics entry)."""
     shipped = tmp_path / "models"
     _write_model(shipped, "cnn", b"old-cnn", 0.0)  # any trained CNN beats it
-    argv = ["--models", "ann", "cnn", "--preset", "seed", "--epochs", "30", "--limit", "400", "--data",
+    argv = ["--models", "ann", "cnn", "--preset", "seed", "--epochs", "10", "--limit", "400", "--data",
             str(fake_npz), "--models-dir", str(shipped), "--plots-dir", str(tmp_path / "plots"),
             "--run-dir", str(tmp_path / "run"), "-q"]
     proc = subprocess.Popen([sys.executable, "train_all.py", *argv],
@@ -169,7 +169,7 @@ def _files(folder: Path) -> dict:
 
 
 def test_a_run_that_promotes_nothing_changes_no_shipped_file_and_keeps_what_it_measured(tmp_path, fake_npz,
-                                                                                          good_run):
+                                                                                          good_run, without_exports):
     """Issue 39: a fresh clone stays clean. The shipped model was measured on other validation data (an older
     split); this run re-measures it, keeps it, and writes the new figure into its own folder, not models/."""
     shipped, plots = _shipped_copy(good_run, tmp_path), tmp_path / "plots"

@@ -39,8 +39,10 @@ def trained(tmp_path_factory):
     x, w, y = strips(384)
     vx, _, vy = strips(64, seed=1)
     model = build_model(filters=(16, 16, 16, 16, 16), context_units=32, dropout=0.0)
+    # 5 epochs (60 steps), measured: loss 10.8, 0.98, 0.045, 0.005, 0.003; validation 0.0, 0.17, 0.38, 0.0, 0.0: the
+    # loss falls far under half and the best epoch is not the last (8 epochs took 12.3 s, not 7.9, and only overfit)
     model, history = train(model, x, w, y, {"bars": (vx, vy)},
-                           StringRecipe(epochs=8, per_epoch=0, batch_size=32, learning_rate=1e-2, shift=False, gain=0.0))
+                           StringRecipe(epochs=5, per_epoch=0, batch_size=32, learning_rate=1e-2, shift=False, gain=0.0))
     return model, history
 
 

@@ -10,10 +10,23 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-PROBE = (
-    "import sys, os; import {pkg}; "
-    "print(os.environ.get('TF_ENABLE_ONEDNN_OPTS'), 'tensorflow' in sys.modules)"
-)
+# Imports `pkg` and prints (TF_ENABLE_ONEDNN_OPTS, whether TensorFlow was imported). A finder first in line
+# prints them at the moment TensorFlow's import starts, which is when TensorFlow reads the setting, and ends the
+# process there: the setting must be in place by then, not only afterwards (and the probe skips TensorFlow's
+# 7 s load, which says nothing here).
+PROBE = """
+import os, sys
+
+class AtTensorFlow:
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] == "tensorflow":
+            print(os.environ.get("TF_ENABLE_ONEDNN_OPTS"), True, flush=True)
+            os._exit(0)
+
+sys.meta_path.insert(0, AtTensorFlow())
+import {pkg}
+print(os.environ.get("TF_ENABLE_ONEDNN_OPTS"), "tensorflow" in sys.modules)
+"""
 
 
 def _probe(pkg: str, **env_overrides) -> list[str]:

@@ -1,6 +1,7 @@
 """train_all.py end to end on data the test makes (and on real MNIST when it is here), plus its CLI errors."""
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -20,6 +21,8 @@ PER_MODEL = ("curves.png", "confusion.png", "misclassified.png", "report.txt")
 def _check_outputs(run_dir: Path, names, n_test):
     """A run's own folder: metrics.json with the data, versions and one entry per model; models; plots."""
     import keras
+
+    from study.promote import model_files
 
     models_dir, plots_dir = run_dir / "models", run_dir / "plots"
     metrics = json.loads((models_dir / "metrics.json").read_text())
@@ -45,6 +48,8 @@ def _check_outputs(run_dir: Path, names, n_test):
         np.testing.assert_allclose(p.sum(axis=1), 1.0, atol=1e-5)
         for suffix in PER_MODEL:
             assert (plots_dir / f"{name}_{suffix}").stat().st_size > 0
+        for file in model_files(name):  # the ONNX twin and the adaptation file too: train_all only logs their failures
+            assert (models_dir / file).stat().st_size > 0, file
         assert "precision" in (plots_dir / f"{name}_report.txt").read_text()
     for png in plots_dir.glob("*.png"):
         with Image.open(png) as im:
@@ -132,7 +137,7 @@ def _cli(*args):
                           timeout=120)
 
 
-def test_cli_help_and_errors(tmp_path):
+def test_cli_help_and_errors(tmp_path, caplog):
     help_text = _cli("--help").stdout
     assert "--preset {seed,best}" in help_text and "--limit N" in help_text and "MNIST_PATH" in help_text
     bad = _cli("--epochs", "0")
@@ -141,8 +146,10 @@ def test_cli_help_and_errors(tmp_path):
     assert mix.returncode == 2 and "--handwriting-repeat must be positive" in mix.stderr
     styles = _cli("--styles", "1.5")
     assert styles.returncode == 2 and "--styles must be between 0 and 1" in styles.stderr
-    missing = _cli("--data", str(tmp_path / "nowhere.npz"), "--models-dir", str(tmp_path / "m"))
-    assert missing.returncode == 2 and "does not exist" in missing.stderr and "MNIST_PATH" in missing.stderr
+    # in this process: the CLI's main() imports Keras before it reads the data (7 s in a fresh process)
+    caplog.set_level(logging.ERROR)
+    assert train_all.main(["--data", str(tmp_path / "nowhere.npz"), "--models-dir", str(tmp_path / "m")]) == 2
+    assert "does not exist" in caplog.text and "MNIST_PATH" in caplog.text
     assert not (tmp_path / "m").exists()  # nothing written when the data is missing
     wrong = _cli("--models", "resnet")
     assert wrong.returncode == 2 and "invalid choice" in wrong.stderr
