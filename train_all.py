@@ -60,14 +60,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--preset", choices=PRESET_NAMES, default="best",
                    help="'seed' = reference study (Adam 1e-4, 5 epochs, batch 32, no augmentation, MNIST only); "
                    "'best' = each model's tuned recipe, MNIST plus real handwriting (default)")
-    p.add_argument("--epochs", type=float, help="override the preset's number of epochs (turns the budget off)")
+    p.add_argument("--epochs", type=float, help="override the preset's number of epochs (no default budget then; "
+                   "an explicit --budget-minutes still applies)")
     p.add_argument("--batch-size", type=int, help="override the preset's batch size")
     p.add_argument("--learning-rate", type=float, help="override the preset's (peak) learning rate")
     p.add_argument("--budget-minutes", type=float, metavar="MIN",
                    help="fit the whole run, evaluation and saving included, into MIN minutes: timed steps plan "
                    "each model's training steps here and each model re-plans them from its real pace; refused "
                    "up front if not even a tenth of an epoch per model fits (default: 30 for 'best', none for "
-                   "'seed'; 0 or --epochs: no budget)")
+                   "'seed' or with --epochs; 0: no budget)")
     p.add_argument("--seed", type=int, default=0, help="training seed (the data split is fixed regardless; default 0)")
     p.add_argument("--data", metavar="PATH", help="MNIST .npz (Keras layout) or folder of IDX files "
                    "(default: $MNIST_PATH, then the Keras cache, then download)")
@@ -696,7 +697,6 @@ def main(argv=None) -> int:
         if code or not args.models:
             return code
 
-    from study.budget import BudgetError
     from study.data import DataError
     from study.distill import DistillError
 
@@ -707,6 +707,7 @@ def main(argv=None) -> int:
     except (DataError, DistillError) as exc:
         log.error("%s", exc)
         return 2
+    from study.budget import BudgetError  # imports Keras (~5 s): after the data, so a wrong path is told at once
     recipes, metrics, shipped_before = prepare_run(args, data)
     try:
         budget, metrics["skipped"] = plan_models(args, recipes, data, started)
