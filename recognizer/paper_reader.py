@@ -93,9 +93,9 @@ class StringModel:
 def read_paper(gray: np.ndarray, model: StringModel) -> list[PaperDigit]:
     """Every digit of every text line of a grey paper image, top line first, left to right."""
     page = prepare_paper(gray)
-    frames = model.frames([line.strip for line in page.lines])
-    frames = narrow_second_look([line.strip for line in page.lines], frames, model)
-    read = {id(line): decode(f) for line, f in zip(page.lines, frames)}
+    strips = [line.strip for line in page.lines]
+    found = narrow_second_look(strips, [decode(f) for f in model.frames(strips)], model)
+    read = {id(line): digits for line, digits in zip(page.lines, found)}
     # a line of non-digits (printed text, a rule's remnant) reads nothing; of the rest, the number's lines
     lines = sure_lines(number_lines([line for line in page.lines if read[id(line)]]), read)
     digits: list[PaperDigit] = []
@@ -107,21 +107,22 @@ def read_paper(gray: np.ndarray, model: StringModel) -> list[PaperDigit]:
     return digits
 
 
-def narrow_second_look(strips: list[np.ndarray], frames: list[np.ndarray], model: StringModel) -> list[np.ndarray]:
+def narrow_second_look(strips: list[np.ndarray], found: list[list[StringDigit]],
+                       model: StringModel) -> list[list[StringDigit]]:
     """Narrow strips (a lone "1." is stretched to the minimum width) that read nothing are read again centred in
     NARROW_STRIP columns of paper: with blank frames around it the reader finds the digit. Their frames are cut
     back to the strip's own columns, so spans and boxes stay in its coordinates."""
-    again = [i for i, (s, f) in enumerate(zip(strips, frames)) if s.shape[1] < NARROW_STRIP and not decode(f)]
+    again = [i for i, (s, digits) in enumerate(zip(strips, found)) if s.shape[1] < NARROW_STRIP and not digits]
     if not again:
-        return frames
+        return found
     lefts = [(NARROW_STRIP - strips[i].shape[1]) // 2 // FRAME_PX * FRAME_PX for i in again]
     padded = [np.pad(strips[i], ((0, 0), (left, NARROW_STRIP - strips[i].shape[1] - left)))
               for i, left in zip(again, lefts)]
-    frames = list(frames)
+    found = list(found)
     for i, left, f in zip(again, lefts, model.frames(padded)):
         first = left // FRAME_PX
-        frames[i] = f[first:first + len(frames[i])]
-    return frames
+        found[i] = decode(f[first:first + int(np.ceil(strips[i].shape[1] / FRAME_PX))])
+    return found
 
 
 def sure_lines(lines: list, read: dict) -> list:
