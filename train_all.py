@@ -624,7 +624,7 @@ def train_string_reader(args) -> int:
             log.error("--mnist-numbers needs MNIST: %s", exc)
             return 2
     figures = run(build_model, args.paper, hand, args.models_dir, args.run_dir / "models", recipe,
-                  replace=args.replace, mnist=mnist)
+                  replace=args.replace, mnist=mnist, seed=args.seed)
     log.info("%s: validation %s -> %s", STRING_MODEL, figures["validation"],
              "promoted into " + str(args.models_dir) if figures["promoted"] else "kept in the run's folder only")
     return 0

@@ -129,10 +129,12 @@ def with_probabilities(model):
 
 
 def run(build_model, paper_dir, handwriting_dir, models_dir, run_dir, recipe: StringRecipe = StringRecipe(),
-        max_seconds: float | None = None, warm_start: bool = True, replace: bool = False, mnist=None) -> dict:
+        max_seconds: float | None = None, warm_start: bool = True, replace: bool = False, mnist=None,
+        seed: int = 0) -> dict:
     """Build the strips, train `build_model(**STRING_ARCH)` (from the shipped weights when there are some),
     export, and promote into `models_dir` only when this run's validation score beats the shipped one's.
-    `mnist`: (x_train, y_train) to compose MNIST numbers from as well (study/paper_mnist.py).
+    `mnist`: (x_train, y_train) to compose MNIST numbers from as well (study/paper_mnist.py). `seed` sets the
+    first weights and the order and augmentation of the strips.
     Returns the run's figures. (The builder is passed in: the study does not import the builders.)"""
     import json
     import shutil
@@ -158,12 +160,13 @@ def run(build_model, paper_dir, handwriting_dir, models_dir, run_dir, recipe: St
         m = np.load(build_mnist(*mnist))
         x, w, y = np.concatenate([x, m["x"]]), np.concatenate([w, m["w"]]), y + [str(v) for v in m["y"]]
     val = {"registers": (d["reg_val_x"], d["reg_val_y"]), "composed": (d["cvl_val_x"], d["cvl_val_y"])}
+    keras.utils.set_random_seed(seed)
     model = build_model(**STRING_ARCH)
     shipped = models_dir / model_file(STRING_MODEL)
     if warm_start and shipped.is_file():
         model.set_weights(keras.saving.load_model(shipped, compile=False).get_weights())
         log.info("string reader: fine-tuning the shipped weights (%s)", shipped)
-    model, history = train(model, x, w, y, val, recipe, max_seconds=max_seconds)
+    model, history = train(model, x, w, y, val, recipe, seed=seed, max_seconds=max_seconds)
     final = with_probabilities(model)
     scores = {name: exact(read_texts(model, vx), vy) for name, (vx, vy) in val.items()}
     score = float(np.mean(list(scores.values())))
@@ -172,7 +175,7 @@ def run(build_model, paper_dir, handwriting_dir, models_dir, run_dir, recipe: St
         final.save(tmp)
     export_string_onnx(keras_path, run_dir / onnx_file(STRING_MODEL), model=final)
     figures = {"validation": scores, "validation_score": round(score, 4), "history": history,
-               "train_strips": len(y), "recipe": vars(recipe) if hasattr(recipe, "__dict__") else str(recipe)}
+               "train_strips": len(y), "seed": seed, "recipe": vars(recipe) if hasattr(recipe, "__dict__") else str(recipe)}
     if shipped.is_file():
         figures["promotion"] = paired_decision(model, keras.saving.load_model(shipped, compile=False), val)
         log.info("string reader against the shipped one: %s", figures["promotion"]["reason"])

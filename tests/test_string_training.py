@@ -88,6 +88,25 @@ def test_train_all_string_needs_its_data(tmp_path, caplog):
     assert "registers-rowid.tar" in caplog.text
 
 
+def test_train_all_string_trains_with_the_seed_it_is_given(tmp_path, monkeypatch):
+    """`--seed` reaches the string reader's training (its first weights and its strips' order), as for the digit
+    models: two runs that should differ, for an ensemble or a seed spread, were the same run."""
+    import study.string_training
+    import train_all
+
+    (tmp_path / "registers-rowid.tar").write_bytes(b"")
+    seen = {}
+
+    def fake_run(*args, **kwargs):
+        seen.update(kwargs)
+        return {"validation": {}, "promoted": False}
+
+    monkeypatch.setattr(study.string_training, "run", fake_run)
+    code = train_all.main(["--models", "string", "--paper", str(tmp_path), "--handwriting", str(tmp_path),
+                           "--seed", "3", "--run-dir", str(tmp_path / "run"), "--models-dir", str(tmp_path / "m")])
+    assert code == 0 and seen["seed"] == 3
+
+
 def test_composed_mnist_numbers_are_strips_with_their_digits_and_are_cached(tmp_path):
     """MNIST digits (light on dark) composed on made paper like the CVL numbers: strips with digit labels (and
     empty-label strips of the page's other marks), made once and then read from the cache."""
