@@ -73,6 +73,27 @@ def test_decoding_merges_repeats_and_keeps_blank_separated_doubles():
     assert all(abs(d.probabilities.sum() - 1) < 1e-5 for d in found)
 
 
+def test_a_digit_spread_over_frames_that_a_blank_wins_is_read():
+    """Each frame alone says blank (0.4), but "1" is the likelier string over both (0.35 x 0.35 + 2 x 0.35 x 0.4 =
+    0.40 against 0.16 for nothing): read "1", as register pages with a faint lone digit need, placed on its frames."""
+    frames = np.zeros((4, 11), np.float32)
+    frames[:, 0] = 1.0
+    frames[1:3, :3] = [0.4, 0.25, 0.35]  # blank, "0", "1"
+    found = decode(frames)
+    assert [d.digit for d in found] == [1]
+    assert found[0].first >= 1 and found[0].last <= 2
+    assert found[0].probabilities.argmax() == 1
+
+
+def test_a_double_digit_needs_a_blank_between_its_two_frames():
+    one, blank = np.zeros(11, np.float32), np.zeros(11, np.float32)
+    one[2], blank[0] = 0.9, 0.9
+    one[0] = blank[2] = 0.1
+    assert [d.digit for d in decode(np.stack([one, one, blank]))] == [1]
+    found = decode(np.stack([one, blank, one]))
+    assert [d.digit for d in found] == [1, 1] and [(d.first, d.last) for d in found] == [(0, 0), (2, 2)]
+
+
 def test_without_the_string_reader_paper_falls_back_to_the_canvas_path(tmp_path):
     for f in ("cnn.keras", "cnn.onnx", "metrics.json", "calibration.json"):
         shutil.copy(MODELS / f, tmp_path / f)
