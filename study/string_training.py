@@ -56,11 +56,15 @@ def augment(x: np.ndarray, widths: np.ndarray, recipe: StringRecipe, rng: np.ran
 
 
 def read_texts(model, x: np.ndarray, batch: int = 256) -> list[str]:
-    """Greedy decoding of a padded set with a Keras model (logits or probabilities: argmax is the same)."""
+    """The texts a Keras reader (logits, as trained, or probabilities, as saved) reads in a padded set, decoded
+    as the product decodes them (recognizer/string_reader.py: beam search over probabilities)."""
     texts = []
     for i in range(0, len(x), batch):
-        frames = np.asarray(model(x[i:i + batch, ..., None].astype(np.float32), training=False))
-        texts.extend(text_of(f) for f in frames)
+        out = np.asarray(model(x[i:i + batch, ..., None].astype(np.float32), training=False), np.float64)
+        if not np.allclose(out.sum(axis=-1), 1.0, atol=1e-3) or out.min() < 0:  # logits
+            out = np.exp(out - out.max(axis=-1, keepdims=True))
+            out /= out.sum(axis=-1, keepdims=True)
+        texts.extend(text_of(f) for f in out)
     return texts
 
 

@@ -58,6 +58,17 @@ def test_ctc_training_lowers_the_loss_and_keeps_the_best_epoch(trained):
     assert exact(read_texts(model, vx), vy) == pytest.approx(best)
 
 
+def test_a_reader_in_training_is_read_as_its_saved_form_reads(trained):
+    """Training validates the logits model, the product runs the softmax one: the beam search works on
+    probabilities, so both must read the same texts (logits taken as probabilities picked the wrong epochs)."""
+    from study.string_training import read_texts, with_probabilities
+
+    model = trained[0]
+    x, _, y = strips(64, seed=3)
+    x *= np.float16(0.6)  # fainter bars: less sure logits, where decoding choices differ
+    assert read_texts(model, x) == read_texts(with_probabilities(model), x)
+
+
 def test_the_onnx_twin_reads_every_width_like_keras(trained, tmp_path):
     from study.export import export_string_onnx
     from study.string_training import with_probabilities
