@@ -57,6 +57,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--mnist-numbers", action="store_true",
                    help=f"'{STRING_MODEL}' also trains on MNIST's training digits composed into numbers on made "
                         "paper (more hands; no significant gain measured yet, docs/RESULTS.md 'Paper')")
+    p.add_argument("--join", nargs="+", metavar="READER",
+                   help=f"with --models {STRING_MODEL}: train nothing; ship the mean of these trained paper readers "
+                        "(string.keras files, or folders holding one) as one reader, if the paired test says it "
+                        "reads validation better than the shipped one (docs/RESULTS.md 'Paper', fifth round)")
     p.add_argument("--preset", choices=PRESET_NAMES, default="best",
                    help="'seed' = reference study (Adam 1e-4, 5 epochs, batch 32, no augmentation, MNIST only); "
                    "'best' = each model's tuned recipe, MNIST plus real handwriting (default)")
@@ -128,6 +132,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     if args.warm_start is not None and not args.warm_start.is_dir():
         p.error(f"--warm-start {args.warm_start} is not a folder of trained models")
     args.models = list(dict.fromkeys(args.models))  # keep order, drop repeats
+    if args.join and args.models != [STRING_MODEL]:
+        p.error(f"--join joins paper readers: use it with --models {STRING_MODEL} alone")
     if args.precision is None:
         args.precision = "float32" if args.preset == "seed" else "auto"
     if args.budget_minutes is None:
@@ -600,10 +606,11 @@ def update_shipped(args, data, probabilities: dict, promoted: list, measured: di
 
 def train_string_reader(args) -> int:
     """The paper reader (issue 36): its own data (real register scans, CVL numbers composed on made paper), its
-    own figures (models/string.metrics.json), promoted when its validation score beats the shipped one's."""
-    from string_reader.model import build_model
+    own figures (models/string.metrics.json), promoted when the paired test says it reads validation better than
+    the shipped one. With --join: no training, the mean of trained readers is the candidate."""
+    from string_reader.model import build_model, join
     from study.handwriting import find
-    from study.string_training import StringRecipe, run
+    from study.string_training import StringRecipe, join_run, run
 
     hand = find(args.handwriting)
     if not args.paper or not (Path(args.paper) / "registers-rowid.tar").is_file() or hand is None:
@@ -623,8 +630,16 @@ def train_string_reader(args) -> int:
         except DataError as exc:
             log.error("--mnist-numbers needs MNIST: %s", exc)
             return 2
-    figures = run(build_model, args.paper, hand, args.models_dir, args.run_dir / "models", recipe,
-                  replace=args.replace, mnist=mnist, seed=args.seed)
+    if args.join:
+        try:
+            figures = join_run(join, args.join, args.paper, hand, args.models_dir, args.run_dir / "models",
+                               args.replace)
+        except (OSError, ValueError) as exc:  # a missing or unreadable reader, fewer than two
+            log.error("--join: %s", exc)
+            return 2
+    else:
+        figures = run(build_model, args.paper, hand, args.models_dir, args.run_dir / "models", recipe,
+                      replace=args.replace, mnist=mnist, seed=args.seed)
     log.info("%s: validation %s -> %s", STRING_MODEL, figures["validation"],
              "promoted into " + str(args.models_dir) if figures["promoted"] else "kept in the run's folder only")
     return 0

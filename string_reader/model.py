@@ -14,6 +14,7 @@ import keras
 from keras import layers
 
 from recognizer.paper import STRIP_HEIGHT
+from study.string_training import members
 
 NUM_CLASSES = 11  # blank + ten digits
 
@@ -45,4 +46,20 @@ def build_model(filters: tuple = (32, 64, 96, 96, 128), context_units: int = 192
     if probabilities:
         x = layers.Softmax(name="probabilities")(x)
     return keras.Model(inp, x, name=name)
+
+
+
+def join(readers: list[keras.Model], name: str = "string") -> keras.Model:
+    """One reader whose frame probabilities are the mean of several trained readers' (each with its softmax):
+    readers trained from different seeds misread different strips, and their mean reads more numbers exactly than
+    any of them (docs/RESULTS.md "Paper", fifth round). One model with one ONNX twin: the reading side runs it as
+    it ran one reader. Joined readers among `readers` count with each of their own."""
+    readers = [r for reader in readers for r in members(reader)]
+    if len(readers) < 2:
+        raise ValueError(f"join needs two or more readers to average; got {len(readers)}.")
+    inp = keras.Input(shape=(readers[0].input_shape[1], None, 1), name="strip")
+    for i, reader in enumerate(readers, start=1):
+        reader.name = f"reader{i}"  # nested models need names of their own
+    out = layers.Average(name="probabilities")([reader(inp) for reader in readers])
+    return keras.Model(inp, out, name=name)
 

@@ -12,6 +12,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -135,25 +136,62 @@ def with_probabilities(model):
 def run(build_model, paper_dir, handwriting_dir, models_dir, run_dir, recipe: StringRecipe = StringRecipe(),
         max_seconds: float | None = None, warm_start: bool = True, replace: bool = False, mnist=None,
         seed: int = 0) -> dict:
-    """Build the strips, train `build_model(**STRING_ARCH)` (from the shipped weights when there are some),
-    export, and promote into `models_dir` only when this run's validation score beats the shipped one's.
+    """Build the strips, train `build_model(**STRING_ARCH)` (from the shipped weights when there are some; from
+    the first of its readers when the shipped one is joined), export, and promote into `models_dir` only when the
+    paired test says this run reads validation better than the shipped one.
     `mnist`: (x_train, y_train) to compose MNIST numbers from as well (study/paper_mnist.py). `seed` sets the
     first weights and the order and augmentation of the strips.
     Returns the run's figures. (The builder is passed in: the study does not import the builders.)"""
-    import json
-    import shutil
-    from pathlib import Path
-
     import keras
 
-    from common.atomic import atomic_path
-    from common.names import STRING_MODEL, model_file, onnx_file
-    from study.export import export_string_onnx
+    from common.names import STRING_MODEL, model_file
+
+    x, w, y, val = _strips(paper_dir, handwriting_dir, mnist)
+    keras.utils.set_random_seed(seed)
+    model = build_model(**STRING_ARCH)
+    shipped = Path(models_dir) / model_file(STRING_MODEL)
+    if warm_start and shipped.is_file():
+        readers = members(keras.saving.load_model(shipped, compile=False))
+        model.set_weights(readers[0].get_weights())
+        log.info("string reader: fine-tuning the shipped weights (%s%s)", shipped,
+                 f", the first of its {len(readers)} joined readers" if len(readers) > 1 else "")
+    model, history = train(model, x, w, y, val, recipe, seed=seed, max_seconds=max_seconds)
+    figures = {"history": history, "train_strips": len(y), "seed": seed,
+               "recipe": vars(recipe) if hasattr(recipe, "__dict__") else str(recipe)}
+    return _save_and_promote(with_probabilities(model), val, figures, models_dir, run_dir, replace)
+
+
+def join_run(join, readers, paper_dir, handwriting_dir, models_dir, run_dir, replace: bool = False) -> dict:
+    """Join trained readers (.keras files, or folders holding string.keras) into one that averages them
+    (`join`: string_reader.model.join, passed in like the builder), and promote it like a trained one: by the
+    paired test on the validation strips."""
+    import keras
+
+    from common.names import STRING_MODEL, model_file
+
+    paths = [Path(r) / model_file(STRING_MODEL) if Path(r).is_dir() else Path(r) for r in readers]
+    if missing := [str(p) for p in paths if not p.is_file()]:
+        raise FileNotFoundError(f"no string reader at {', '.join(missing)}")
+    joined = join([keras.saving.load_model(p, compile=False) for p in paths])
+    *_, val = _strips(paper_dir, handwriting_dir, None, train=False)
+    return _save_and_promote(joined, val, {"joined": [str(p) for p in paths]}, models_dir, run_dir, replace)
+
+
+def members(model) -> list:
+    """The readers a joined reader averages (string_reader.model.join), or [model] for a single one."""
+    import keras
+
+    return [layer for layer in model.layers if isinstance(layer, keras.Model)] or [model]
+
+
+def _strips(paper_dir, handwriting_dir, mnist, train: bool = True):
+    """(train x, widths, labels, {source: validation (x, labels)}) from the strip cache (study/paper_data.py)."""
     from study.paper_data import build
 
-    models_dir, run_dir = Path(models_dir), Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
     d = np.load(build(Path(paper_dir), Path(handwriting_dir)))
+    val = {"registers": (d["reg_val_x"], d["reg_val_y"]), "composed": (d["cvl_val_x"], d["cvl_val_y"])}
+    if not train:
+        return None, None, None, val
     parts = ("reg_train", "cvl_train")
     x = np.concatenate([d[f"{k}_x"] for k in parts])
     w = np.concatenate([d[f"{k}_w"] for k in parts])
@@ -163,25 +201,34 @@ def run(build_model, paper_dir, handwriting_dir, models_dir, run_dir, recipe: St
 
         m = np.load(build_mnist(*mnist))
         x, w, y = np.concatenate([x, m["x"]]), np.concatenate([w, m["w"]]), y + [str(v) for v in m["y"]]
-    val = {"registers": (d["reg_val_x"], d["reg_val_y"]), "composed": (d["cvl_val_x"], d["cvl_val_y"])}
-    keras.utils.set_random_seed(seed)
-    model = build_model(**STRING_ARCH)
-    shipped = models_dir / model_file(STRING_MODEL)
-    if warm_start and shipped.is_file():
-        model.set_weights(keras.saving.load_model(shipped, compile=False).get_weights())
-        log.info("string reader: fine-tuning the shipped weights (%s)", shipped)
-    model, history = train(model, x, w, y, val, recipe, seed=seed, max_seconds=max_seconds)
-    final = with_probabilities(model)
-    scores = {name: exact(read_texts(model, vx), vy) for name, (vx, vy) in val.items()}
+    return x, w, y, val
+
+
+def _save_and_promote(final, val: dict, figures: dict, models_dir, run_dir, replace: bool) -> dict:
+    """Save `final` (the reader with its softmax) and its ONNX twin into the run's folder with its validation
+    figures, and copy them into `models_dir` when there is no reader there, when asked (`replace`), or when the
+    paired test against the shipped one says so."""
+    import json
+    import shutil
+
+    import keras
+
+    from common.atomic import atomic_path
+    from common.names import STRING_MODEL, model_file, onnx_file
+    from study.export import export_string_onnx
+
+    models_dir, run_dir = Path(models_dir), Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    scores = {name: exact(read_texts(final, vx), vy) for name, (vx, vy) in val.items()}
     score = float(np.mean(list(scores.values())))
     keras_path = run_dir / model_file(STRING_MODEL)
     with atomic_path(keras_path) as tmp:
         final.save(tmp)
     export_string_onnx(keras_path, run_dir / onnx_file(STRING_MODEL), model=final)
-    figures = {"validation": scores, "validation_score": round(score, 4), "history": history,
-               "train_strips": len(y), "seed": seed, "recipe": vars(recipe) if hasattr(recipe, "__dict__") else str(recipe)}
+    figures = {"validation": scores, "validation_score": round(score, 4), **figures}
+    shipped = models_dir / model_file(STRING_MODEL)
     if shipped.is_file():
-        figures["promotion"] = paired_decision(model, keras.saving.load_model(shipped, compile=False), val)
+        figures["promotion"] = paired_decision(final, keras.saving.load_model(shipped, compile=False), val)
         log.info("string reader against the shipped one: %s", figures["promotion"]["reason"])
     (run_dir / STRING_METRICS).write_text(json.dumps(figures, indent=1) + "\n")
     figures["promoted"] = replace or not shipped.is_file() or figures["promotion"]["promote"]

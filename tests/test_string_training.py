@@ -3,6 +3,8 @@ validation one, the ONNX twin reads any width like Keras, and train_all's `--mod
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -88,6 +90,61 @@ def test_the_onnx_twin_reads_every_width_like_keras(trained, tmp_path):
         assert got.shape == (8, width // 4, 11)
         np.testing.assert_allclose(got, np.asarray(model(batch, training=False)), atol=1e-4)
     assert [text_of(f) for f in got] == [text_of(f) for f in np.asarray(model(batch, training=False))]
+
+
+def test_joined_readers_read_the_mean_of_their_probabilities_in_one_onnx_twin(trained, tmp_path):
+    """Readers trained from other seeds are averaged in one model (string_reader.model.join): its frames are the
+    mean of its readers', a joined reader joins by its readers, and its one ONNX twin reads like Keras."""
+    import keras
+    import onnxruntime as ort
+
+    from string_reader.model import build_model, join
+    from study.string_training import members
+    from study.export import export_string_onnx
+    from study.string_training import with_probabilities
+
+    first = with_probabilities(trained[0])
+    keras.utils.set_random_seed(1)
+    second = build_model(filters=(16, 16, 16, 16, 16), context_units=32, probabilities=True)
+    x, _, _ = strips(8, seed=4)
+    batch = x[..., None].astype(np.float32)
+    want = (np.asarray(first(batch)) + np.asarray(second(batch))) / 2
+    joined = join([first, second])
+    np.testing.assert_allclose(np.asarray(joined(batch)), want, atol=1e-6)
+    assert len(members(join([joined, build_model(filters=(16,) * 5, context_units=32, probabilities=True)]))) == 3
+    with pytest.raises(ValueError, match="two or more"):
+        join([first])
+    keras_path = tmp_path / "string.keras"
+    joined.save(keras_path)
+    loaded = keras.saving.load_model(keras_path, compile=False)
+    onnx_path = export_string_onnx(keras_path, model=loaded)
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(session.run(None, {session.get_inputs()[0].name: batch})[0], want, atol=1e-5)
+
+
+def test_train_all_joins_readers_into_one_and_promotes_it_by_the_paired_test(trained, tmp_path, monkeypatch):
+    import study.string_training as st
+    import train_all
+
+    vx, _, vy = strips(64, seed=1)
+    monkeypatch.setattr(st, "_strips", lambda *a, **k: (None, None, None, {"bars": (vx, vy)}))
+    (tmp_path / "registers-rowid.tar").write_bytes(b"")
+    reader = st.with_probabilities(trained[0])
+    for name in ("a", "b", "models"):
+        (tmp_path / name).mkdir()
+        reader.save(tmp_path / name / "string.keras")
+    common = ["--models", "string", "--paper", str(tmp_path), "--handwriting", str(tmp_path),
+              "--models-dir", str(tmp_path / "models"), "--run-dir", str(tmp_path / "run")]
+    before = (tmp_path / "models" / "string.keras").read_bytes()
+    assert train_all.main(common + ["--join", str(tmp_path / "a"), str(tmp_path / "b" / "string.keras")]) == 0
+    figures = json.loads((tmp_path / "run" / "models" / "string.metrics.json").read_text())
+    assert len(figures["joined"]) == 2 and (tmp_path / "run" / "models" / "string.onnx").is_file()
+    # the same reader twice reads exactly as the shipped one: no evidence, nothing replaced
+    assert figures["promotion"]["promote"] is False
+    assert (tmp_path / "models" / "string.keras").read_bytes() == before
+    assert train_all.main(common + ["--join", str(tmp_path / "a"), str(tmp_path / "nowhere")]) == 2
+    with pytest.raises(SystemExit):
+        train_all.main(["--models", "cnn", "--join", str(tmp_path / "a"), str(tmp_path / "b")])
 
 
 def test_train_all_string_needs_its_data(tmp_path, caplog):
