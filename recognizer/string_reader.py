@@ -33,15 +33,30 @@ class StringDigit:
 
 def decode(frames: np.ndarray) -> list[StringDigit]:
     """The most likely digit string of (T, 11) frame probabilities (index 0 blank, d + 1 digit d), each digit at
-    the frames where the most likely path that spells the string puts it."""
+    the frames where the most likely path that spells the string puts it.
+
+    (T, M, 11): M joined readers (string_reader.model.join). Each proposes its own most likely string; the one
+    they find likeliest together (the sum of their log-probabilities of it) is read, each reader aligns it on its
+    own frames, and a digit's distribution is the mean of theirs. Frames are not averaged: readers trained from
+    different seeds put their CTC spikes up to a frame apart, and averaged frames read worse than one reader."""
+    if frames.ndim == 2:
+        frames = frames[:, None, :]
     logp = np.log(np.maximum(frames.astype(np.float64), 1e-30))
-    labels = best_string(logp)
+    readers = range(frames.shape[1])
+    proposals = sorted({tuple(best_string(logp[:, m])) for m in readers})
+    labels = list(max(proposals, key=lambda c: sum(string_logp(logp[:, m], c) for m in readers))
+                  if len(proposals) > 1 else proposals[0])
+    alignments = [align(logp[:, m], labels) for m in readers]
     out: list[StringDigit] = []
-    for k, (first, last) in zip(labels, align(logp, labels)):
-        peak = first + int(np.argmax(frames[first:last + 1, k]))
-        p = frames[peak, 1:].astype(np.float64)
-        p = p / max(p.sum(), 1e-12)
-        out.append(StringDigit(digit=k - 1, probabilities=p.astype(np.float32), first=first, last=last))
+    for i, k in enumerate(labels):
+        spans = [a[i] for a in alignments]
+        p = np.zeros(10)
+        for m, (first, last) in zip(readers, spans):
+            peak = first + int(np.argmax(frames[first:last + 1, m, k]))
+            q = frames[peak, m, 1:].astype(np.float64)
+            p += q / max(q.sum(), 1e-12)
+        out.append(StringDigit(digit=k - 1, probabilities=(p / len(readers)).astype(np.float32),
+                               first=min(f for f, _ in spans), last=max(last for _, last in spans)))
     return out
 
 
@@ -75,27 +90,55 @@ def _add(a: float, b: float) -> float:
     return a if b == -math.inf else a + math.log1p(math.exp(b - a))
 
 
+def _extended(labels) -> tuple[np.ndarray, np.ndarray]:
+    """CTC's view of a label sequence: blanks around and between the labels, and where a step may skip a blank
+    (between two different labels)."""
+    ext = np.zeros(2 * len(labels) + 1, int)
+    ext[1::2] = labels
+    skip = np.zeros(len(ext), bool)
+    skip[3::2] = ext[3::2] != ext[1:-2:2]
+    return ext, skip
+
+
+def _moves(score: np.ndarray, skip: np.ndarray) -> np.ndarray:
+    """(3, S) scores of reaching each extended position by staying, stepping one on, or skipping a blank."""
+    moves = np.full((3, len(score)), -np.inf)
+    moves[0] = score
+    moves[1, 1:] = score[:-1]
+    moves[2, 2:] = np.where(skip[2:], score[:-2], -np.inf)
+    return moves
+
+
+def string_logp(logp: np.ndarray, labels) -> float:
+    """log P(labels | frames) under CTC: every path that spells them, summed (the forward algorithm)."""
+    ext, skip = _extended(labels)
+    score = np.full(len(ext), -np.inf)
+    score[:2] = logp[0, ext[:2]]
+    for t in range(1, len(logp)):
+        moves = _moves(score, skip)
+        top = moves.max(axis=0)
+        safe = np.where(np.isfinite(top), top, 0.0)
+        with np.errstate(divide="ignore"):  # a position no path reaches yet stays at log 0
+            score = safe + np.log(np.exp(moves - safe).sum(axis=0)) + logp[t, ext]
+    return float(np.logaddexp(score[-1], score[-2]) if len(ext) > 1 else score[-1])
+
+
 def align(logp: np.ndarray, labels: list[int]) -> list[tuple[int, int]]:
     """Each label's first and last frame on the most likely path that spells `labels` (Viterbi over the labels
     with blanks between them, as CTC reads them)."""
     if not labels:
         return []
-    ext = np.zeros(2 * len(labels) + 1, int)
-    ext[1::2] = labels
+    ext, skip = _extended(labels)
     n = len(ext)
-    skip = np.zeros(n, bool)  # a step over a blank: allowed between two different labels
-    skip[3::2] = ext[3::2] != ext[1:-2:2]
     score = np.full(n, -np.inf)
     score[:2] = logp[0, ext[:2]]
     back = np.zeros((len(logp), n), int)
     for t in range(1, len(logp)):
-        moves = np.stack([score,
-                          np.concatenate([[-np.inf], score[:-1]]),
-                          np.where(skip, np.concatenate([[-np.inf, -np.inf], score[:-2]]), -np.inf)])
+        moves = _moves(score, skip)
         step = np.argmax(moves, axis=0)
         back[t] = step
         score = moves[step, np.arange(n)] + logp[t, ext]
-    s = n - 1 if n == 1 or score[n - 1] >= score[n - 2] else n - 2
+    s = n - 1 if score[n - 1] >= score[n - 2] else n - 2
     spans: dict[int, list[int]] = {}
     for t in range(len(logp) - 1, -1, -1):
         if s % 2:

@@ -50,16 +50,17 @@ def build_model(filters: tuple = (32, 64, 96, 96, 128), context_units: int = 192
 
 
 def join(readers: list[keras.Model], name: str = "string") -> keras.Model:
-    """One reader whose frame probabilities are the mean of several trained readers' (each with its softmax):
-    readers trained from different seeds misread different strips, and their mean reads more numbers exactly than
-    any of them (docs/RESULTS.md "Paper", fifth round). One model with one ONNX twin: the reading side runs it as
-    it ran one reader. Joined readers among `readers` count with each of their own."""
+    """One model that runs several trained readers (each with its softmax) on a strip: (N, H, W, 1) ->
+    (N, W // 4, M, 11), each reader's frame probabilities. Readers trained from different seeds misread different
+    strips; the decoder (recognizer/string_reader.py) reads the string they find likeliest together, which reads
+    more numbers exactly than any of them (docs/RESULTS.md "Paper", fifth round). One model with one ONNX twin.
+    Joined readers among `readers` count with each of their own."""
     readers = [r for reader in readers for r in members(reader)]
     if len(readers) < 2:
-        raise ValueError(f"join needs two or more readers to average; got {len(readers)}.")
+        raise ValueError(f"join needs two or more readers; got {len(readers)}.")
     inp = keras.Input(shape=(readers[0].input_shape[1], None, 1), name="strip")
+    frames = []
     for i, reader in enumerate(readers, start=1):
         reader.name = f"reader{i}"  # nested models need names of their own
-    out = layers.Average(name="probabilities")([reader(inp) for reader in readers])
-    return keras.Model(inp, out, name=name)
-
+        frames.append(layers.Reshape((-1, 1, NUM_CLASSES), name=f"frames{i}")(reader(inp)))
+    return keras.Model(inp, layers.Concatenate(axis=2, name="probabilities")(frames), name=name)

@@ -132,7 +132,8 @@ def export_onnx(keras_path: str | os.PathLike, onnx_path: str | os.PathLike | No
 
 def export_string_onnx(keras_path: str | os.PathLike, onnx_path: str | os.PathLike | None = None,
                        model=None) -> Path:
-    """The ONNX twin of the string reader (string_reader/model.py): (N, 32, W, 1) -> (N, W/4, 11), any W.
+    """The ONNX twin of the string reader (string_reader/model.py): (N, 32, W, 1) -> (N, W/4, 11), any W; of
+    joined readers (N, W/4, M, 11).
 
     Checked like the digit models' twins: the same probabilities as Keras on strips of two widths."""
     import keras
@@ -148,6 +149,8 @@ def export_string_onnx(keras_path: str | os.PathLike, onnx_path: str | os.PathLi
     if model is None:
         model = keras.saving.load_model(keras_path, compile=False)
     spec = [tf.TensorSpec((None, STRIP_HEIGHT, None, 1), tf.float32, name="strip")]
+    joined = len(model.output.shape) == 4  # string_reader.model.join: (N, W/4, M, 11), one row per reader
+    readers = f"{model.output.shape[2]} readers, " if joined else ""
     rng = np.random.default_rng(0)
     with atomic_path(target) as tmp:
         with warnings.catch_warnings():
@@ -156,7 +159,7 @@ def export_string_onnx(keras_path: str | os.PathLike, onnx_path: str | os.PathLi
         proto = onnx.load(str(tmp))
         del proto.metadata_props[:]
         for key, value in ((ONNX_KERAS_SHA256, digest), ("keras_file", keras_path.name),
-                           ("contract", f"(N, {STRIP_HEIGHT}, W, 1) float32 ink in [0, 1] -> (N, W/4, 11) "
+                           ("contract", f"(N, {STRIP_HEIGHT}, W, 1) float32 ink in [0, 1] -> (N, W/4, {readers}11) "
                                         "probabilities, index 0 blank, d + 1 digit d")):
             entry = proto.metadata_props.add()
             entry.key, entry.value = key, value

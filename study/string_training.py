@@ -162,9 +162,9 @@ def run(build_model, paper_dir, handwriting_dir, models_dir, run_dir, recipe: St
 
 
 def join_run(join, readers, paper_dir, handwriting_dir, models_dir, run_dir, replace: bool = False) -> dict:
-    """Join trained readers (.keras files, or folders holding string.keras) into one that averages them
-    (`join`: string_reader.model.join, passed in like the builder), and promote it like a trained one: by the
-    paired test on the validation strips."""
+    """Join trained readers (.keras files, or folders holding string.keras) into one model that runs them all
+    (`join`: string_reader.model.join, passed in like the builder; the decoder reads the string they find
+    likeliest together), and promote it like a trained one: by the paired test on the validation strips."""
     import keras
 
     from common.names import STRING_MODEL, model_file
@@ -174,11 +174,23 @@ def join_run(join, readers, paper_dir, handwriting_dir, models_dir, run_dir, rep
         raise FileNotFoundError(f"no string reader at {', '.join(missing)}")
     joined = join([keras.saving.load_model(p, compile=False) for p in paths])
     *_, val = _strips(paper_dir, handwriting_dir, None, train=False)
-    return _save_and_promote(joined, val, {"joined": [str(p) for p in paths]}, models_dir, run_dir, replace)
+    return _save_and_promote(joined, val, {"joined": [_provenance(p) for p in paths]}, models_dir, run_dir, replace)
+
+
+def _provenance(path: Path) -> dict:
+    """Where a joined reader came from: its file, and its own run's seed, recipe and figures where they lie
+    beside it."""
+    import json
+
+    try:
+        own = json.loads((path.parent / STRING_METRICS).read_text())
+    except (OSError, ValueError):
+        own = {}
+    return {"file": str(path), **{k: own[k] for k in ("seed", "recipe", "validation", "joined") if k in own}}
 
 
 def members(model) -> list:
-    """The readers a joined reader averages (string_reader.model.join), or [model] for a single one."""
+    """The readers a joined reader runs (string_reader.model.join), or [model] for a single one."""
     import keras
 
     return [layer for layer in model.layers if isinstance(layer, keras.Model)] or [model]

@@ -94,6 +94,38 @@ def test_a_double_digit_needs_a_blank_between_its_two_frames():
     assert [d.digit for d in found] == [1, 1] and [(d.first, d.last) for d in found] == [(0, 0), (2, 2)]
 
 
+def _spikes(spikes: dict, frames: int = 6) -> np.ndarray:
+    """One reader's frames: blank everywhere but at the given frames, where it is sure of {frame: {digit: p}}."""
+    f = np.full((frames, 11), 1e-3, np.float32)
+    f[:, 0] = 1.0
+    for t, digits in spikes.items():
+        f[t, 0] = max(1e-3, 1.0 - sum(digits.values()))
+        for d, p in digits.items():
+            f[t, d + 1] = p
+    return f / f.sum(axis=1, keepdims=True)
+
+
+def test_joined_readers_whose_spikes_lie_a_frame_apart_read_what_each_reads():
+    """Two readers each read "33", one a frame later than the other (readers of other seeds do): averaged frames
+    read "3"; joined readers (T, M, 11) read "33", each digit boxed over both readers' frames."""
+    a, b = _spikes({1: {3: 1.0}, 3: {3: 1.0}}), _spikes({2: {3: 1.0}, 4: {3: 1.0}})
+    assert [d.digit for d in decode(a)] == [d.digit for d in decode(b)] == [3, 3]
+    assert [d.digit for d in decode((a + b) / 2)] == [3]
+    found = decode(np.stack([a, b], axis=1))
+    assert [(d.digit, d.first, d.last) for d in found] == [(3, 1, 2), (3, 3, 4)]
+
+
+def test_joined_readers_read_the_string_they_find_likeliest_together_with_their_mean_digit():
+    """One reader is sure of "12", the other leans to "17": the pair reads "12", and the second digit's
+    distribution is the mean of theirs (the unsure reader lowers the confidence shown)."""
+    sure = _spikes({1: {1: 0.98}, 3: {2: 0.97}})
+    unsure = _spikes({1: {1: 0.98}, 3: {7: 0.55, 2: 0.43}})
+    assert [d.digit for d in decode(unsure)] == [1, 7]
+    found = decode(np.stack([sure, unsure], axis=1))
+    assert [d.digit for d in found] == [1, 2]
+    assert 0.6 < found[1].probabilities[2] < 0.8 and found[1].probabilities[7] > 0.2
+
+
 def test_without_the_string_reader_paper_falls_back_to_the_canvas_path(tmp_path):
     for f in ("cnn.keras", "cnn.onnx", "metrics.json", "calibration.json"):
         shutil.copy(MODELS / f, tmp_path / f)

@@ -92,23 +92,22 @@ def test_the_onnx_twin_reads_every_width_like_keras(trained, tmp_path):
     assert [text_of(f) for f in got] == [text_of(f) for f in np.asarray(model(batch, training=False))]
 
 
-def test_joined_readers_read_the_mean_of_their_probabilities_in_one_onnx_twin(trained, tmp_path):
-    """Readers trained from other seeds are averaged in one model (string_reader.model.join): its frames are the
-    mean of its readers', a joined reader joins by its readers, and its one ONNX twin reads like Keras."""
+def test_joined_readers_give_each_readers_frames_in_one_onnx_twin(trained, tmp_path):
+    """Readers trained from other seeds run in one model (string_reader.model.join): its frames are each reader's,
+    side by side, a joined reader joins by its readers, and its one ONNX twin reads like Keras."""
     import keras
     import onnxruntime as ort
 
     from string_reader.model import build_model, join
-    from study.string_training import members
     from study.export import export_string_onnx
-    from study.string_training import with_probabilities
+    from study.string_training import members, with_probabilities
 
     first = with_probabilities(trained[0])
     keras.utils.set_random_seed(1)
     second = build_model(filters=(16, 16, 16, 16, 16), context_units=32, probabilities=True)
     x, _, _ = strips(8, seed=4)
     batch = x[..., None].astype(np.float32)
-    want = (np.asarray(first(batch)) + np.asarray(second(batch))) / 2
+    want = np.stack([np.asarray(first(batch)), np.asarray(second(batch))], axis=2)
     joined = join([first, second])
     np.testing.assert_allclose(np.asarray(joined(batch)), want, atol=1e-6)
     assert len(members(join([joined, build_model(filters=(16,) * 5, context_units=32, probabilities=True)]))) == 3
@@ -139,6 +138,7 @@ def test_train_all_joins_readers_into_one_and_promotes_it_by_the_paired_test(tra
     assert train_all.main(common + ["--join", str(tmp_path / "a"), str(tmp_path / "b" / "string.keras")]) == 0
     figures = json.loads((tmp_path / "run" / "models" / "string.metrics.json").read_text())
     assert len(figures["joined"]) == 2 and (tmp_path / "run" / "models" / "string.onnx").is_file()
+    assert figures["joined"][0]["file"] == str(tmp_path / "a" / "string.keras")
     # the same reader twice reads exactly as the shipped one: no evidence, nothing replaced
     assert figures["promotion"]["promote"] is False
     assert (tmp_path / "models" / "string.keras").read_bytes() == before
