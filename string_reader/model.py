@@ -48,7 +48,6 @@ def build_model(filters: tuple = (32, 64, 96, 96, 128), context_units: int = 192
     return keras.Model(inp, x, name=name)
 
 
-
 def join(readers: list[keras.Model], name: str = "string") -> keras.Model:
     """One model that runs several trained readers (each with its softmax) on a strip: (N, H, W, 1) ->
     (N, W // 4, M, 11), each reader's frame probabilities. Readers trained from different seeds misread different
