@@ -165,16 +165,27 @@ def join_run(join, readers, paper_dir, handwriting_dir, models_dir, run_dir, rep
     """Join trained readers (.keras files, or folders holding string.keras) into one model that runs them all
     (`join`: string_reader.model.join, passed in like the builder; the decoder reads the string they find
     likeliest together), and promote it like a trained one: by the paired test on the validation strips."""
-    import keras
 
     from common.names import STRING_MODEL, model_file
 
     paths = [Path(r) / model_file(STRING_MODEL) if Path(r).is_dir() else Path(r) for r in readers]
     if missing := [str(p) for p in paths if not p.is_file()]:
         raise FileNotFoundError(f"no string reader at {', '.join(missing)}")
-    joined = join([keras.saving.load_model(p, compile=False) for p in paths])
+    joined = join([_load_reader(p) for p in paths])
     *_, val = _strips(paper_dir, handwriting_dir, None, train=False)
     return _save_and_promote(joined, val, {"joined": [_provenance(p) for p in paths]}, models_dir, run_dir, replace)
+
+
+def _load_reader(path: Path):
+    import zipfile
+
+    import keras
+
+    try:
+        return keras.saving.load_model(path, compile=False)
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+        raise ValueError(f"{path} is not a readable Keras string reader "
+                         f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
 
 
 def _provenance(path: Path) -> dict:

@@ -121,7 +121,8 @@ def test_joined_readers_give_each_readers_frames_in_one_onnx_twin(trained, tmp_p
     np.testing.assert_allclose(session.run(None, {session.get_inputs()[0].name: batch})[0], want, atol=1e-5)
 
 
-def test_train_all_joins_readers_into_one_and_promotes_it_by_the_paired_test(trained, tmp_path, monkeypatch):
+def test_train_all_joins_readers_into_one_and_promotes_it_by_the_paired_test(trained, tmp_path, monkeypatch,
+                                                                             caplog):
     import study.string_training as st
     import train_all
 
@@ -143,6 +144,9 @@ def test_train_all_joins_readers_into_one_and_promotes_it_by_the_paired_test(tra
     assert figures["promotion"]["promote"] is False
     assert (tmp_path / "models" / "string.keras").read_bytes() == before
     assert train_all.main(common + ["--join", str(tmp_path / "a"), str(tmp_path / "nowhere")]) == 2
+    (tmp_path / "bad.keras").write_text("not a model")
+    assert train_all.main(common + ["--join", str(tmp_path / "a"), str(tmp_path / "bad.keras")]) == 2
+    assert "bad.keras is not a readable Keras string reader" in caplog.text
     with pytest.raises(SystemExit):
         train_all.main(["--models", "cnn", "--join", str(tmp_path / "a"), str(tmp_path / "b")])
 
