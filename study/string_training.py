@@ -165,7 +165,6 @@ def join_run(join, readers, paper_dir, handwriting_dir, models_dir, run_dir, rep
     """Join trained readers (.keras files, or folders holding string.keras) into one model that runs them all
     (`join`: string_reader.model.join, passed in like the builder; the decoder reads the string they find
     likeliest together), and promote it like a trained one: by the paired test on the validation strips."""
-
     from common.names import STRING_MODEL, model_file
 
     paths = [Path(r) / model_file(STRING_MODEL) if Path(r).is_dir() else Path(r) for r in readers]
@@ -177,6 +176,7 @@ def join_run(join, readers, paper_dir, handwriting_dir, models_dir, run_dir, rep
 
 
 def _load_reader(path: Path):
+    """A trained reader from its .keras file; anything else is a ValueError that names the file."""
     import zipfile
 
     import keras
