@@ -153,7 +153,7 @@ def test_train_all_joins_readers_into_one_and_promotes_it_by_the_paired_test(tra
 
 def test_training_over_a_joined_shipped_reader_starts_from_its_first_reader(trained, tmp_path, monkeypatch):
     """`train_all.py --models string` after a join: the run fine-tunes the joined reader's first reader (the same
-    architecture) and is judged against the joined one by the paired test."""
+    architecture); saving and the paired test against the joined one are the --join test's."""
     import study.string_training as st
     from string_reader.model import build_model, join
 
@@ -161,6 +161,7 @@ def test_training_over_a_joined_shipped_reader_starts_from_its_first_reader(trai
     vx, _, vy = strips(64, seed=1)
     monkeypatch.setattr(st, "_strips", lambda *a, **k: (x, w, y, {"bars": (vx, vy)}))
     monkeypatch.setattr(st, "STRING_ARCH", {"filters": (16,) * 5, "context_units": 32, "dropout": 0.0})
+    monkeypatch.setattr(st, "_save_and_promote", lambda final, val, figures, *a: figures)
     first = st.with_probabilities(trained[0])
     (tmp_path / "models").mkdir()
     join([first, build_model(filters=(16,) * 5, context_units=32, probabilities=True)]).save(
@@ -169,7 +170,6 @@ def test_training_over_a_joined_shipped_reader_starts_from_its_first_reader(trai
                      st.StringRecipe(epochs=1, per_epoch=0, batch_size=32, learning_rate=1e-4, shift=False, gain=0.0))
     # it started from the trained reader (0.38 of these strips), not from scratch (nothing after two steps)
     assert figures["history"][0]["bars"] > 0.3
-    assert "promotion" in figures and (tmp_path / "run" / "string.onnx").is_file()
 
 
 def test_train_all_string_needs_its_data(tmp_path, caplog):
