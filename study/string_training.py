@@ -56,15 +56,15 @@ def augment(x: np.ndarray, widths: np.ndarray, recipe: StringRecipe, rng: np.ran
     return out
 
 
-def read_texts(model, x: np.ndarray, batch: int = 256) -> list[str]:
-    """The texts a Keras reader (logits, as trained, or probabilities, as saved) reads in a padded set, decoded
-    as the product decodes them (recognizer/string_reader.py: beam search over probabilities)."""
+def read_texts(reader, x: np.ndarray, batch: int = 256) -> list[str]:
+    """The texts a Keras reader with its softmax (`with_probabilities`, as saved) reads in a padded set, decoded as
+    the product decodes them (recognizer/string_reader.py: beam search over probabilities)."""
     texts = []
     for i in range(0, len(x), batch):
-        out = np.asarray(model(x[i:i + batch, ..., None].astype(np.float32), training=False), np.float64)
-        if not np.allclose(out.sum(axis=-1), 1.0, atol=1e-3) or out.min() < 0:  # logits
-            out = np.exp(out - out.max(axis=-1, keepdims=True))
-            out /= out.sum(axis=-1, keepdims=True)
+        out = np.asarray(reader(x[i:i + batch, ..., None].astype(np.float32), training=False))
+        if out.min() < 0 or not np.allclose(out.sum(axis=-1), 1.0, atol=1e-3):
+            raise ValueError("read_texts decodes probabilities: pass the reader with its softmax, "
+                             "with_probabilities(model), not the logits model CTC trains")
         texts.extend(text_of(f) for f in out)
     return texts
 
@@ -90,6 +90,7 @@ def train(model, train_x, train_w, train_y, val: dict, recipe: StringRecipe = St
     model.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=recipe.weight_decay),
                   loss=keras.losses.CTC())
     history, best, best_score = [], None, -1.0
+    reader = with_probabilities(model)  # the same weights, read as the product reads them
     t0 = time.perf_counter()
     for epoch in range(recipe.epochs):
         order = rng.permutation(len(train_x))[:per_epoch]
@@ -104,7 +105,7 @@ def train(model, train_x, train_w, train_y, val: dict, recipe: StringRecipe = St
                 log.info("string reader epoch %d, step %d/%d: loss %.3f", epoch + 1, s, steps, np.mean(losses[-50:]))
             if max_seconds and time.perf_counter() - t0 > max_seconds:
                 break
-        scores = {name: exact(read_texts(model, vx), vy) for name, (vx, vy) in val.items()}
+        scores = {name: exact(read_texts(reader, vx), vy) for name, (vx, vy) in val.items()}
         score = float(np.mean(list(scores.values())))
         history.append({"epoch": epoch + 1, "loss": float(np.mean(losses)), **scores,
                         "seconds": round(time.perf_counter() - t0, 1)})
