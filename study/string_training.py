@@ -172,7 +172,7 @@ def join_run(join, readers, paper_dir, handwriting_dir, models_dir, run_dir, rep
     if missing := [str(p) for p in paths if not p.is_file()]:
         raise FileNotFoundError(f"no string reader at {', '.join(missing)}")
     joined = join([_load_reader(p) for p in paths])
-    *_, val = _strips(paper_dir, handwriting_dir, None, train=False)
+    val = _validation(_strip_cache(paper_dir, handwriting_dir))
     return _save_and_promote(joined, val, {"joined": [_provenance(p) for p in paths]}, models_dir, run_dir, replace)
 
 
@@ -208,14 +208,21 @@ def members(model) -> list:
     return [layer for layer in model.layers if isinstance(layer, keras.Model)] or [model]
 
 
-def _strips(paper_dir, handwriting_dir, mnist, train: bool = True):
-    """(train x, widths, labels, {source: validation (x, labels)}) from the strip cache (study/paper_data.py)."""
+def _strip_cache(paper_dir, handwriting_dir):
+    """The strips of the paper data (study/paper_data.py), made once and cached; arrays load when read."""
     from study.paper_data import build
 
-    d = np.load(build(Path(paper_dir), Path(handwriting_dir)))
-    val = {"registers": (d["reg_val_x"], d["reg_val_y"]), "composed": (d["cvl_val_x"], d["cvl_val_y"])}
-    if not train:
-        return None, None, None, val
+    return np.load(build(Path(paper_dir), Path(handwriting_dir)))
+
+
+def _validation(cache) -> dict:
+    """{source: (validation strips, labels)}: register pages and CVL writers that training never saw."""
+    return {"registers": (cache["reg_val_x"], cache["reg_val_y"]), "composed": (cache["cvl_val_x"], cache["cvl_val_y"])}
+
+
+def _strips(paper_dir, handwriting_dir, mnist):
+    """(train x, widths, labels, {source: validation (x, labels)}) from the strip cache."""
+    d = _strip_cache(paper_dir, handwriting_dir)
     parts = ("reg_train", "cvl_train")
     x = np.concatenate([d[f"{k}_x"] for k in parts])
     w = np.concatenate([d[f"{k}_w"] for k in parts])
@@ -225,7 +232,7 @@ def _strips(paper_dir, handwriting_dir, mnist, train: bool = True):
 
         m = np.load(build_mnist(*mnist))
         x, w, y = np.concatenate([x, m["x"]]), np.concatenate([w, m["w"]]), y + [str(v) for v in m["y"]]
-    return x, w, y, val
+    return x, w, y, _validation(d)
 
 
 def _save_and_promote(final, val: dict, figures: dict, models_dir, run_dir, replace: bool) -> dict:

@@ -129,7 +129,8 @@ def test_train_all_joins_readers_into_one_and_promotes_it_by_the_paired_test(tra
     import train_all
 
     vx, _, vy = strips(64, seed=1)
-    monkeypatch.setattr(st, "_strips", lambda *a, **k: (None, None, None, {"bars": (vx, vy)}))
+    monkeypatch.setattr(st, "_strip_cache", lambda *a: None)
+    monkeypatch.setattr(st, "_validation", lambda cache: {"bars": (vx, vy)})
     (tmp_path / "registers-rowid.tar").write_bytes(b"")
     reader = st.with_probabilities(trained[0])
     for name in ("a", "b", "models"):
