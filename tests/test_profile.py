@@ -243,6 +243,29 @@ def test_held_out_fits_move_the_first_layer_only_along_ways_of_writing_and_their
     assert update_basis(means, np.ones((1000, 2048), np.float32)) is None
 
 
+def test_each_fit_step_reads_every_correction_and_one_block_of_the_rehearsal():
+    """The rehearsal is split into blocks read one per step in turn (a larger draw at a smaller one's cost per
+    step): each block holds every correction and its share of the rehearsal rows, weighted like a whole draw;
+    together the blocks hold each rehearsal row once; one block is every row as drawn."""
+    from recognizer.adapt import _blocks
+
+    n, m = 5, 21
+    x = np.arange((n + m) * 3, dtype=np.float32).reshape(n + m, 3)
+    fixed, targets = x[:, :2] * 2, np.eye(10, dtype=np.float32)[np.arange(n + m) % 10]
+    blocks = _blocks(x, fixed, targets, n, AdaptSettings(replay_blocks=3, replay_weight=0.5),
+                     np.random.default_rng(0))
+    assert [len(b[0]) for b in blocks] == [n + 7] * 3
+    for bx, bf, bt, w in blocks:
+        assert (bx[:n] == x[:n]).all() and (bf == bx[:, :2] * 2).all()
+        assert (bt.argmax(1) == bx[:, 0].astype(int) // 3 % 10).all()  # each row keeps its own target
+        assert w[:n].sum() == pytest.approx(1.0) and w[n:].sum() == pytest.approx(0.5)
+    rehearsed = np.concatenate([b[0][n:] for b in blocks])
+    assert sorted(rehearsed[:, 0].tolist()) == x[n:, 0].tolist()  # every rehearsal row once
+    assert sorted(blocks[0][0][n:, 0].tolist()) != x[n:n + 7, 0].tolist()  # a seeded partition, not slices
+    (whole, *_), = _blocks(x, fixed, targets, n, AdaptSettings(replay_blocks=1), np.random.default_rng(0))
+    assert (whole == x).all()
+
+
 def test_a_style_taught_without_its_neighbour_is_refused_with_the_digit_named(cnn_base):
     """The same 4s corrected with none of the writer's 9s confirmed: the fit takes a typical 9's margin away
     (more than a tenth: no real writer of bench_adapt.py came near it), so it is refused, naming the 9."""
