@@ -182,7 +182,8 @@ def test_the_data_record_the_code_that_prepared_the_handwriting(tmp_path, fake_n
     from study.handwriting import code_version
 
     monkeypatch.setenv("HANDWRITING_CACHE", str(tmp_path / "cache"))
-    args = train_all.parse_args(["--data", str(fake_npz), "--handwriting", str(make_root(tmp_path / "hw", skip=SETS_BUT_PENDIGITS)),
-                                 "--limit", "100", "--run-dir", str(tmp_path / "run")])
+    root = make_root(tmp_path / "hw", skip=SETS_BUT_PENDIGITS)
+    args = train_all.parse_args(["--data", str(fake_npz), "--handwriting", str(root), "--limit", "100", "--run-dir",
+                                 str(tmp_path / "run")])
     described = train_all.load_data(args).describe()["handwriting"]
     assert described["prepared_by"] == code_version() and described["checksum"]
